@@ -1,0 +1,31 @@
+# gazetune: one command to set up and run the demo, one to set up and run the tests.
+# Both create the virtual environment .venv from nothing when it is missing.
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+PIP     = $(VENV)/bin/pip
+DEMO_OUT ?= demo_out
+
+.PHONY: setup demo demo-quick test web clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+	# CPU build of PyTorch first: a plain `torch` would pull several GB of CUDA packages.
+	$(PIP) install torch==2.13.0
+	$(PIP) install -e ".[study,test]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	$(VENV)/bin/gazetune demo --out $(DEMO_OUT)
+
+demo-quick: setup
+	$(VENV)/bin/gazetune demo --quick --out $(DEMO_OUT)
+
+test: setup
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache

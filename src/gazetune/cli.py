@@ -1,0 +1,40 @@
+"""The ``gazetune`` command line: one Typer app, each sub-command a thin call into a package.
+
+Sub-command groups live beside the code they drive (``gazetune/<stage>/cli.py``) and are
+mounted here, so the command tree follows the data flow.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from gazetune import __version__
+from gazetune.evaluate.cli import app as eval_app
+from gazetune.gaze.cli import app as gaze_app
+from gazetune.saliency.cli import app as saliency_app
+from gazetune.study.cli import app as study_app
+from gazetune.tune.cli import app as gan_app
+from gazetune.demo import demo_command
+
+app = typer.Typer(
+    name="gazetune",
+    help="Make generative image models realistic where people look.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.add_typer(gaze_app, name="gaze", help="Gaze samples -> fixations -> heatmaps, scanpaths, overlays.")
+app.add_typer(saliency_app, name="saliency", help="Train and evaluate the saliency model M_saliency (eq 4-8).")
+app.add_typer(gan_app, name="gan", help="Pretrain a GAN and tune it with gaze maps (eq 1-2, 9a-10b).")
+app.add_typer(study_app, name="study", help="Run a real-vs-fake study with gaze capture.")
+app.add_typer(eval_app, name="eval", help="Evaluate generators and studies.")
+app.command("demo")(demo_command)
+
+
+@app.command("version")
+def version() -> None:
+    """Print the gazetune version."""
+    typer.echo(__version__)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()
