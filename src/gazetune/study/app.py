@@ -1,0 +1,353 @@
+"""The study server: FastAPI routes over :class:`~gazetune.study.store.StudyStore`.
+
+Participant API (header ``X-Participant-Token`` after creation)::
+
+    GET  /api/study                         public study settings (no secrets, no image kinds)
+    POST /api/participants                  {consent: true, external_id?, user_agent?, screen?}
+    POST /api/me/screen                     {px_per_mm?, viewing_distance_mm?, screen?}
+    POST /api/me/validation                 {kind, attempt, before_trial?, points: [...]}
+    GET  /api/me/next                       next trial (blinded) or {done: true}
+    GET  /api/trials/{id}/image             PNG of the trial's image
+    POST /api/trials/{id}/start             {image_rect: [l, t, w, h], viewport?, client_onset_ms}
+    POST /api/trials/{id}/gaze              {seq, source, t_ms: [...], x: [...], y: [...]}
+    POST /api/trials/{id}/answer            {answer, rt_ms, timed_out}
+    POST /api/me/complete                   completion code
+
+Researcher and trainer API (``Authorization: Bearer <admin token>``, or ``?token=`` for links)::
+
+    GET  /admin                             live dashboard page
+    GET  /api/admin/summary                 participants, trials, validation quality, fool rate
+    GET  /api/admin/export/{table}.{fmt}    trials | samples | fixations | validations; csv | parquet
+    GET  /api/trainer/responses?cursor=&limit=
+    GET  /api/trainer/stimuli/{id}          PNG of any stimulus
+    GET  /api/trainer/generators            versions and what each was trained on
+    POST /api/trainer/generators?note=&trained_on=   body: checkpoint bytes -> new version
+
+Every refused request gets a 4xx JSON ``{"detail": "..."}`` that names the field and value.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal, Optional
+
+import numpy as np
+from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from gazetune.study.config import StudyConfig
+from gazetune.study.store import ParticipantRef, StudyError, StudyStore
+
+MAX_BATCH_SAMPLES = 2000
+"""Most samples in one gaze batch (33 s at 60 Hz; clients send one batch a second)."""
+MAX_BODY_BYTES = 2 * 1024 * 1024
+"""Largest accepted request body except generator checkpoints, bytes."""
+MAX_CHECKPOINT_BYTES = 512 * 1024 * 1024
+STATIC_DIR = Path(__file__).parent / "static"
+
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+Coord = Annotated[float, Field(allow_inf_nan=False, ge=-1e6, le=1e6)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class NewParticipant(_Strict):
+    consent: Literal[True]
+    external_id: Optional[str] = Field(None, max_length=200)
+    user_agent: Optional[str] = Field(None, max_length=500)
+    screen: Optional[dict[str, Finite]] = Field(None, max_length=20)
+
+
+class ScreenInfo(_Strict):
+    px_per_mm: Optional[Annotated[float, Field(allow_inf_nan=False, gt=0.5, lt=50)]] = None
+    viewing_distance_mm: Optional[Annotated[float, Field(allow_inf_nan=False, gt=100, lt=3000)]] = None
+    screen: Optional[dict[str, Finite]] = Field(None, max_length=20)
+
+
+class ValidationPoint(_Strict):
+    target: list[Coord] = Field(min_length=2, max_length=2)
+    x: list[Optional[Coord]] = Field(max_length=MAX_BATCH_SAMPLES)
+    y: list[Optional[Coord]] = Field(max_length=MAX_BATCH_SAMPLES)
+
+    @model_validator(mode="after")
+    def _same_length(self) -> "ValidationPoint":
+        if len(self.x) != len(self.y):
+            raise ValueError(f"x has {len(self.x)} values but y has {len(self.y)}")
+        return self
+
+
+class Validation(_Strict):
+    kind: Literal["validation", "drift"]
+    attempt: int = Field(1, ge=1, le=100)
+    before_trial: Optional[int] = Field(None, ge=0)
+    points: list[ValidationPoint] = Field(min_length=1, max_length=25)
+
+
+class TrialStart(_Strict):
+    image_rect: list[Annotated[float, Field(allow_inf_nan=False)]] = Field(min_length=4, max_length=4)
+    viewport: Optional[dict[str, Finite]] = Field(None, max_length=10)
+    client_onset_ms: Finite
+
+    @model_validator(mode="after")
+    def _positive(self) -> "TrialStart":
+        if self.image_rect[2] <= 0 or self.image_rect[3] <= 0:
+            raise ValueError(f"image_rect width and height must be > 0; got {self.image_rect[2:]}")
+        return self
+
+
+class GazeBatch(_Strict):
+    """One batch of gaze samples; ``x``, ``y`` are viewport CSS pixels (``null`` = lost)."""
+
+    seq: int = Field(ge=0, le=10**9)
+    source: Literal["mouse", "webcam"]
+    t_ms: list[Finite] = Field(max_length=MAX_BATCH_SAMPLES)
+    x: list[Optional[Coord]] = Field(max_length=MAX_BATCH_SAMPLES)
+    y: list[Optional[Coord]] = Field(max_length=MAX_BATCH_SAMPLES)
+    confidence: Optional[list[Optional[Finite]]] = Field(None, max_length=MAX_BATCH_SAMPLES)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "GazeBatch":
+        n = len(self.t_ms)
+        for name in ("x", "y", "confidence"):
+            v = getattr(self, name)
+            if v is not None and len(v) != n:
+                raise ValueError(f"{name} has {len(v)} values but t_ms has {n}")
+        t = np.asarray(self.t_ms)
+        if n > 1 and not np.all(np.diff(t) > 0):
+            i = int(np.argmin(np.diff(t) > 0)) + 1
+            raise ValueError(f"t_ms must increase strictly; t_ms[{i}] = {t[i]} follows {t[i - 1]}")
+        return self
+
+
+class Answer(_Strict):
+    answer: int
+    rt_ms: Annotated[float, Field(allow_inf_nan=False, ge=0, le=3_600_000)]
+    timed_out: bool = False
+
+
+def _nan(v: list[Optional[float]] | None) -> np.ndarray | None:
+    return None if v is None else np.array([np.nan if a is None else a for a in v], dtype=np.float64)
+
+
+def _format_errors(errors: list[dict]) -> str:
+    parts = []
+    for e in errors[:5]:
+        loc = ".".join(str(x) for x in e.get("loc", ()) if x != "body")
+        val = e.get("input")
+        shown = "" if isinstance(val, (dict, list)) or val is None else f" (got {val!r})"
+        parts.append(f"{loc or 'body'}: {e.get('msg')}{shown}")
+    return "; ".join(parts)
+
+
+def _participant(request: Request,
+                 x_participant_token: Annotated[Optional[str], Header()] = None) -> ParticipantRef:
+    return request.app.state.store.participant(x_participant_token)
+
+
+def _admin(request: Request, authorization: Annotated[Optional[str], Header()] = None,
+           token: Annotated[Optional[str], Query()] = None) -> None:
+    """Accept ``Authorization: Bearer <admin token>`` or ``?token=`` (401 missing, 403 wrong)."""
+    given = token
+    if authorization and authorization.lower().startswith("bearer "):
+        given = authorization[7:].strip()
+    if not given:
+        raise StudyError(401, "admin token missing: send 'Authorization: Bearer <token>' or ?token=")
+    if not hmac.compare_digest(given.encode(), request.app.state.admin_token.encode()):
+        raise StudyError(403, "admin token is wrong")
+
+
+Part = Annotated[ParticipantRef, Depends(_participant)]
+admin = _admin
+
+
+def create_app(cfg: StudyConfig, store: StudyStore | None = None) -> FastAPI:
+    """The study's FastAPI application (opens the database and prepares stimuli if needed)."""
+    store = store or StudyStore(cfg)
+    admin_token = cfg.ensure_admin_token()
+    app = FastAPI(title="gazetune study", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.store = store
+    app.state.admin_token = admin_token
+    app.state.lsl = None
+
+    @app.exception_handler(StudyError)
+    async def _study_error(_req: Request, exc: StudyError) -> JSONResponse:
+        return JSONResponse({"detail": exc.message}, status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_req: Request, exc: RequestValidationError) -> JSONResponse:
+        errs = exc.errors()
+        slim = [{"loc": [str(x) for x in e.get("loc", ())], "msg": str(e.get("msg")), "type": str(e.get("type"))}
+                for e in errs[:20]]
+        return JSONResponse({"detail": _format_errors(errs), "errors": slim}, status_code=422)
+
+    @app.middleware("http")
+    async def _limits_and_headers(request: Request, call_next):  # noqa: ANN001
+        length = request.headers.get("content-length")
+        limit = MAX_CHECKPOINT_BYTES if request.url.path == "/api/trainer/generators" else MAX_BODY_BYTES
+        if length is not None:
+            if not length.isdigit():
+                return JSONResponse({"detail": f"Content-Length {length!r} is not a number"}, status_code=400)
+            if int(length) > limit:
+                return JSONResponse({"detail": f"request body is {int(length)} bytes; the limit is {limit} bytes"},
+                                    status_code=413)
+        response = await call_next(request)
+        # Only this server may be contacted by its pages (blob: for images, wasm for face mesh).
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob: mediastream:; "
+            "script-src 'self' 'unsafe-eval' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; "
+            "connect-src 'self' blob: data:; worker-src 'self' blob:")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        return response
+
+    # ------------------------------------------------------------------ pages
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-store"})
+
+    @app.get("/admin", include_in_schema=False)
+    def admin_page() -> FileResponse:
+        return FileResponse(STATIC_DIR / "admin.html", headers={"Cache-Control": "no-store"})
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        return Response(status_code=204)
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    vendor = _vendor_dir()
+    if vendor is not None:
+        app.mount("/vendor/face_mesh", StaticFiles(directory=vendor), name="face_mesh")
+
+    @app.get("/api/health")
+    def health() -> dict:
+        return {"ok": True, "schema_version": store.db.version}
+
+    @app.get("/api/study")
+    def study_info() -> dict:
+        return {
+            "title": cfg.title, "answer_scale": cfg.answer_scale, "gaze_mode": cfg.gaze_mode,
+            "n_trials": cfg.trials_per_participant, "max_display_ms": cfg.max_display_ms,
+            "fixation_ms": cfg.fixation_ms, "display_px": cfg.display_px,
+            "drift_check_every": cfg.drift_check_every, "validation_max_deg": cfg.validation_max_deg,
+            "max_calibration_attempts": cfg.max_calibration_attempts,
+            "face_mesh_available": vendor is not None,
+        }
+
+    # ------------------------------------------------------------------ participant API
+    @app.post("/api/participants", status_code=201)
+    def new_participant(body: NewParticipant) -> dict:
+        return store.create_participant(body.external_id, body.user_agent, body.screen)
+
+    @app.post("/api/me/screen")
+    def screen(body: ScreenInfo, p: Part) -> dict:
+        store.set_screen(p, body.px_per_mm, body.viewing_distance_mm, body.screen)
+        return {"ok": True}
+
+    @app.post("/api/me/validation")
+    def validation(body: Validation, p: Part) -> dict:
+        return store.add_validation(p, body.kind, body.attempt, body.before_trial,
+                                    [pt.model_dump() for pt in body.points])
+
+    @app.get("/api/me/next")
+    def next_trial(p: Part) -> dict:
+        return store.next_trial(p)
+
+    @app.post("/api/me/complete")
+    def complete(p: Part) -> dict:
+        return store.complete(p)
+
+    @app.get("/api/trials/{trial_id}/image")
+    def trial_image(trial_id: int, p: Part) -> Response:
+        return Response(store.trial_image(p, trial_id), media_type="image/png",
+                        headers={"Cache-Control": "no-store"})
+
+    @app.post("/api/trials/{trial_id}/start")
+    def start(trial_id: int, body: TrialStart, p: Part) -> dict:
+        lsl = app.state.lsl
+        onset = lsl.trial_start(trial_id) if lsl is not None else None
+        return store.start_trial(p, trial_id, list(body.image_rect), body.viewport, body.client_onset_ms, onset)
+
+    @app.post("/api/trials/{trial_id}/gaze")
+    def gaze(trial_id: int, body: GazeBatch, p: Part) -> dict:
+        cols = {"t_ms": np.asarray(body.t_ms, dtype=np.float64), "screen_x": _nan(body.x),
+                "screen_y": _nan(body.y), "confidence": _nan(body.confidence)}
+        return store.add_gaze(p, trial_id, body.seq, body.source, cols)
+
+    @app.post("/api/trials/{trial_id}/answer")
+    def answer(trial_id: int, body: Answer, p: Part) -> dict:
+        lsl = app.state.lsl
+        offset = lsl.trial_end(trial_id) if lsl is not None else None
+        return store.answer(p, trial_id, body.answer, body.rt_ms, body.timed_out, offset)
+
+    # ------------------------------------------------------------------ researcher API
+    from gazetune.study import export as ex
+
+    @app.get("/api/admin/summary", dependencies=[Depends(admin)])
+    def summary() -> dict:
+        return ex.summary(store)
+
+    @app.get("/api/admin/export/{name}", dependencies=[Depends(admin)])
+    def export(name: str) -> Response:
+        table, _, fmt = name.partition(".")
+        if table not in ex.TABLES:
+            raise StudyError(404, f"export table {table!r} is unknown; known: {', '.join(ex.TABLES)}")
+        if fmt not in ("csv", "parquet"):
+            raise StudyError(404, f"export format {fmt!r} is unknown; use .csv or .parquet")
+        data = ex.export_bytes(store, table, fmt)
+        media = "text/csv" if fmt == "csv" else "application/vnd.apache.parquet"
+        return Response(data, media_type=media,
+                        headers={"Content-Disposition": f'attachment; filename="{table}.{fmt}"'})
+
+    # ------------------------------------------------------------------ trainer API
+    @app.get("/api/trainer/responses", dependencies=[Depends(admin)])
+    def responses(cursor: Annotated[int, Query(ge=0)] = 0,
+                  limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> dict:
+        return store.responses_since(cursor, limit)
+
+    @app.get("/api/trainer/stimuli/{stimulus_id}", dependencies=[Depends(admin)])
+    def stimulus(stimulus_id: str) -> Response:
+        return Response(store.stimulus_png(stimulus_id), media_type="image/png")
+
+    @app.get("/api/trainer/generators", dependencies=[Depends(admin)])
+    def generators() -> dict:
+        return {"versions": store.generator_versions()}
+
+    @app.post("/api/trainer/generators", status_code=201, dependencies=[Depends(admin)])
+    async def publish(request: Request, note: Optional[str] = None, trained_on: Optional[str] = None) -> dict:
+        meta: Any = None
+        if trained_on:
+            try:
+                meta = json.loads(trained_on)
+            except json.JSONDecodeError:
+                raise StudyError(422, f"trained_on = {trained_on[:80]!r} is not valid JSON") from None
+        body = await request.body()
+        from starlette.concurrency import run_in_threadpool
+
+        return await run_in_threadpool(store.publish_generator, body, note, meta)
+
+    @app.get("/api/admin", include_in_schema=False)
+    def admin_redirect() -> RedirectResponse:
+        return RedirectResponse("/admin")
+
+    return app
+
+
+def _vendor_dir() -> Path | None:
+    """Folder with the ``@mediapipe/face_mesh`` files (``$GAZETUNE_FACE_MESH_DIR``, else
+    ``web/node_modules/@mediapipe/face_mesh`` of the source checkout); ``None`` when absent."""
+    env = os.environ.get("GAZETUNE_FACE_MESH_DIR")
+    candidates = [Path(env)] if env else []
+    candidates.append(Path(__file__).resolve().parents[3] / "web" / "node_modules" / "@mediapipe" / "face_mesh")
+    for c in candidates:
+        if (c / "face_mesh.js").is_file():
+            return c
+    return None
+

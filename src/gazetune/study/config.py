@@ -1,0 +1,204 @@
+"""Study configuration (``study.toml``) and its validation.
+
+A study config names what is shown (real image set, generator checkpoint or folder of synthetic
+images), how (trials per participant, real/synthetic ratio, answer scale, maximum display time,
+gaze mode) and where responses are stored (database URL).  Every key has a default, so
+``gazetune study serve --demo`` needs no file at all.
+
+Example ``study.toml``::
+
+    title = "Real or generated?"
+    real_images = "builtin:faces"          # folder of images, .npz, or builtin:faces
+    generator = "runs/gan/G.pt"            # checkpoint; or synthetic_dir = "fakes/"
+    trials_per_participant = 20
+    real_fraction = 0.5
+    answer_scale = "binary"                # or "rating" (1 = surely generated .. 5 = surely real)
+    max_display_ms = 3000                  # 0: the image stays until the answer
+    gaze_mode = "mouse"                    # mouse | webcam | tracker
+    database = "sqlite:///study.db"        # or postgresql+psycopg://user@host/db
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from gazetune.config import from_dict, load_config
+
+ANSWER_SCALES = ("binary", "rating")
+GAZE_MODES = ("mouse", "webcam", "tracker")
+
+
+@dataclass
+class StudyConfig:
+    """Everything a study server needs.
+
+    Attributes
+    ----------
+    title : str
+        Shown on the consent page.
+    real_images : str
+        Real image set: a folder of images, an ``.npz`` file, or ``builtin:faces`` (scikit-image
+        ``lfw_subset``, 100 faces).
+    generator : str, optional
+        Generator checkpoint; the server renders ``synthetic_pool`` images from it with stored
+        latent seeds (version 1).  Further versions arrive over the trainer API.
+    synthetic_dir : str, optional
+        Folder of pre-made synthetic images (used instead of ``generator``).
+    image_size : int
+        Side of every served image in image pixels (real and synthetic alike, so size never tells
+        them apart).  Gaze is stored in these pixels.
+    channels : int
+        1 (grey) or 3 (RGB).
+    display_px : int
+        Side of the image on screen in CSS pixels.
+    trials_per_participant : int
+    real_fraction : float
+        Share of real images among a participant's trials, in [0, 1].
+    answer_scale : str
+        ``binary`` (real / generated) or ``rating`` (1..5, 5 = surely real).
+    max_display_ms : int
+        The image is hidden after this many milliseconds (0 = stays until answered).
+    fixation_ms : int
+        Duration of the fixation cross before each image, milliseconds.
+    gaze_mode : str
+        ``mouse`` (blurred image, sharp disc around the pointer), ``webcam`` (face mesh + ridge
+        regression in the browser) or ``tracker`` (lab tracker over LSL).
+    drift_check_every : int
+        A drift check (one validation target) every this many trials (0 = never).
+    validation_max_deg : float
+        Validation accuracy (mean error, degrees of visual angle) above which the participant
+        recalibrates.
+    max_calibration_attempts : int
+    synthetic_pool : int
+        Synthetic images rendered per generator version (seeds ``0 .. synthetic_pool-1``).
+    database : str
+        SQLAlchemy URL; ``sqlite:///path`` (WAL) or ``postgresql+psycopg://...``.
+    sqlite_synchronous : str
+        ``NORMAL`` survives a killed server process; ``FULL`` also survives power loss (slower).
+    data_dir : str
+        Where checkpoints published by the trainer are kept.
+    admin_token : str, optional
+        Researcher token; a random one is made (and printed) when missing.
+    completion_code : str, optional
+        One fixed code for a crowdsourcing platform; otherwise each participant gets a random one.
+    lsl_gaze_stream : str, optional
+        Name of an LSL gaze stream (channels x, y in screen pixels) read in ``tracker`` mode.
+    lsl_marker_streams : list of str
+        Names of extra LSL streams (heart rate, GSR, ...) stored with the trials (¶57).
+    seed : int
+        Seed of the trial plans and the synthetic pool.
+    """
+
+    title: str = "Real or generated?"
+    real_images: str = "builtin:faces"
+    generator: Optional[str] = None
+    synthetic_dir: Optional[str] = None
+    image_size: int = 64
+    channels: int = 3
+    display_px: int = 384
+    trials_per_participant: int = 20
+    real_fraction: float = 0.5
+    answer_scale: str = "binary"
+    max_display_ms: int = 3000
+    fixation_ms: int = 600
+    gaze_mode: str = "mouse"
+    drift_check_every: int = 10
+    validation_max_deg: float = 2.5
+    max_calibration_attempts: int = 3
+    synthetic_pool: int = 100
+    database: str = "sqlite:///study.db"
+    sqlite_synchronous: str = "NORMAL"
+    data_dir: str = "study_data"
+    admin_token: Optional[str] = None
+    completion_code: Optional[str] = None
+    lsl_gaze_stream: Optional[str] = None
+    lsl_marker_streams: list = dataclasses.field(default_factory=list)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first bad key and its value."""
+
+        def bad(key: str, why: str) -> None:
+            raise ValueError(f"study config: {key} = {getattr(self, key)!r}: {why}")
+
+        if self.answer_scale not in ANSWER_SCALES:
+            bad("answer_scale", f"must be one of {ANSWER_SCALES}")
+        if self.gaze_mode not in GAZE_MODES:
+            bad("gaze_mode", f"must be one of {GAZE_MODES}")
+        if not (0.0 <= float(self.real_fraction) <= 1.0):
+            bad("real_fraction", "must be in [0, 1]")
+        for key, lo in (("trials_per_participant", 1), ("image_size", 8), ("display_px", 32),
+                        ("synthetic_pool", 1), ("max_calibration_attempts", 1)):
+            if int(getattr(self, key)) < lo:
+                bad(key, f"must be >= {lo}")
+        for key in ("max_display_ms", "fixation_ms", "drift_check_every"):
+            if int(getattr(self, key)) < 0:
+                bad(key, "must be >= 0")
+        if self.channels not in (1, 3):
+            bad("channels", "must be 1 or 3")
+        if self.sqlite_synchronous.upper() not in ("NORMAL", "FULL"):
+            bad("sqlite_synchronous", "must be NORMAL or FULL")
+        if self.generator and self.synthetic_dir:
+            bad("synthetic_dir", "give either generator or synthetic_dir, not both")
+        if self.synthetic_dir and not Path(self.synthetic_dir).is_dir():
+            bad("synthetic_dir", "is not a folder")
+        if self.generator and not Path(self.generator).is_file():
+            bad("generator", "file not found")
+
+    def ensure_admin_token(self) -> str:
+        """The admin token, made at random (32 hex digits) when the config has none."""
+        if not self.admin_token:
+            self.admin_token = secrets.token_hex(16)
+        return self.admin_token
+
+
+def load_study_config(path: str | Path) -> StudyConfig:
+    """Read ``study.toml``; unknown keys and bad values raise ``ValueError`` naming them.
+
+    Relative paths in the file (``generator``, ``synthetic_dir``, ``real_images`` folders,
+    ``data_dir``, a SQLite database) are taken relative to the file's folder.
+    """
+    path = Path(path)
+    cfg = load_config(_RawConfig, path)
+    data = {k: v for k, v in dataclasses.asdict(cfg).items()}
+    base = path.resolve().parent
+    for key in ("generator", "synthetic_dir", "data_dir"):
+        if data.get(key) and not Path(data[key]).is_absolute():
+            data[key] = str(base / data[key])
+    if data["real_images"] and not data["real_images"].startswith("builtin:"):
+        if not Path(data["real_images"]).is_absolute():
+            data["real_images"] = str(base / data["real_images"])
+    db = data["database"]
+    if db.startswith("sqlite:///") and not db.startswith("sqlite:////") and db != "sqlite:///:memory:":
+        data["database"] = "sqlite:///" + str(base / db[len("sqlite:///"):])
+    return from_dict(StudyConfig, data, source=str(path))
+
+
+@dataclass
+class _RawConfig(StudyConfig):
+    """The config as written in the file, before paths are resolved (validation comes after)."""
+
+    def __post_init__(self) -> None:  # paths are checked once resolved
+        pass
+
+
+def demo_config(workdir: str | Path) -> StudyConfig:
+    """The ``--demo`` study: built-in faces, demo synthetic images, mouse gaze, 10 trials,
+    SQLite in ``workdir``."""
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    return StudyConfig(
+        title="gazetune demo: real or generated face?",
+        trials_per_participant=10,
+        database=f"sqlite:///{workdir / 'study.db'}",
+        data_dir=str(workdir / "data"),
+        drift_check_every=5,
+        synthetic_pool=50,
+    )

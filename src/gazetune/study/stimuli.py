@@ -1,0 +1,152 @@
+"""Stimuli of a study: real images and synthetic images traceable to (generator version, seed).
+
+Real and synthetic images are brought to the same size and channel count and encoded as plain
+PNG without metadata, so neither the file nor its size tells the participant which is which.
+
+Synthetic images come from one of three places:
+
+* a generator checkpoint (``gazetune.nets.generator.load_generator``, or TorchScript when that
+  module is unavailable): image ``seed`` is ``G(latent_from_seed(seed, G.z_dim))``;
+* a folder of pre-made images (the name of each file is kept);
+* the **demo blend** (``--demo`` without a generator): image ``seed`` mixes two real faces chosen
+  by ``seed`` (weight ``a ~ U(0.35, 0.65)``) and adds smooth noise (Gaussian-filtered white noise,
+  sigma 1.5 px, amplitude 0.25 of the [-1, 1] range).  Such blends look plausible at a glance
+  but carry ghosting around the eyes and mouth, which is what the study should reveal.
+"""
+
+from __future__ import annotations
+
+import io
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+from gazetune.images import convert_channels, load_image_set, resize_images, to_uint8
+
+
+@dataclass
+class Stimulus:
+    """One image ready to store: ``png`` bytes plus where it came from."""
+
+    kind: str  # real | synthetic
+    name: str
+    png: bytes
+    width: int
+    height: int
+    generator_version: int | None = None
+    seed: int | None = None
+    id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            self.id = secrets.token_hex(8)
+
+
+def to_png(image: np.ndarray) -> bytes:
+    """Encode one image ``(C,H,W)`` float in [-1, 1] (C = 1 or 3) as PNG bytes (no metadata)."""
+    hwc = to_uint8(np.asarray(image, dtype=np.float32))
+    pil = Image.fromarray(hwc[..., 0], "L") if hwc.shape[-1] == 1 else Image.fromarray(hwc, "RGB")
+    buf = io.BytesIO()
+    pil.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _fit(images: np.ndarray, size: int, channels: int) -> np.ndarray:
+    """``(N,C,H,W)`` in [-1, 1] -> ``(N,channels,size,size)``."""
+    return resize_images(convert_channels(np.asarray(images, dtype=np.float32), channels), size)
+
+
+def real_stimuli(source: str, size: int, channels: int) -> tuple[list[Stimulus], np.ndarray]:
+    """One :class:`Stimulus` per real image of ``source`` (see
+    :func:`gazetune.images.load_image_set`), and the images ``(N,channels,size,size)``."""
+    s = load_image_set(source, size=size, channels=channels)
+    return [Stimulus("real", n, to_png(im), size, size) for im, n in zip(s.images, s.names)], s.images
+
+
+def folder_stimuli(folder: str, size: int, channels: int, version: int) -> list[Stimulus]:
+    """Synthetic stimuli from a folder of pre-made images (``seed`` is the file's position in
+    name order)."""
+    s = load_image_set(folder, size=size, channels=channels)
+    return [Stimulus("synthetic", n, to_png(im), size, size, version, i)
+            for i, (im, n) in enumerate(zip(s.images, s.names))]
+
+
+def synthetic_name(version: int, seed: int) -> str:
+    """Name of synthetic image ``seed`` of generator ``version``: ``v{version}_s{seed}.png``."""
+    return f"v{int(version)}_s{int(seed)}.png"
+
+
+def demo_blend(real: np.ndarray, seed: int) -> np.ndarray:
+    """The demo's synthetic image ``seed``: a blend of two real faces plus smooth noise.
+
+    ``real`` is ``(N,C,H,W)`` in [-1, 1]; returns ``(C,H,W)`` in [-1, 1], a pure function of
+    ``(real, seed)``.
+    """
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(int(seed))
+    i, j = rng.choice(len(real), size=2, replace=False)
+    a = rng.uniform(0.35, 0.65)
+    img = a * real[i] + (1 - a) * real[j]
+    noise = gaussian_filter(rng.standard_normal(img.shape[1:]), sigma=1.5)
+    noise *= 0.25 / (np.abs(noise).max() + 1e-8)
+    return np.clip(img + noise[None], -1, 1).astype(np.float32)
+
+
+def blend_stimuli(real: np.ndarray, seeds: Sequence[int], version: int) -> list[Stimulus]:
+    """Demo-blend stimuli for ``seeds`` (see :func:`demo_blend`)."""
+    h = real.shape[-1]
+    return [Stimulus("synthetic", synthetic_name(version, s), to_png(demo_blend(real, s)), h, h, version, int(s))
+            for s in seeds]
+
+
+def load_generator_any(path: str | Path):
+    """Generator module from ``path``: ``gazetune.nets.generator.load_generator`` when it
+    exists, else a TorchScript module.  Must have ``z_dim`` and ``forward(z) -> (N,C,H,W)``."""
+    try:
+        from gazetune.nets.generator import load_generator  # type: ignore[import-not-found]
+    except ImportError:
+        load_generator = None
+    if load_generator is not None:
+        try:
+            return load_generator(path)
+        except Exception as e:  # a TorchScript file may still load below
+            first_error = e
+    else:
+        first_error = None
+    import torch
+
+    try:
+        g = torch.jit.load(str(path), map_location="cpu")
+    except Exception as e:
+        raise ValueError(f"generator {path}: cannot load ({first_error or e})") from None
+    if not hasattr(g, "z_dim"):
+        raise ValueError(f"generator {path}: TorchScript module has no attribute z_dim")
+    return g
+
+
+def generator_stimuli(path: str | Path, seeds: Sequence[int], version: int, size: int,
+                      channels: int, batch: int = 32) -> list[Stimulus]:
+    """Render ``seeds`` with the generator in ``path``: image of seed ``s`` is
+    ``G(latent_from_seed(s, G.z_dim))`` resized to ``size``; returns synthetic stimuli."""
+    import torch
+
+    from gazetune.nets.latent import latents_from_seeds
+
+    g = load_generator_any(path)
+    g.eval()
+    z_dim = int(g.z_dim)
+    out: list[Stimulus] = []
+    seeds = [int(s) for s in seeds]
+    with torch.no_grad():
+        for k in range(0, len(seeds), batch):
+            chunk = seeds[k:k + batch]
+            x = g(latents_from_seeds(chunk, z_dim)).float().clamp(-1, 1).cpu().numpy()
+            x = _fit(x, size, channels)
+            out += [Stimulus("synthetic", synthetic_name(version, s), to_png(im), size, size, version, s)
+                    for s, im in zip(chunk, x)]
+    return out

@@ -1,0 +1,444 @@
+"""The study's operations on its database, independent of HTTP.
+
+:class:`StudyStore` owns the rules: blinded trial plans, idempotent gaze batches, one answer per
+trial, the trainer's cursor, generator versions.  Violations raise :class:`StudyError` with an
+HTTP status and a message naming the field and value; :mod:`gazetune.study.app` only translates.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import sqlalchemy as sa
+
+from gazetune.study import db as T
+from gazetune.study.calibration import validation_quality
+from gazetune.study.config import StudyConfig
+from gazetune.study.db import Database, pack_samples, unpack_samples
+from gazetune.study.stimuli import Stimulus, blend_stimuli, folder_stimuli, generator_stimuli, real_stimuli
+
+
+class StudyError(Exception):
+    """A request the study refuses: ``status`` (HTTP code) and a message naming the problem."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass
+class ParticipantRef:
+    """What a participant token resolves to (immutable, so it is cached)."""
+
+    id: int
+    gaze_mode: str
+
+
+@dataclass
+class TrialInfo:
+    """What the gaze endpoint needs about a trial (cached once the trial has started)."""
+
+    participant_id: int
+    status: str
+    rect: Optional[tuple[float, float, float, float]]
+    width: int
+    height: int
+
+
+class StudyStore:
+    """Study state on top of a :class:`~gazetune.study.db.Database`.
+
+    Parameters
+    ----------
+    cfg : StudyConfig
+    database : Database, optional
+        Opened from ``cfg.database`` when not given.
+    """
+
+    def __init__(self, cfg: StudyConfig, database: Database | None = None) -> None:
+        self.cfg = cfg
+        self.db = database or Database(cfg.database, cfg.sqlite_synchronous)
+        self._tokens: dict[str, ParticipantRef] = {}
+        self._trials: dict[int, TrialInfo] = {}
+        self._publish_lock = threading.Lock()
+        self._ensure_stimuli()
+
+    # ------------------------------------------------------------------ stimuli and versions
+    def _insert_stimuli(self, conn: sa.Connection, items: list[Stimulus]) -> None:
+        if items:
+            conn.execute(T.stimuli.insert(), [
+                dict(id=s.id, kind=s.kind, name=s.name, generator_version=s.generator_version,
+                     seed=s.seed, width=s.width, height=s.height, png=s.png) for s in items])
+
+    def _ensure_stimuli(self) -> None:
+        """First start: store the real images and generator version 1 (checkpoint, folder or
+        demo blend)."""
+        cfg = self.cfg
+        with self.db.read() as conn:
+            n_real = conn.execute(sa.select(sa.func.count()).select_from(T.stimuli)
+                                  .where(T.stimuli.c.kind == "real")).scalar()
+            n_ver = conn.execute(sa.select(sa.func.count()).select_from(T.generator_versions)).scalar()
+        if n_real and n_ver:
+            return
+        real, real_images = real_stimuli(cfg.real_images, cfg.image_size, cfg.channels)
+        seeds = range(cfg.synthetic_pool)
+        if cfg.generator:
+            kind, source = "checkpoint", cfg.generator
+            syn = generator_stimuli(cfg.generator, seeds, 1, cfg.image_size, cfg.channels)
+        elif cfg.synthetic_dir:
+            kind, source = "folder", cfg.synthetic_dir
+            syn = folder_stimuli(cfg.synthetic_dir, cfg.image_size, cfg.channels, 1)
+        else:
+            kind, source = "demo-blend", cfg.real_images
+            syn = blend_stimuli(real_images, seeds, 1)
+        with self.db.write() as conn:
+            if not n_real:
+                self._insert_stimuli(conn, real)
+            if not n_ver:
+                conn.execute(T.generator_versions.insert().values(
+                    version=1, kind=kind, source=source, note="initial", trained_on=None,
+                    created_at=time.time()))
+                self._insert_stimuli(conn, syn)
+
+    def current_version(self, conn: sa.Connection | None = None) -> int:
+        q = sa.select(sa.func.max(T.generator_versions.c.version))
+        if conn is not None:
+            return int(conn.execute(q).scalar() or 0)
+        with self.db.read() as c:
+            return int(c.execute(q).scalar() or 0)
+
+    def publish_generator(self, checkpoint: bytes, note: str | None, trained_on: Any) -> dict:
+        """Store a new generator version from checkpoint bytes and render its synthetic pool.
+
+        The checkpoint is loaded and rendered *before* anything is written, so a bad file
+        changes nothing (``StudyError`` 422).  New participants see the new version.
+        """
+        if not checkpoint:
+            raise StudyError(400, "request body is empty: expected the generator checkpoint bytes")
+        with self._publish_lock:
+            version = self.current_version() + 1
+            folder = Path(self.cfg.data_dir) / "generators"
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"G_v{version}.pt"
+            tmp = path.with_suffix(".tmp")
+            tmp.write_bytes(checkpoint)
+            try:
+                syn = generator_stimuli(tmp, range(self.cfg.synthetic_pool), version,
+                                        self.cfg.image_size, self.cfg.channels)
+            except Exception as e:  # any failure to load or run is the checkpoint's problem
+                tmp.unlink(missing_ok=True)
+                raise StudyError(422, f"generator checkpoint ({len(checkpoint)} bytes) cannot be used: {e}") from None
+            tmp.replace(path)
+            with self.db.write() as conn:
+                conn.execute(T.generator_versions.insert().values(
+                    version=version, kind="checkpoint", source=str(path), note=note,
+                    trained_on=json.dumps(trained_on) if trained_on is not None else None,
+                    created_at=time.time()))
+                self._insert_stimuli(conn, syn)
+        return {"version": version, "n_images": len(syn), "checkpoint": str(path)}
+
+    def generator_versions(self) -> list[dict]:
+        with self.db.read() as conn:
+            rows = conn.execute(sa.select(T.generator_versions).order_by(T.generator_versions.c.version)).mappings()
+            return [{**dict(r), "trained_on": json.loads(r["trained_on"]) if r["trained_on"] else None} for r in rows]
+
+    # ------------------------------------------------------------------ participants
+    def create_participant(self, external_id: str | None, user_agent: str | None,
+                           screen: dict | None) -> dict:
+        """A participant with a blinded, shuffled trial plan.
+
+        ``round(trials_per_participant * real_fraction)`` trials show real images, the rest
+        synthetic images of the current generator version; images are drawn without
+        replacement while the pools last.
+        """
+        cfg = self.cfg
+        n = cfg.trials_per_participant
+        n_real = int(round(n * cfg.real_fraction))
+        token = secrets.token_hex(16)
+        code = cfg.completion_code or secrets.token_hex(4).upper()
+        now = time.time()
+        with self.db.write() as conn:
+            version = self.current_version(conn)
+            real_ids = conn.execute(sa.select(T.stimuli.c.id).where(T.stimuli.c.kind == "real")
+                                    .order_by(T.stimuli.c.id)).scalars().all()
+            syn_ids = conn.execute(sa.select(T.stimuli.c.id).where(
+                (T.stimuli.c.kind == "synthetic") & (T.stimuli.c.generator_version == version))
+                .order_by(T.stimuli.c.id)).scalars().all()
+            pid = conn.execute(T.participants.insert().values(
+                external_id=external_id, token=token, gaze_mode=cfg.gaze_mode, created_at=now,
+                consent_at=now, user_agent=user_agent, screen=json.dumps(screen) if screen else None,
+                completion_code=code)).inserted_primary_key[0]
+            rng = np.random.default_rng([cfg.seed, int(pid)])
+            plan = _draw(rng, real_ids, n_real) + _draw(rng, syn_ids, n - n_real)
+            order = rng.permutation(len(plan))
+            conn.execute(T.trials.insert(), [
+                dict(participant_id=pid, idx=i, stimulus_id=plan[k], status="pending")
+                for i, k in enumerate(order)])
+        self._tokens[token] = ParticipantRef(int(pid), cfg.gaze_mode)
+        return {"participant_id": int(pid), "token": token, "n_trials": n, "gaze_mode": cfg.gaze_mode}
+
+    def participant(self, token: str | None) -> ParticipantRef:
+        """Resolve a participant token (401 when missing or unknown)."""
+        if not token:
+            raise StudyError(401, "header X-Participant-Token is missing")
+        ref = self._tokens.get(token)
+        if ref is None:
+            with self.db.read() as conn:
+                row = conn.execute(sa.select(T.participants.c.id, T.participants.c.gaze_mode)
+                                   .where(T.participants.c.token == token)).first()
+            if row is None:
+                raise StudyError(401, "X-Participant-Token is not a known participant token")
+            ref = self._tokens[token] = ParticipantRef(int(row.id), row.gaze_mode)
+        return ref
+
+    def set_screen(self, p: ParticipantRef, px_per_mm: float | None, distance_mm: float | None,
+                   screen: dict | None) -> None:
+        values: dict[str, Any] = {}
+        if px_per_mm is not None:
+            values["px_per_mm"] = px_per_mm
+        if distance_mm is not None:
+            values["viewing_distance_mm"] = distance_mm
+        if screen is not None:
+            values["screen"] = json.dumps(screen)
+        if values:
+            with self.db.write() as conn:
+                conn.execute(T.participants.update().where(T.participants.c.id == p.id).values(**values))
+
+    def add_validation(self, p: ParticipantRef, kind: str, attempt: int, before_trial: int | None,
+                       points: list[dict]) -> dict:
+        """Compute and store validation quality (see :func:`validation_quality`)."""
+        with self.db.read() as conn:
+            row = conn.execute(sa.select(T.participants.c.px_per_mm, T.participants.c.viewing_distance_mm)
+                               .where(T.participants.c.id == p.id)).first()
+        q = validation_quality(points, row.px_per_mm, row.viewing_distance_mm)
+        passed = q.passed(self.cfg.validation_max_deg)
+
+        def fin(v: float) -> float | None:
+            return v if math.isfinite(v) else None
+
+        rec = dict(participant_id=p.id, kind=kind, attempt=attempt, before_trial=before_trial,
+                   accuracy_px=fin(q.accuracy_px), precision_px=fin(q.precision_px),
+                   accuracy_deg=fin(q.accuracy_deg), precision_deg=fin(q.precision_deg),
+                   passed=passed, points=json.dumps(q.points), created_at=time.time())
+        with self.db.write() as conn:
+            cid = conn.execute(T.calibrations.insert().values(**rec)).inserted_primary_key[0]
+        out = {k: rec[k] for k in ("kind", "attempt", "accuracy_px", "precision_px", "accuracy_deg",
+                                   "precision_deg", "passed")}
+        retry = not passed and attempt < self.cfg.max_calibration_attempts
+        return {**out, "id": int(cid), "recalibrate": retry, "max_deg": self.cfg.validation_max_deg}
+
+    # ------------------------------------------------------------------ trials
+    def next_trial(self, p: ParticipantRef) -> dict:
+        """The participant's next unanswered trial, or ``{"done": True}``.  The reply never says
+        whether the image is real or synthetic."""
+        with self.db.read() as conn:
+            row = conn.execute(
+                sa.select(T.trials.c.id, T.trials.c.idx, T.stimuli.c.width, T.stimuli.c.height)
+                .join(T.stimuli, T.stimuli.c.id == T.trials.c.stimulus_id)
+                .where((T.trials.c.participant_id == p.id) & (T.trials.c.status != "answered"))
+                .order_by(T.trials.c.idx).limit(1)).first()
+        n = self.cfg.trials_per_participant
+        if row is None:
+            return {"done": True, "n_trials": n}
+        every = self.cfg.drift_check_every
+        return {"done": False, "trial_id": int(row.id), "index": int(row.idx), "n_trials": n,
+                "image_url": f"/api/trials/{int(row.id)}/image", "width": int(row.width),
+                "height": int(row.height), "drift_check": bool(every and row.idx > 0 and row.idx % every == 0)}
+
+    def _trial(self, conn: sa.Connection, p: ParticipantRef, trial_id: int) -> sa.Row:
+        row = conn.execute(
+            sa.select(T.trials, T.stimuli.c.width, T.stimuli.c.height)
+            .join(T.stimuli, T.stimuli.c.id == T.trials.c.stimulus_id)
+            .where(T.trials.c.id == trial_id)).first()
+        if row is None:
+            raise StudyError(404, f"trial_id {trial_id} does not exist")
+        if row.participant_id != p.id:
+            raise StudyError(403, f"trial_id {trial_id} belongs to another participant")
+        return row
+
+    def trial_image(self, p: ParticipantRef, trial_id: int) -> bytes:
+        with self.db.read() as conn:
+            row = self._trial(conn, p, trial_id)
+            return conn.execute(sa.select(T.stimuli.c.png).where(T.stimuli.c.id == row.stimulus_id)).scalar_one()
+
+    def start_trial(self, p: ParticipantRef, trial_id: int, rect: list[float], viewport: dict | None,
+                    client_onset_ms: float, lsl_onset: float | None = None) -> dict:
+        """Record the image's on-screen rectangle and onset.  Repeating it (a reload) before the
+        answer replaces them; after the answer it is refused (409)."""
+        with self.db.write() as conn:
+            row = self._trial(conn, p, trial_id)
+            if row.status == "answered":
+                raise StudyError(409, f"trial_id {trial_id} is already answered")
+            conn.execute(T.trials.update().where(T.trials.c.id == trial_id).values(
+                status="shown", image_rect=json.dumps(rect), viewport=json.dumps(viewport) if viewport else None,
+                shown_at=time.time(), client_onset_ms=client_onset_ms, lsl_onset=lsl_onset))
+        self._trials[trial_id] = TrialInfo(p.id, "shown", tuple(rect), int(row.width), int(row.height))
+        return {"trial_id": trial_id, "status": "shown"}
+
+    def _trial_info(self, conn: sa.Connection, p: ParticipantRef, trial_id: int) -> TrialInfo:
+        info = self._trials.get(trial_id)
+        if info is None:
+            row = self._trial(conn, p, trial_id)
+            rect = tuple(json.loads(row.image_rect)) if row.image_rect else None
+            info = TrialInfo(int(row.participant_id), row.status, rect, int(row.width), int(row.height))
+            if row.status != "pending":
+                self._trials[trial_id] = info
+        elif info.participant_id != p.id:
+            raise StudyError(403, f"trial_id {trial_id} belongs to another participant")
+        return info
+
+    def add_gaze(self, p: ParticipantRef, trial_id: int, seq: int, source: str,
+                 cols: dict[str, np.ndarray]) -> dict:
+        """Store one batch of gaze samples (screen CSS px) for a started trial.
+
+        Image coordinates are computed from the trial's on-screen rectangle.  The same
+        ``(trial, source, seq)`` again with the same samples is acknowledged as a duplicate and
+        stores nothing; with different samples it is refused (409).
+        """
+        with self.db.write() as conn:
+            info = self._trial_info(conn, p, trial_id)
+            if info.rect is None:
+                raise StudyError(409, f"trial_id {trial_id} has not started: POST /api/trials/{trial_id}/start first")
+            left, top, w, h = info.rect
+            cols = dict(cols)
+            cols["x"] = (cols["screen_x"] - left) * (info.width / w)
+            cols["y"] = (cols["screen_y"] - top) * (info.height / h)
+            data, digest, n = pack_samples(cols)
+            old = conn.execute(sa.select(T.gaze_batches.c.digest).where(
+                (T.gaze_batches.c.trial_id == trial_id) & (T.gaze_batches.c.source == source)
+                & (T.gaze_batches.c.seq == seq))).first()
+            if old is not None:
+                if old.digest != digest:
+                    raise StudyError(409, f"seq {seq} of trial_id {trial_id} was already stored with different samples")
+                return {"stored": False, "duplicate": True, "seq": seq, "n": n}
+            if info.status == "answered":
+                raise StudyError(409, f"trial_id {trial_id} is already answered; gaze batch seq {seq} comes too late")
+            conn.execute(T.gaze_batches.insert().values(
+                trial_id=trial_id, source=source, seq=seq, n=n, data=data, digest=digest,
+                received_at=time.time()))
+        return {"stored": True, "duplicate": False, "seq": seq, "n": n}
+
+    def answer(self, p: ParticipantRef, trial_id: int, answer: int, rt_ms: float, timed_out: bool,
+               lsl_offset: float | None = None) -> dict:
+        """Store the answer and response time; one answer per trial (a repeat with the same values
+        is acknowledged, a different one refused with 409)."""
+        scale = self.cfg.answer_scale
+        lo, hi = (0, 1) if scale == "binary" else (1, 5)
+        if not lo <= answer <= hi:
+            raise StudyError(422, f"answer = {answer} is outside the {scale} scale [{lo}, {hi}]")
+        with self.db.write() as conn:
+            row = self._trial(conn, p, trial_id)
+            if row.status == "answered":
+                if row.answer == answer and abs((row.rt_ms or 0) - rt_ms) < 1e-6:
+                    return {"stored": False, "duplicate": True}
+                raise StudyError(409, f"trial_id {trial_id} is already answered (answer {row.answer})")
+            if row.status != "shown":
+                raise StudyError(409, f"trial_id {trial_id} has not started: POST /api/trials/{trial_id}/start first")
+            now = time.time()
+            conn.execute(T.trials.update().where(T.trials.c.id == trial_id).values(
+                status="answered", answer=answer, rt_ms=rt_ms, timed_out=timed_out, answered_at=now,
+                lsl_offset=lsl_offset))
+            conn.execute(T.responses.insert().values(trial_id=trial_id, created_at=now))
+        info = self._trials.get(trial_id)
+        if info is not None:
+            info.status = "answered"
+        return {"stored": True, "duplicate": False}
+
+    def complete(self, p: ParticipantRef) -> dict:
+        """The completion code once every trial is answered (409 before)."""
+        with self.db.write() as conn:
+            left = conn.execute(sa.select(sa.func.count()).select_from(T.trials).where(
+                (T.trials.c.participant_id == p.id) & (T.trials.c.status != "answered"))).scalar()
+            if left:
+                raise StudyError(409, f"{left} of {self.cfg.trials_per_participant} trials are not answered yet")
+            row = conn.execute(sa.select(T.participants.c.completion_code, T.participants.c.completed_at)
+                               .where(T.participants.c.id == p.id)).first()
+            if row.completed_at is None:
+                conn.execute(T.participants.update().where(T.participants.c.id == p.id)
+                             .values(completed_at=time.time()))
+        return {"completion_code": row.completion_code}
+
+    # ------------------------------------------------------------------ trainer side
+    def responses_since(self, cursor: int, limit: int) -> dict:
+        """Answered trials with ``responses.id > cursor`` (oldest first, at most ``limit``), each
+        with its stimulus provenance, answer, response time and gaze samples in image pixels."""
+        with self.db.read() as conn:
+            rows = conn.execute(
+                sa.select(T.responses.c.id.label("cursor"), T.trials, T.stimuli.c.kind, T.stimuli.c.name,
+                          T.stimuli.c.generator_version, T.stimuli.c.seed, T.stimuli.c.width,
+                          T.stimuli.c.height, T.participants.c.external_id)
+                .join(T.trials, T.trials.c.id == T.responses.c.trial_id)
+                .join(T.stimuli, T.stimuli.c.id == T.trials.c.stimulus_id)
+                .join(T.participants, T.participants.c.id == T.trials.c.participant_id)
+                .where(T.responses.c.id > cursor).order_by(T.responses.c.id).limit(limit)).mappings().all()
+            ids = [r["id"] for r in rows]
+            batches = load_batches(conn, ids)
+            version = self.current_version(conn)
+        out = []
+        for r in rows:
+            s = batches.get(r["id"])
+            out.append({
+                "cursor": int(r["cursor"]), "trial_id": int(r["id"]), "participant_id": int(r["participant_id"]),
+                "external_id": r["external_id"], "image": r["name"], "stimulus_id": r["stimulus_id"],
+                "kind": r["kind"], "generator_version": r["generator_version"], "seed": r["seed"],
+                "image_size": [int(r["width"]), int(r["height"])],
+                "image_rect": json.loads(r["image_rect"]) if r["image_rect"] else None,
+                "answer": r["answer"], "answer_scale": self.cfg.answer_scale, "rt_ms": r["rt_ms"],
+                "timed_out": bool(r["timed_out"]),
+                "samples": _json_samples(s) if s is not None else {k: [] for k in ("t_ms", "x", "y", "screen_x", "screen_y")},
+            })
+        next_cursor = out[-1]["cursor"] if out else cursor
+        return {"responses": out, "next_cursor": next_cursor, "current_version": version}
+
+    def stimulus_png(self, stimulus_id: str) -> bytes:
+        with self.db.read() as conn:
+            png = conn.execute(sa.select(T.stimuli.c.png).where(T.stimuli.c.id == stimulus_id)).scalar()
+        if png is None:
+            raise StudyError(404, f"stimulus_id {stimulus_id!r} does not exist")
+        return png
+
+
+def _draw(rng: np.random.Generator, ids: list[str], k: int) -> list[str]:
+    """``k`` ids without replacement while they last, then again from the full list."""
+    if k <= 0:
+        return []
+    if not ids:
+        raise StudyError(503, "the study has no images of a needed kind (real or synthetic)")
+    out: list[str] = []
+    while len(out) < k:
+        out += [ids[i] for i in rng.permutation(len(ids))[: k - len(out)]]
+    return out
+
+
+def load_batches(conn: sa.Connection, trial_ids: list[int], source: str | None = None) -> dict[int, dict[str, np.ndarray]]:
+    """All gaze samples of ``trial_ids``: ``{trial_id: {column: float64 (n,)}}``, batches
+    concatenated in ``(source, seq)`` order."""
+    if not trial_ids:
+        return {}
+    q = sa.select(T.gaze_batches.c.trial_id, T.gaze_batches.c.data).where(
+        T.gaze_batches.c.trial_id.in_(trial_ids))
+    if source is not None:
+        q = q.where(T.gaze_batches.c.source == source)
+    parts: dict[int, list[dict[str, np.ndarray]]] = {}
+    for row in conn.execute(q.order_by(T.gaze_batches.c.trial_id, T.gaze_batches.c.source, T.gaze_batches.c.seq)):
+        parts.setdefault(int(row.trial_id), []).append(unpack_samples(row.data))
+    return {tid: {k: np.concatenate([b[k] for b in bs]) for k in T.SAMPLE_COLUMNS} for tid, bs in parts.items()}
+
+
+def _json_samples(s: dict[str, np.ndarray]) -> dict[str, list]:
+    """Sample columns as JSON lists (NaN -> null; pupil/confidence only when present)."""
+    out = {}
+    for k, v in s.items():
+        if k in ("pupil", "confidence") and not np.isfinite(v).any():
+            continue
+        out[k] = [None if not math.isfinite(x) else round(float(x), 3) for x in v]
+    return out
