@@ -1,6 +1,43 @@
-"""Gaze processing: raw samples -> fixations (eq 3) -> heatmaps and scanpaths (¶80-81)."""
+"""Gaze processing: raw samples -> fixations (eq 3) -> heatmaps and scanpaths (¶80-81).
+
+Import paths follow the data flow: :mod:`~gazetune.gaze.importers` (files -> samples),
+:mod:`~gazetune.gaze.samples` (validation, resampling), :mod:`~gazetune.gaze.geometry`
+(pixels <-> degrees), :mod:`~gazetune.gaze.fixations` (pymovements I-VT / I-DT),
+:mod:`~gazetune.gaze.heatmap`, :mod:`~gazetune.gaze.scanpath` and :mod:`~gazetune.gaze.overlay`.
+"""
 
 from gazetune.gaze.fixation_table import FixationTable, read_fixation_table, write_fixation_table
+from gazetune.gaze.fixations import Fixations, detect_fixations
+from gazetune.gaze.geometry import ScreenGeometry
 from gazetune.gaze.heatmap import heatmap, pooled_heatmap
+from gazetune.gaze.samples import (
+    GazeSamples,
+    TrialTooShortError,
+    ValidationReport,
+    image_to_screen,
+    resample_samples,
+    screen_to_image,
+    validate_samples,
+)
+from gazetune.gaze.scanpath import Scanpath, scanpath, scanpath_vector
 
-__all__ = ["FixationTable", "heatmap", "pooled_heatmap", "read_fixation_table", "write_fixation_table"]
+__all__ = [
+    "FixationTable",
+    "Fixations",
+    "GazeSamples",
+    "Scanpath",
+    "ScreenGeometry",
+    "TrialTooShortError",
+    "ValidationReport",
+    "detect_fixations",
+    "heatmap",
+    "image_to_screen",
+    "pooled_heatmap",
+    "read_fixation_table",
+    "resample_samples",
+    "scanpath",
+    "scanpath_vector",
+    "screen_to_image",
+    "validate_samples",
+    "write_fixation_table",
+]
