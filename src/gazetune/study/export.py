@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -24,6 +23,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
+from gazetune.evaluate.human import wilson_interval
 from gazetune.gaze.fixation_table import COLUMNS as FIXATION_COLUMNS
 from gazetune.study import db as T
 from gazetune.study.calibration import px_to_deg
@@ -200,17 +200,6 @@ def export_bytes(store: "StudyStore", name: str, fmt: str) -> bytes:
     return buf.getvalue()
 
 
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval of a proportion ``k/n`` (95 % by default); ``(nan, nan)`` for n = 0."""
-    if n == 0:
-        return (math.nan, math.nan)
-    p = k / n
-    d = 1 + z * z / n
-    c = (p + z * z / (2 * n)) / d
-    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    return (c - h, c + h)
-
-
 def summary(store: "StudyStore") -> dict:
     """Dashboard numbers: participants, trials, validation quality, and the fool rate (share of
     synthetic images judged real: answer 1 on the binary scale, 4-5 on the rating scale) per
@@ -229,7 +218,7 @@ def summary(store: "StudyStore") -> dict:
     rates = []
     for key, ts in sorted(groups.items()):
         k = sum(1 for t in ts if t["answer"] >= real_from)
-        lo, hi = wilson(k, len(ts))
+        lo, hi = wilson_interval(k, len(ts))
         rates.append({"group": key, "n": len(ts), "judged_real": k, "rate": k / len(ts),
                       "ci95": [lo, hi], "mean_rt_ms": float(np.mean([t["rt_ms"] for t in ts]))})
     last_val: dict[int, dict] = {}

@@ -1,0 +1,187 @@
+"""The participant flow in a real headless Debian Chromium against a real study server.
+
+Screenshots of every step go to ``test-artifacts/study/<flow>/`` (git-ignored).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import httpx
+import pytest
+
+from gazetune.study.runner import StudyServer
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "study"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"Debian chromium not installed at {CHROMIUM}"),
+]
+
+
+class Flow:
+    """A Chromium page on the study with request logging and numbered screenshots."""
+
+    def __init__(self, pw, server: StudyServer, name: str, extra_args: list[str] | None = None) -> None:
+        self.server = server
+        self.dir = ARTIFACTS / name
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                          args=CHROMIUM_ARGS + (extra_args or []))
+        self.context = self.browser.new_context(viewport={"width": 1280, "height": 900})
+        self.page = self.context.new_page()
+        self.requests: list[str] = []
+        self.console: list[str] = []
+        self.page.on("request", lambda r: self.requests.append(r.url))
+        self.page.on("console", lambda m: self.console.append(f"{m.type}: {m.text}"))
+        self.page.on("pageerror", lambda e: self.console.append(f"pageerror: {e}"))
+        self.n = 0
+
+    def shot(self, step: str) -> None:
+        self.n += 1
+        self.page.screenshot(path=str(self.dir / f"{self.n:02d}_{step}.png"))
+
+    def foreign_requests(self) -> list[str]:
+        origin = urlparse(self.server.url)
+        bad = []
+        for u in self.requests:
+            p = urlparse(u)
+            if p.scheme in ("blob", "data"):
+                continue
+            if (p.scheme, p.hostname, p.port) != (origin.scheme, origin.hostname, origin.port):
+                bad.append(u)
+        return bad
+
+    def close(self) -> None:
+        self.context.close()
+        self.browser.close()
+
+    def click_targets(self, hold_s: float = 0.9, jitter: float = 0.0) -> int:
+        """Click every calibration/validation target while it appears; returns how many."""
+        page, n = self.page, 0
+        while True:
+            try:
+                page.wait_for_selector("#target:not([hidden])", timeout=2500)
+            except Exception:
+                return n
+            box = page.locator("#target").bounding_box()
+            cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+            page.mouse.move(cx + jitter, cy, steps=4)
+            page.mouse.click(cx, cy)
+            n += 1
+            time.sleep(hold_s)
+
+
+def _mouse_path(page, rect: dict, n: int, phase: float) -> None:
+    """Move the pointer over the image along a small loop (n steps)."""
+    import math
+
+    for k in range(n):
+        a = phase + 2 * math.pi * k / n
+        x = rect["x"] + rect["width"] * (0.5 + 0.3 * math.cos(a))
+        y = rect["y"] + rect["height"] * (0.45 + 0.25 * math.sin(a))
+        page.mouse.move(x, y, steps=2)
+        time.sleep(0.03)
+
+
+@pytest.fixture(scope="module")
+def playwright_sync():
+    pw_mod = pytest.importorskip("playwright.sync_api")
+    with pw_mod.sync_playwright() as pw:
+        yield pw
+
+
+def test_mouse_flow_end_to_end(tmp_path, playwright_sync):
+    n_trials = 4
+    with StudyServer(tmp_path, trials_per_participant=n_trials, fixation_ms=200, max_display_ms=0,
+                     drift_check_every=2, synthetic_pool=8) as srv:
+        f = Flow(playwright_sync, srv, "mouse")
+        page = f.page
+        try:
+            page.goto(srv.url + "/?pid=worker-42")
+            page.wait_for_selector("#screen-consent.active")
+            assert page.input_value("#consent-pid") == "worker-42"
+            f.shot("consent")
+            page.click("#consent-agree")
+
+            page.wait_for_selector("#screen-card.active")
+            page.eval_on_selector("#card-slider", "(el) => { el.value = '340'; el.dispatchEvent(new Event('input')); }")
+            f.shot("card_size")
+            page.click("#card-done")
+
+            page.wait_for_selector("#screen-blindspot.active")
+            f.shot("blind_spot")
+            page.click("#bs-start")
+            for _ in range(3):  # 1.6 s at 60 mm/s and 340/85.6 px/mm -> about 400 mm
+                time.sleep(1.6)
+                page.keyboard.press("Space")
+                time.sleep(0.5)
+
+            page.wait_for_selector("#screen-calib.active")
+            f.shot("calibration")
+            page.click("#calib-start")
+            time.sleep(0.3)
+            f.shot("validation_target")
+            assert f.click_targets() == 5
+            page.wait_for_selector("#screen-instructions.active")
+            f.shot("instructions")
+            page.click("#instr-start")
+
+            answers, drift = [], 0
+            t_end = time.monotonic() + 90
+            while len(answers) < n_trials and time.monotonic() < t_end:
+                page.wait_for_selector("#trial-stage.showing, #target:not([hidden])", timeout=15000)
+                if page.is_visible("#target"):
+                    drift += f.click_targets(hold_s=0.7)
+                    continue
+                rect = page.locator("#trial-stage").bounding_box()
+                _mouse_path(page, rect, 18, phase=len(answers))
+                if not answers:
+                    f.shot("trial_mouse_contingent")
+                key = "j" if len(answers) % 2 == 0 else "f"
+                page.keyboard.press(key)
+                answers.append(1 if key == "j" else 0)
+                page.wait_for_function("(n) => window.__study.trialsDone >= n", arg=len(answers), timeout=15000)
+            page.wait_for_selector("#screen-done.active", timeout=15000)
+            f.shot("done")
+            code = page.text_content("#done-code").strip()
+            assert code and len(code) >= 4
+            assert drift >= 1, "a drift check was expected before trial 3"
+            assert not f.foreign_requests(), f"requests to other origins: {f.foreign_requests()}"
+            assert not [c for c in f.console if c.startswith("pageerror")], f.console
+        finally:
+            f.close()
+
+        h = srv.admin_headers()
+        summ = httpx.get(srv.url + "/api/admin/summary", headers=h).json()
+        p = summ["participants"]["list"][0]
+        assert p["external_id"] == "worker-42" and p["completed"]
+        assert p["px_per_mm"] == pytest.approx(340 / 85.6, rel=1e-6)
+        assert 250 < p["viewing_distance_mm"] < 700
+        assert p["validation_passed"] and p["validation_accuracy_deg"] < 0.5
+        resp = httpx.get(srv.url + "/api/trainer/responses", headers=h).json()["responses"]
+        assert [r["answer"] for r in sorted(resp, key=lambda r: r["trial_id"])] == answers
+        for r in resp:
+            assert 300 < r["rt_ms"] < 20000, r["rt_ms"]
+            xs = [v for v in r["samples"]["x"] if v is not None]
+            ys = [v for v in r["samples"]["y"] if v is not None]
+            assert len(xs) >= 10, f"too few gaze samples on trial {r['trial_id']}: {len(xs)}"
+            # the pointer circled inside the image: its samples lie in image pixels 0..64
+            inside = [(x, y) for x, y in zip(xs, ys) if 0 <= x <= 64 and 0 <= y <= 64]
+            assert len(inside) >= 0.8 * len(xs)
+            t = r["samples"]["t_ms"]
+            assert all(b > a for a, b in zip(t, t[1:]))
+        vals = list(csv.DictReader(io.StringIO(
+            httpx.get(srv.url + "/api/admin/export/validations.csv", headers=h).text)))
+        assert sum(1 for v in vals if v["kind"] == "drift") == drift
