@@ -1,5 +1,142 @@
-"""Command-line group for gazetune.tune (mounted by gazetune.cli)."""
+"""``gazetune gan ...``: pretrain a GAN, build gaze map sets, tune with maps (eq 9b/10b).
+
+Thin commands over :mod:`gazetune.tune.train` and :mod:`gazetune.tune.maps`; every run directory
+gets ``config.toml``, ``log.jsonl``, sample grids and ``checkpoint.safetensors``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from enum import Enum
+from pathlib import Path
+from typing import Optional
 
 import typer
 
-app = typer.Typer(no_args_is_help=True)
+app = typer.Typer(no_args_is_help=True, help="Pretrain a GAN and tune it with gaze maps (eq 1-2, 9a-10b).")
+
+
+class Device(str, Enum):
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class MapMode(str, Enum):
+    direct = "direct"
+    predicted = "predicted"
+    auto = "auto"
+    none = "none"
+
+
+def _load_images(data: str, size: int | None, channels: int | None):
+    """``ImageSet`` from a folder, an ``.npz`` file or ``builtin`` (the scikit-image faces)."""
+    from gazetune.images import load_image_set
+
+    source = None if data in ("builtin", "builtin:faces") else data
+    if source is not None and not Path(source).exists():
+        raise typer.BadParameter(f"image data not found: {source}", param_hint="--data")
+    return load_image_set(source, size=size, channels=channels)
+
+
+def _load_saliency_model(path: Path, device: str):
+    """A :class:`gazetune.saliency.model.SaliencyUNet` checkpoint or a TorchScript model."""
+    import torch
+
+    if not path.exists():
+        raise typer.BadParameter(f"saliency model not found: {path}", param_hint="--saliency-model")
+    if path.read_bytes()[:2] == b"PK":
+        return torch.jit.load(str(path), map_location=device).eval()
+    from gazetune.saliency.model import load_saliency_model
+
+    return load_saliency_model(path, device=device)
+
+
+def _base_config(kind, config: Optional[Path], **overrides):
+    from gazetune.config import load_config
+
+    cfg = load_config(kind, config) if config is not None else kind()
+    return dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+
+
+@app.command("pretrain")
+def pretrain_command(
+    data: str = typer.Option("builtin", help="Image folder, .npz file, or 'builtin' (100 faces, 25 px)."),
+    size: int = typer.Option(32, help="Training image side in pixels (images are resized)."),
+    channels: int = typer.Option(1, help="1 (grey) or 3 (RGB)."),
+    steps: int = typer.Option(2000, help="Optimisation steps."),
+    out: Path = typer.Option(..., help="Run directory."),
+    batch: Optional[int] = typer.Option(None, help="Batch size (default 32)."),
+    seed: Optional[int] = typer.Option(None, help="Random seed of the run."),
+    device: Device = typer.Option(Device.cpu, help="cpu or cuda."),
+    resume: bool = typer.Option(False, help="Continue the run in --out from its checkpoint."),
+    config: Optional[Path] = typer.Option(None, help="TOML with TrainConfig fields (command options win)."),
+) -> None:
+    """Train the built-in generator and U-Net discriminator (eq 1-2, 9a/10a) on real images."""
+    from gazetune.tune.train import TrainConfig, pretrain
+
+    cfg = _base_config(TrainConfig, config, size=size, channels=channels, steps=steps, batch=batch, seed=seed, device=device.value)
+    images = _load_images(data, cfg.size, cfg.channels)
+    path = pretrain(cfg, images.images, out, resume=resume)
+    typer.echo(f"checkpoint: {path}")
+
+
+@app.command("maps")
+def maps_command(
+    fixations: Path = typer.Option(..., help="Fixation table CSV (image, subject, index, x, y, duration_ms)."),
+    sigma: float = typer.Option(..., help="Gaussian sigma in pixels of the displayed images (about 1 degree)."),
+    height: int = typer.Option(..., help="Height of the displayed images in pixels."),
+    width: int = typer.Option(..., help="Width of the displayed images in pixels."),
+    out: Path = typer.Option(..., help="Output map set (.npz)."),
+) -> None:
+    """Pool a fixation table into a map set: real images by name, synthetic ones by version and seed."""
+    from gazetune.gaze.fixation_table import read_fixation_table
+    from gazetune.tune.maps import MapSet
+
+    ms = MapSet.from_fixations(read_fixation_table(fixations), sigma=sigma, shape=(height, width))
+    ms.save(out)
+    typer.echo(f"{len(ms.real)} real and {len(ms.synthetic)} synthetic maps -> {out}")
+
+
+@app.command("tune")
+def tune_command(
+    checkpoint: Path = typer.Option(..., help="Pretrained run directory or checkpoint.safetensors."),
+    out: Path = typer.Option(..., help="Run directory of the tuned model."),
+    data: str = typer.Option("builtin", help="Real images (folder, .npz or 'builtin'); names match the maps."),
+    maps: Optional[Path] = typer.Option(None, help="Map set .npz (gazetune gan maps) for direct maps."),
+    saliency_model: Optional[Path] = typer.Option(None, help="Saliency model (SaliencyUNet checkpoint or TorchScript)."),
+    mode: MapMode = typer.Option(MapMode.auto, help="direct, predicted, auto (direct when enough observed) or none."),
+    alpha: float = typer.Option(1.0, help="Saliency weight a in [0, 1]: w = (1-a) + a SM/mean(SM)."),
+    steps: int = typer.Option(500, help="Tuning steps."),
+    min_observed: Optional[int] = typer.Option(None, help="auto: observed images needed for direct maps (default 64)."),
+    map_version: Optional[str] = typer.Option(None, help="Generator version of the synthetic maps (default: the checkpoint's)."),
+    batch: Optional[int] = typer.Option(None, help="Batch size."),
+    device: Device = typer.Option(Device.cpu, help="cpu or cuda."),
+    resume: bool = typer.Option(False, help="Continue the run in --out from its checkpoint."),
+    config: Optional[Path] = typer.Option(None, help="TOML with TuneConfig fields (command options win)."),
+) -> None:
+    """Fine-tune a pretrained GAN with gaze-weighted per-pixel losses (eq 9b/10b)."""
+    from gazetune.tune.checkpoint import read_checkpoint
+    from gazetune.tune.maps import MapProvider, MapSet
+    from gazetune.tune.train import CHECKPOINT, TuneConfig, tune
+    import json
+
+    ck_path = checkpoint / CHECKPOINT if checkpoint.is_dir() else checkpoint
+    if not ck_path.exists():
+        raise typer.BadParameter(f"checkpoint not found: {ck_path}", param_hint="--checkpoint")
+    meta = read_checkpoint(ck_path).metadata
+    gcfg = json.loads(meta["generator_config"])
+    cfg = _base_config(
+        TuneConfig, config, steps=steps, alpha=alpha, mode=mode.value, min_observed=min_observed, batch=batch, device=device.value
+    )
+    map_set = MapSet.load(maps) if maps is not None else None
+    model = _load_saliency_model(saliency_model, device.value) if saliency_model is not None else None
+    try:
+        provider = MapProvider(
+            mode.value, maps=map_set, saliency_model=model, min_observed=cfg.min_observed,
+            generator_version=map_version or meta.get("generator_version"),
+        )
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--mode") from None
+    images = _load_images(data, gcfg["size"], gcfg["channels"])
+    path = tune(cfg, images.images, provider, out, init_checkpoint=ck_path, names=images.names, resume=resume)
+    typer.echo(f"map mode: {provider.mode}; checkpoint: {path}")

@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 from gazetune.config import load_config, save_config
+from gazetune.images import save_image_grid
 from gazetune.nets.discriminator import UNetDiscriminator
 from gazetune.nets.generator import DCGANGenerator, check_generator
 from gazetune.nets.latent import latents_from_seeds
@@ -251,21 +252,6 @@ def sample_batch(provider: MapProvider, images: torch.Tensor, batch: int, gen: t
     return {"real": real, "sm_real": sm_real, "z": z, "sm_fake": sm_fake}
 
 
-def save_image_grid(images: torch.Tensor, path: str | Path, ncol: int | None = None) -> None:
-    """Write ``(N, C, H, W)`` images in [-1, 1] as one PNG grid (1 px gaps)."""
-    from PIL import Image
-
-    x = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
-    n, c, h, w = x.shape
-    ncol = ncol or int(math.ceil(math.sqrt(n)))
-    nrow = int(math.ceil(n / ncol))
-    grid = np.zeros((nrow * (h + 1) - 1, ncol * (w + 1) - 1, c), dtype=np.uint8)
-    for k in range(n):
-        r, q = divmod(k, ncol)
-        grid[r * (h + 1) : r * (h + 1) + h, q * (w + 1) : q * (w + 1) + w] = x[k].transpose(1, 2, 0)
-    Image.fromarray(grid[:, :, 0] if c == 1 else grid).save(path)
-
-
 class _Run:
     """State of one run: networks, optimisers, EMA, RNG, step; saving and restoring it."""
 
@@ -318,7 +304,8 @@ class _Run:
     @torch.no_grad()
     def samples(self) -> None:
         z = latents_from_seeds(range(self.cfg.n_samples), check_generator(self.ema.model)).to(self.device)
-        save_image_grid(self.ema.model(z), self.out / f"samples_{self.step:06d}.png")
+        imgs = self.ema.model(z).cpu()
+        save_image_grid(imgs, self.out / f"samples_{self.step:06d}.png", nrow=max(1, math.ceil(math.sqrt(len(imgs)))))
 
 
 def _check_images(images: torch.Tensor | np.ndarray, cfg: TrainConfig) -> torch.Tensor:

@@ -1,0 +1,53 @@
+"""``gazetune gan pretrain / maps / tune`` end to end on a tiny .npz data set."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from typer.testing import CliRunner
+
+from gazetune.cli import app
+from gazetune.tune.checkpoint import read_checkpoint
+from gazetune.tune.maps import MapSet
+
+
+def test_gan_cli_pretrain_maps_tune(tmp_path):
+    rng = np.random.default_rng(0)
+    names = [f"f{k}.png" for k in range(8)]
+    np.savez(tmp_path / "data.npz", images=rng.integers(0, 256, (8, 25, 25), dtype=np.uint8), names=np.array(names))
+    (tmp_path / "small.toml").write_text("z_dim = 8\ng_width = 4\nd_width = 4\nbatch = 4\nn_samples = 4\n")
+    runner = CliRunner()
+    pre = tmp_path / "pre"
+    r = runner.invoke(app, [
+        "gan", "pretrain", "--data", str(tmp_path / "data.npz"), "--size", "25", "--channels", "1",
+        "--steps", "2", "--out", str(pre), "--config", str(tmp_path / "small.toml"),
+    ])
+    assert r.exit_code == 0, r.output
+    assert (pre / "samples_000002.png").exists()
+    version = read_checkpoint(pre / "checkpoint.safetensors").metadata["generator_version"]
+    assert version == "pre@2"
+
+    rows = ["image,subject,index,x,y,duration_ms"]
+    rows += [f"{n},s1,0,12,12,300" for n in names[:3]] + [f"synthetic/{version}/5,s1,0,3,4,200"]
+    (tmp_path / "fix.csv").write_text("\n".join(rows) + "\n")
+    r = runner.invoke(app, [
+        "gan", "maps", "--fixations", str(tmp_path / "fix.csv"), "--sigma", "2", "--height", "25",
+        "--width", "25", "--out", str(tmp_path / "maps.npz"),
+    ])
+    assert r.exit_code == 0, r.output
+    ms = MapSet.load(tmp_path / "maps.npz")
+    assert sorted(ms.real) == names[:3] and ms.seeds(version) == [5]
+
+    r = runner.invoke(app, [
+        "gan", "tune", "--checkpoint", str(pre), "--data", str(tmp_path / "data.npz"), "--maps",
+        str(tmp_path / "maps.npz"), "--mode", "auto", "--min-observed", "4", "--alpha", "0.5", "--steps", "1",
+        "--out", str(tmp_path / "tuned"), "--batch", "4",
+    ])
+    assert r.exit_code == 0, r.output
+    assert "map mode: direct" in r.output
+    first = json.loads((tmp_path / "tuned" / "log.jsonl").read_text().splitlines()[0])
+    assert first["n_real_maps"] == 3 and first["n_synthetic_maps"] == 1
+
+    r = runner.invoke(app, ["gan", "tune", "--checkpoint", str(pre), "--mode", "predicted", "--out", str(tmp_path / "x")])
+    assert r.exit_code != 0 and "saliency model" in r.output
