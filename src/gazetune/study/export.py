@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from gazetune.evaluate.human import wilson_interval
 from gazetune.gaze.fixation_table import COLUMNS as FIXATION_COLUMNS
 from gazetune.study import db as T
-from gazetune.study.calibration import px_to_deg
+from gazetune.study.calibration import DEFAULT_DISTANCE_MM, DEFAULT_PX_PER_MM
 
 if TYPE_CHECKING:
     from gazetune.study.store import StudyStore
@@ -34,7 +34,8 @@ if TYPE_CHECKING:
 TABLES = ("trials", "samples", "fixations", "validations")
 
 IDT_DISPERSION_DEG = 1.0
-"""I-DT dispersion threshold, degrees of visual angle (Salvucci & Goldberg, ETRA 2000)."""
+"""I-DT dispersion threshold, degrees of visual angle (Salvucci & Goldberg, ETRA 2000).  I-DT
+rather than I-VT because mouse and webcam gaze are too noisy for velocity thresholds."""
 IDT_MIN_DURATION_MS = 100.0
 """I-DT minimum fixation duration, milliseconds."""
 
@@ -46,7 +47,7 @@ def _trial_rows(conn: sa.Connection) -> list[dict]:
                    T.trials.c.status, T.trials.c.answer, T.trials.c.rt_ms, T.trials.c.timed_out,
                    T.trials.c.image_rect, T.trials.c.shown_at, T.trials.c.answered_at,
                    T.trials.c.lsl_onset, T.trials.c.lsl_offset,
-                   T.participants.c.px_per_mm, T.participants.c.viewing_distance_mm)
+                   T.participants.c.px_per_mm, T.participants.c.viewing_distance_mm, T.participants.c.gaze_mode)
          .join(T.stimuli, T.stimuli.c.id == T.trials.c.stimulus_id)
          .join(T.participants, T.participants.c.id == T.trials.c.participant_id)
          .order_by(T.trials.c.id))
@@ -66,7 +67,7 @@ def trials_table(store: "StudyStore") -> pa.Table:
                                    .group_by(T.gaze_batches.c.trial_id)).all())
     for r in rows:
         r["n_samples"] = int(counts.get(r["trial_id"], 0))
-        r.pop("px_per_mm"), r.pop("viewing_distance_mm")
+        r.pop("px_per_mm"), r.pop("viewing_distance_mm"), r.pop("gaze_mode")
     return _table(rows, ["trial_id", "participant_id", "external_id", "idx", "image", "kind", "generator_version",
                          "seed", "width", "height", "status", "answer", "rt_ms", "timed_out", "rect_left", "rect_top",
                          "rect_width", "rect_height", "shown_at", "answered_at", "lsl_onset", "lsl_offset", "n_samples"])
@@ -100,67 +101,35 @@ def samples_table(store: "StudyStore") -> pa.Table:
     return pa.table(arrays)
 
 
-def idt_fixations(t_ms: np.ndarray, x: np.ndarray, y: np.ndarray, dispersion: float,
-                  min_duration_ms: float = IDT_MIN_DURATION_MS) -> np.ndarray:
-    """Dispersion-threshold fixation detection (I-DT, Salvucci & Goldberg 2000).
-
-    Parameters
-    ----------
-    t_ms : float (n,)
-        Sample times, milliseconds, increasing.
-    x, y : float (n,)
-        Positions (any pixel frame; NaN samples are dropped first).
-    dispersion : float
-        Largest ``(max x - min x) + (max y - min y)`` of a fixation, same pixels as ``x``, ``y``.
-    min_duration_ms : float
-
-    Returns
-    -------
-    float64 (k, 4)
-        ``x, y, duration_ms, onset_ms`` per fixation (centroid of its samples).
-    """
-    ok = np.isfinite(x) & np.isfinite(y) & np.isfinite(t_ms)
-    t, x, y = t_ms[ok], x[ok], y[ok]
-    out = []
-    i, n = 0, len(t)
-    while i < n:
-        j = i
-        while j + 1 < n and t[j + 1] - t[i] < min_duration_ms:
-            j += 1
-        if j + 1 >= n and t[j] - t[i] < min_duration_ms:
-            break
-        xs, ys = x[i:j + 1], y[i:j + 1]
-        if (xs.max() - xs.min()) + (ys.max() - ys.min()) > dispersion:
-            i += 1
-            continue
-        while j + 1 < n:
-            xs, ys = x[i:j + 2], y[i:j + 2]
-            if (xs.max() - xs.min()) + (ys.max() - ys.min()) > dispersion:
-                break
-            j += 1
-        if t[j] - t[i] >= min_duration_ms:
-            out.append((x[i:j + 1].mean(), y[i:j + 1].mean(), t[j] - t[i], t[i]))
-        i = j + 1
-    return np.asarray(out, dtype=np.float64).reshape(-1, 4)
-
-
 def fixations_table(store: "StudyStore") -> pa.Table:
-    """Fixations of every answered trial (I-DT with :data:`IDT_DISPERSION_DEG` converted to image
-    pixels through the participant's screen geometry and the image's on-screen size)."""
+    """Fixations of every answered trial, detected by :func:`gazetune.gaze.fixations.detect_fixations`
+    (I-DT, :data:`IDT_DISPERSION_DEG`, :data:`IDT_MIN_DURATION_MS`) in the participant's own
+    viewing geometry (card-size scaling and blind-spot distance).  Trials with fewer than 6
+    samples have no fixations."""
+    from gazetune.gaze.fixations import detect_fixations
+    from gazetune.gaze.samples import GazeSamples
     from gazetune.study.store import load_batches
 
     rows: dict[str, list] = {c: [] for c in FIXATION_COLUMNS}
     with store.db.read() as conn:
         trials = [t for t in _trial_rows(conn) if t["status"] == "answered"]
         batches = load_batches(conn, [t["trial_id"] for t in trials])
+        viewports = dict(conn.execute(sa.select(T.trials.c.id, T.trials.c.viewport)).all())
     for t in trials:
         s = batches.get(t["trial_id"])
-        if s is None or not t["rect_width"]:
+        if s is None or not t["rect_width"] or len(s["t_ms"]) < 6:
             continue
-        deg_px = 1.0 / px_to_deg(1.0, t["px_per_mm"], t["viewing_distance_mm"])  # CSS px per degree
-        disp = IDT_DISPERSION_DEG * deg_px * (t["width"] / t["rect_width"])
-        fx = idt_fixations(s["t_ms"], s["x"], s["y"], disp)
-        for k, (fx_x, fx_y, dur, _on) in enumerate(fx):
+        geometry = participant_geometry(t["px_per_mm"], t["viewing_distance_mm"], viewports.get(t["trial_id"]))
+        samples = GazeSamples(t_ms=s["t_ms"], x=s["x"], y=s["y"], source=t["gaze_mode"],
+                              image_size=(t["width"], t["height"]),
+                              image_rect=(t["rect_left"], t["rect_top"], t["rect_width"], t["rect_height"]),
+                              screen_x=s["screen_x"], screen_y=s["screen_y"])
+        try:
+            fx = detect_fixations(samples, geometry, method="idt", dispersion_threshold_deg=IDT_DISPERSION_DEG,
+                                  min_duration_ms=IDT_MIN_DURATION_MS)
+        except ValueError:  # e.g. all samples lost
+            continue
+        for k, (fx_x, fx_y, dur) in enumerate(fx.as_array()):
             rows["image"].append(t["image"])
             rows["subject"].append(str(t["participant_id"]))
             rows["index"].append(k)
@@ -170,6 +139,18 @@ def fixations_table(store: "StudyStore") -> pa.Table:
     return pa.table({"image": pa.array(rows["image"], pa.string()), "subject": pa.array(rows["subject"], pa.string()),
                      "index": pa.array(rows["index"], pa.int64()), "x": pa.array(rows["x"], pa.float64()),
                      "y": pa.array(rows["y"], pa.float64()), "duration_ms": pa.array(rows["duration_ms"], pa.float64())})
+
+
+def participant_geometry(px_per_mm: float | None, distance_mm: float | None, viewport_json: str | None):
+    """:class:`~gazetune.gaze.geometry.ScreenGeometry` of a participant's browser window (CSS px),
+    with the defaults of :mod:`gazetune.study.calibration` where a measurement is missing."""
+    from gazetune.gaze.geometry import ScreenGeometry
+
+    vp = json.loads(viewport_json) if viewport_json else {}
+    w, h = float(vp.get("width") or 1280), float(vp.get("height") or 800)
+    ppm = px_per_mm or DEFAULT_PX_PER_MM
+    return ScreenGeometry(screen_width_px=int(w), screen_height_px=int(h), screen_width_cm=w / ppm / 10,
+                          screen_height_cm=h / ppm / 10, distance_cm=(distance_mm or DEFAULT_DISTANCE_MM) / 10)
 
 
 def validations_table(store: "StudyStore") -> pa.Table:

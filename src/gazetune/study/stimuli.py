@@ -5,8 +5,9 @@ PNG without metadata, so neither the file nor its size tells the participant whi
 
 Synthetic images come from one of three places:
 
-* a generator checkpoint (``gazetune.nets.generator.load_generator``, or TorchScript when that
-  module is unavailable): image ``seed`` is ``G(latent_from_seed(seed, G.z_dim))``;
+* a generator checkpoint (gazetune safetensors or TorchScript, read by
+  :func:`gazetune.nets.generator.load_generator`): image ``seed`` is
+  ``G(latent_from_seed(seed, G.z_dim))``;
 * a folder of pre-made images (the name of each file is kept);
 * the **demo blend** (``--demo`` without a generator): image ``seed`` mixes two real faces chosen
   by ``seed`` (weight ``a ~ U(0.35, 0.65)``) and adds smooth noise (Gaussian-filtered white noise,
@@ -104,41 +105,16 @@ def blend_stimuli(real: np.ndarray, seeds: Sequence[int], version: int) -> list[
             for s in seeds]
 
 
-def load_generator_any(path: str | Path):
-    """Generator module from ``path``: ``gazetune.nets.generator.load_generator`` when it
-    exists, else a TorchScript module.  Must have ``z_dim`` and ``forward(z) -> (N,C,H,W)``."""
-    try:
-        from gazetune.nets.generator import load_generator  # type: ignore[import-not-found]
-    except ImportError:
-        load_generator = None
-    if load_generator is not None:
-        try:
-            return load_generator(path)
-        except Exception as e:  # a TorchScript file may still load below
-            first_error = e
-    else:
-        first_error = None
-    import torch
-
-    try:
-        g = torch.jit.load(str(path), map_location="cpu")
-    except Exception as e:
-        raise ValueError(f"generator {path}: cannot load ({first_error or e})") from None
-    if not hasattr(g, "z_dim"):
-        raise ValueError(f"generator {path}: TorchScript module has no attribute z_dim")
-    return g
-
-
 def generator_stimuli(path: str | Path, seeds: Sequence[int], version: int, size: int,
                       channels: int, batch: int = 32) -> list[Stimulus]:
     """Render ``seeds`` with the generator in ``path``: image of seed ``s`` is
     ``G(latent_from_seed(s, G.z_dim))`` resized to ``size``; returns synthetic stimuli."""
     import torch
 
+    from gazetune.nets.generator import load_generator
     from gazetune.nets.latent import latents_from_seeds
 
-    g = load_generator_any(path)
-    g.eval()
+    g = load_generator(path)
     z_dim = int(g.z_dim)
     out: list[Stimulus] = []
     seeds = [int(s) for s in seeds]

@@ -128,8 +128,9 @@ class StudyStore:
             version = self.current_version() + 1
             folder = Path(self.cfg.data_dir) / "generators"
             folder.mkdir(parents=True, exist_ok=True)
-            path = folder / f"G_v{version}.pt"
-            tmp = path.with_suffix(".tmp")
+            # TorchScript files are zip archives; anything else is taken as a safetensors checkpoint
+            path = folder / (f"G_v{version}.pt" if checkpoint[:2] == b"PK" else f"G_v{version}.safetensors")
+            tmp = folder / f"G_v{version}.upload"
             tmp.write_bytes(checkpoint)
             try:
                 syn = generator_stimuli(tmp, range(self.cfg.synthetic_pool), version,
@@ -322,9 +323,18 @@ class StudyStore:
                 return {"stored": False, "duplicate": True, "seq": seq, "n": n}
             if info.status == "answered":
                 raise StudyError(409, f"trial_id {trial_id} is already answered; gaze batch seq {seq} comes too late")
-            conn.execute(T.gaze_batches.insert().values(
-                trial_id=trial_id, source=source, seq=seq, n=n, data=data, digest=digest,
-                received_at=time.time()))
+            try:
+                with conn.begin_nested():  # a concurrent twin (PostgreSQL) trips the unique key
+                    conn.execute(T.gaze_batches.insert().values(
+                        trial_id=trial_id, source=source, seq=seq, n=n, data=data, digest=digest,
+                        received_at=time.time()))
+            except sa.exc.IntegrityError:
+                twin = conn.execute(sa.select(T.gaze_batches.c.digest).where(
+                    (T.gaze_batches.c.trial_id == trial_id) & (T.gaze_batches.c.source == source)
+                    & (T.gaze_batches.c.seq == seq))).scalar()
+                if twin != digest:
+                    raise StudyError(409, f"seq {seq} of trial_id {trial_id} was already stored with different samples") from None
+                return {"stored": False, "duplicate": True, "seq": seq, "n": n}
         return {"stored": True, "duplicate": False, "seq": seq, "n": n}
 
     def answer(self, p: ParticipantRef, trial_id: int, answer: int, rt_ms: float, timed_out: bool,
