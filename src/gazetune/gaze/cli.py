@@ -13,9 +13,7 @@ validates it, detects fixations with pymovements and writes (or appends to) a fi
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from dataclasses import asdict
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Optional
@@ -26,6 +24,7 @@ from PIL import Image
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from gazetune.gaze._atomic import atomic_write
 from gazetune.gaze.fixation_table import FixationTable, read_fixation_table, write_fixation_table
 from gazetune.gaze.fixations import detect_fixations
 from gazetune.gaze.geometry import ScreenGeometry
@@ -102,19 +101,11 @@ def _file_safe(text: str) -> str:
 
 def _save_array(path: Path, fmt: str, arrays: dict[str, np.ndarray]) -> Path:
     """Write ``.npy`` (single map) or ``.npz`` atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            if fmt == "npy":
-                np.save(fh, next(iter(arrays.values())))
-            else:
-                np.savez_compressed(fh, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path, "wb") as fh:
+        if fmt == "npy":
+            np.save(fh, next(iter(arrays.values())))
+        else:
+            np.savez_compressed(fh, **arrays)
     return path
 
 
@@ -204,7 +195,8 @@ def run_maps(
         "display_width": display_width,
     }
     out.mkdir(parents=True, exist_ok=True)
-    (out / "maps.json").write_text(json.dumps(summary, indent=2))
+    with atomic_write(out / "maps.json", "w") as fh:
+        json.dump(summary, fh, indent=2)
     return summary
 
 

@@ -12,13 +12,14 @@ from __future__ import annotations
 import csv
 import math
 import os
-import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
+
+from gazetune.gaze._atomic import atomic_write
 
 COLUMNS = ("image", "subject", "index", "x", "y", "duration_ms")
 
@@ -115,18 +116,10 @@ def _is_float(v: object) -> bool:
 def write_fixation_table(table: FixationTable, path: str | os.PathLike) -> None:
     """Write ``table`` as CSV atomically (temporary file + rename: a crash leaves the old file)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(COLUMNS)
-            for image in table.images():
-                for subject in table.subjects(image):
-                    for i, (x, y, d) in enumerate(table.data[image][subject]):
-                        w.writerow([image, subject, i, f"{x:.3f}", f"{y:.3f}", f"{d:.1f}"])
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(COLUMNS)
+        for image in table.images():
+            for subject in table.subjects(image):
+                for i, (x, y, d) in enumerate(table.data[image][subject]):
+                    w.writerow([image, subject, i, f"{x:.3f}", f"{y:.3f}", f"{d:.1f}"])

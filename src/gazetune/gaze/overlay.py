@@ -7,13 +7,13 @@ Drawing is done with Pillow; the colour maps are matplotlib's.  Every function r
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from gazetune.gaze._atomic import atomic_write
 from gazetune.gaze.fixations import Fixations, as_fixations
 
 
@@ -191,14 +191,6 @@ def save_png(rgb: np.ndarray, path: str | os.PathLike) -> Path:
     arr = np.asarray(rgb)
     if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
         raise ValueError(f"save_png wants an (H, W, 3) uint8 array; got {arr.dtype} {arr.shape}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            Image.fromarray(arr).save(fh, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path, "wb") as fh:
+        Image.fromarray(arr).save(fh, format="PNG")
     return path
