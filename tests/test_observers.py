@@ -291,3 +291,22 @@ def test_view_validates_inputs(faces) -> None:
         PanelItem(faces.images[0], "fake", "x")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="critic or precomputed"):
         run_panel(ObserverPanel(1), [(faces.images[0], "real", "a")])
+
+
+def test_detection_recovers_simulated_fixations(faces) -> None:
+    """The samples carry an on-screen rectangle, so the project's fixation detector finds
+    (most of) the true fixations in lab-quality simulated gaze."""
+    from gazetune.gaze.fixations import detect_fixations
+
+    obs = SimulatedObserver("o", noise_deg=0.3, track_loss_rate=0.0, px_per_deg=3.2)
+    n_true, n_found, err = 0, 0, []
+    for k in range(4):
+        t = obs.view(faces.images[k], np.ones((32, 32)), rng=k, display_ms=3000)
+        assert t.samples.image_rect is not None
+        found = detect_fixations(t.samples)
+        n_true += len(t.fixations)
+        n_found += len(found)
+        for x, y in zip(found.x, found.y):
+            err.append(np.min(np.hypot(t.fixations.x - x, t.fixations.y - y)))
+    assert 0.6 * n_true <= n_found <= 1.1 * n_true
+    assert np.median(err) < 1.0 * 3.2  # within a degree of a true fixation

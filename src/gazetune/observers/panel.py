@@ -26,6 +26,7 @@ import numpy as np
 from gazetune.gaze.heatmap import heatmap
 from gazetune.gaze.samples import GazeSamples
 from gazetune.gaze.fixations import Fixations
+from gazetune.gaze.geometry import ScreenGeometry
 from gazetune.observers.viewing import priority_map, render_samples, sample_scanpath
 
 Kind = Literal["real", "synthetic"]
@@ -65,7 +66,9 @@ class SimulatedTrial:
     realism_score : float
         Duration- and fovea-weighted realism where it looked, in [0, 1].
     samples : GazeSamples
-        Tracker samples (source ``"simulated"``), image pixels.
+        Tracker samples (source ``"simulated"``), image pixels; ``image_rect`` places the image
+        centred on the default :class:`~gazetune.gaze.geometry.ScreenGeometry` at the observer's
+        pixels per degree, so :func:`gazetune.gaze.fixations.detect_fixations` works on them.
     fixations : Fixations
         The true fixations (``x, y, duration_ms, onset_ms`` from image onset), for tests.
     display_ms : float
@@ -207,8 +210,10 @@ class SimulatedObserver:
         scan = sample_scanpath(
             priority_map(img, ppd, self.centre_weight), g, ppd, display_ms, fixation_ms_mean=self.fixation_ms_mean
         )
+        screen = ScreenGeometry()  # the default screen: the image shown centred at ppd px per degree
+        rect = screen.centered_rect((w / ppd * screen.px_per_deg, h / ppd * screen.px_per_deg))
         samples = render_samples(
-            scan, (w, h), g, ppd, display_ms, self.rate_hz, self.noise_deg, self.track_loss_rate, self.offset_deg
+            scan, (w, h), g, ppd, display_ms, self.rate_hz, self.noise_deg, self.track_loss_rate, self.offset_deg, rect
         )
         weights = heatmap(scan.as_array(), (h, w), sigma=max(self.fovea_deg * ppd, 0.5), normalize="sum")
         score = float(np.clip((weights * rmap).sum(), 0.0, 1.0))

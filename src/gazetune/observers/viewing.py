@@ -21,6 +21,8 @@ familiar units, so tests and benchmarks know what the "truth" is.
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 from scipy.ndimage import gaussian_filter, gaussian_gradient_magnitude
 
@@ -201,6 +203,7 @@ def render_samples(
     noise_deg: float = 0.5,
     track_loss_rate: float = 0.0,
     offset_deg: tuple[float, float] = (0.0, 0.0),
+    image_rect: Optional[tuple[float, float, float, float]] = None,
 ) -> GazeSamples:
     """Tracker samples of a scanpath: :class:`GazeSamples` with source ``"simulated"``.
 
@@ -224,6 +227,9 @@ def render_samples(
         Share of samples lost (NaN), in runs of 80-400 ms.
     offset_deg
         Constant calibration error ``(dx, dy)`` in degrees added to every sample.
+    image_rect
+        ``(left, top, width, height)`` in screen pixels where the image was shown, stored in the
+        samples so that fixation detection converts image pixels to degrees correctly.
     """
     n = int(np.ceil(display_ms * rate_hz / 1000.0 - 1e-9))
     t = np.arange(n, dtype=np.float64) * (1000.0 / rate_hz)
@@ -235,4 +241,6 @@ def render_samples(
     x[lost] = np.nan
     y[lost] = np.nan
     meta = {"rate_hz": rate_hz, "noise_px": sd, "px_per_deg": px_per_deg}
-    return GazeSamples(t_ms=t, x=x, y=y, source="simulated", image_size=tuple(image_size), meta=meta)
+    return GazeSamples(
+        t_ms=t, x=x, y=y, source="simulated", image_size=tuple(image_size), image_rect=image_rect, meta=meta
+    )
