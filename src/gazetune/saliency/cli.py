@@ -1,5 +1,211 @@
-"""Command-line group for gazetune.saliency (mounted by gazetune.cli)."""
+"""``gazetune saliency train|eval``: train M_saliency on an image folder + fixation table, evaluate it.
 
+``train`` splits the images deterministically (by ``--seed``) into train and test, trains on the
+train part at a reduced resolution and writes ``<out>`` (safetensors), ``<out>.json`` (model
+config, working resolution, the split and the loss history) and ``<out dir>/config.toml`` (the
+resolved training configuration).  ``eval`` reads that split and, by default, scores the held-out
+images against the centre bias (fitted on the training images' fixations) and inter-observer
+consistency, printing a Rich table.
+
+:func:`run_train` and :func:`run_eval` are the plain functions behind the commands (used by
+``bench/saliency_osie.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
 import typer
 
-app = typer.Typer(no_args_is_help=True)
+from gazetune.config import save_config
+from gazetune.saliency.baselines import gaussian_center_bias
+from gazetune.saliency.metrics import ALL_METRICS, HIGHER_IS_BETTER
+from gazetune.saliency.model import load_saliency_model, read_checkpoint_info, save_saliency_model
+from gazetune.saliency.train import (
+    SaliencyTrainConfig,
+    _stack_fixations,
+    evaluate_saliency,
+    load_fixation_dataset,
+    predict_maps,
+    split_names,
+)
+from gazetune.gaze import read_fixation_table
+
+app = typer.Typer(no_args_is_help=True, help="Train and evaluate the saliency model M_saliency (eq 4-8).")
+
+
+def _weights_path(out: Path) -> Path:
+    return out if out.suffix == ".safetensors" else out / "model.safetensors"
+
+
+def run_train(
+    images: Path,
+    fixations: Path,
+    out: Path,
+    size: int = 64,
+    split: float = 0.8,
+    sigma_frac: float = 0.03,
+    eval_blur: float = 0.0,
+    cfg: SaliencyTrainConfig | None = None,
+) -> tuple[Path, dict[str, list[float]]]:
+    """Train on the train part of a deterministic split; returns ``(weights path, history)``.
+
+    ``size`` is the working width in pixels (height from the aspect ratio); ``sigma_frac`` the
+    target Gaussian's standard deviation as a fraction of it; ``eval_blur`` (pixels) is stored in
+    the checkpoint as the blur ``eval`` applies to the predictions by default.
+    """
+    from gazetune.saliency.train import train_saliency
+
+    cfg = cfg or SaliencyTrainConfig()
+    table = read_fixation_table(fixations)
+    present = [n for n in table.images() if (Path(images) / n).exists()]
+    if len(present) < 2:
+        raise ValueError(f"need at least 2 images of {fixations} in {images}; found {len(present)}")
+    train_names, test_names = split_names(present, split, cfg.seed)
+    data = load_fixation_dataset(images, table, width=size, sigma_frac=sigma_frac, names=train_names)
+    t0 = time.perf_counter()
+    model, history = train_saliency(data.images, data.maps, cfg)
+    weights = _weights_path(Path(out))
+    extra: dict[str, Any] = {
+        "size": list(data.shape),
+        "sigma_frac": sigma_frac,
+        "density": cfg.density,
+        "eval_blur": eval_blur,
+        "train_seconds": round(time.perf_counter() - t0, 1),
+        "split": {"seed": cfg.seed, "train_fraction": split, "train": train_names, "test": test_names},
+        "history": history,
+    }
+    save_saliency_model(model, weights, extra=extra)
+    save_config(cfg, weights.parent / "config.toml")
+    return weights, history
+
+
+def run_eval(
+    checkpoint: Path,
+    images: Path,
+    fixations: Path,
+    subset: str = "test",
+    blur: float | None = None,
+    inter_observer: bool = True,
+) -> dict[str, Any]:
+    """Evaluate a checkpoint of :func:`run_train` on the held-out images (``subset="test"``), the
+    training images (``"train"``) or every image of the table found in ``images`` (``"all"``).
+
+    The centre-bias baseline is the Gaussian fitted to the training images' fixations (to the
+    evaluated images' fixations for ``"all"``).  Returns the result of
+    :func:`~gazetune.saliency.train.evaluate_saliency` plus ``"checkpoint"``, ``"subset"``, ``"blur"``.
+    """
+    info = read_checkpoint_info(checkpoint)
+    extra = info.get("extra", {})
+    if "size" not in extra:
+        raise ValueError(f"{checkpoint}: no working size recorded; was it written by `gazetune saliency train`?")
+    table = read_fixation_table(fixations)
+    present = [n for n in table.images() if (Path(images) / n).exists()]
+    split = extra.get("split", {})
+    if subset in ("test", "train"):
+        if subset not in split:
+            raise ValueError(f"{checkpoint}: no recorded split; use subset 'all'")
+        names = [n for n in split[subset] if n in set(present)]
+        fit_names = [n for n in split["train"] if n in set(present)]
+    elif subset == "all":
+        names = fit_names = present
+    else:
+        raise ValueError(f"subset must be 'test', 'train' or 'all'; got {subset!r}")
+    if len(names) < 2:
+        raise ValueError(f"need at least 2 images to evaluate; found {len(names)} of subset {subset!r} in {images}")
+    width = int(extra["size"][1])
+    sigma_frac = float(extra.get("sigma_frac", 0.03))
+    data = load_fixation_dataset(images, table, width=width, sigma_frac=sigma_frac, names=names)
+    fit = data if fit_names == names else load_fixation_dataset(images, table, width=width, sigma_frac=sigma_frac, names=fit_names)
+    baseline = gaussian_center_bias([_stack_fixations(f) for f in fit.fixations], data.shape)
+    model = load_saliency_model(checkpoint)
+    blur = float(extra.get("eval_blur", 0.0)) if blur is None else blur
+    preds = predict_maps(model, data.images, density=extra.get("density", "sigmoid"), blur_sigma=blur)
+    result = evaluate_saliency(preds, data, baseline, inter_observer=inter_observer)
+    result.update({"checkpoint": str(checkpoint), "subset": subset, "blur": blur, "size": list(data.shape)})
+    return result
+
+
+def results_table(result: dict[str, Any], title: str = "Saliency evaluation"):
+    """Rich table: one row per predictor, one column per metric (mean over images)."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("predictor")
+    for m in ALL_METRICS:
+        table.add_column(f"{m} {'↑' if HIGHER_IS_BETTER[m] else '↓'}", justify="right")
+    for name, row in result["rows"].items():
+        table.add_row(name, *(f"{row['mean'][m]:.3f}" for m in ALL_METRICS))
+    return table
+
+
+def markdown_table(result: dict[str, Any]) -> str:
+    """The same table as Markdown (for docs and reports)."""
+    head = "| predictor | " + " | ".join(ALL_METRICS) + " |"
+    lines = [head, "|" + " --- |" * (len(ALL_METRICS) + 1)]
+    for name, row in result["rows"].items():
+        lines.append(f"| {name} | " + " | ".join(f"{row['mean'][m]:.3f}" for m in ALL_METRICS) + " |")
+    return "\n".join(lines)
+
+
+@app.command("train")
+def train_command(
+    images: Path = typer.Option(..., "--images", help="Folder with the image files named as in the fixation table."),
+    fixations: Path = typer.Option(..., "--fixations", help="Fixation table CSV (image, subject, index, x, y, duration_ms)."),
+    out: Path = typer.Option(..., "--out", help="Weights file (*.safetensors) or a folder for model.safetensors."),
+    size: int = typer.Option(64, help="Working width in pixels (height from the aspect ratio)."),
+    epochs: int = typer.Option(30, help="Training epochs."),
+    split: float = typer.Option(0.8, help="Fraction of images used for training; the rest is held out."),
+    seed: int = typer.Option(0, help="Seed of the split, the initialisation and the batches."),
+    loss: str = typer.Option("kl+cc+0.5*bce", help="Loss terms: bce (eq 5-6), weighted_bce (eq 7-8), kl, cc, e.g. 'kl+0.5*cc'."),
+    k: float = typer.Option(1.0, help="Eq 8 k for weighted_bce."),
+    width: int = typer.Option(16, help="U-Net channels of the first level."),
+    depth: int = typer.Option(3, help="U-Net down-sampling steps."),
+    batch_size: int = typer.Option(16, help="Images per batch."),
+    lr: float = typer.Option(2e-3, help="Peak learning rate (Adam, one-cycle schedule)."),
+    sigma_frac: float = typer.Option(0.03, help="Target Gaussian sigma as a fraction of the width."),
+    eval_blur: float = typer.Option(0.0, help="Blur (pixels) that `eval` applies to predictions by default."),
+    threads: int = typer.Option(0, help="Torch CPU threads (0: torch's default)."),
+) -> None:
+    """Train M_saliency (eq 4-8) on the train part of a deterministic split."""
+    from rich.console import Console
+
+    cfg = SaliencyTrainConfig(
+        epochs=epochs, seed=seed, loss=loss, k=k, width=width, depth=depth, batch_size=batch_size, lr=lr, threads=threads
+    )
+    try:
+        weights, history = run_train(images, fixations, out, size=size, split=split, sigma_frac=sigma_frac, eval_blur=eval_blur, cfg=cfg)
+    except (ValueError, FileNotFoundError) as e:
+        raise typer.BadParameter(str(e)) from None
+    Console().print(f"saved {weights} (final loss {history['loss'][-1]:.4f})" if history["loss"] else f"saved {weights}")
+
+
+@app.command("eval")
+def eval_command(
+    checkpoint: Path = typer.Option(..., "--checkpoint", help="Weights written by `gazetune saliency train`."),
+    images: Path = typer.Option(..., "--images", help="Image folder."),
+    fixations: Path = typer.Option(..., "--fixations", help="Fixation table CSV."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the full result (per image) as JSON."),
+    subset: str = typer.Option("test", help="'test' (held-out images of the recorded split), 'train' or 'all'."),
+    blur: Optional[float] = typer.Option(None, help="Blur of the predictions in pixels (default: the checkpoint's)."),
+    inter_observer: bool = typer.Option(True, help="Also score leave-one-observer-out consistency."),
+) -> None:
+    """NSS, CC, AUC-Judd, sAUC, KLD, SIM, IG of the model, the centre bias and inter-observer consistency."""
+    from rich.console import Console
+
+    try:
+        result = run_eval(checkpoint, images, fixations, subset=subset, blur=blur, inter_observer=inter_observer)
+    except (ValueError, FileNotFoundError) as e:
+        raise typer.BadParameter(str(e)) from None
+    h, w = result["size"]
+    Console().print(results_table(result, f"{len(result['images'])} {subset} images at {w}x{h}, IG over centre bias (bits/fixation)"))
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = json_out.with_name(f".{json_out.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(result, indent=1, default=float))
+        os.replace(tmp, json_out)

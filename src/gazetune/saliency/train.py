@@ -429,3 +429,91 @@ def predict_maps(
 def history_summary(history: dict[str, list[float]]) -> dict[str, Any]:
     """Last value of each history list (for logs and JSON)."""
     return {k: (v[-1] if v else None) for k, v in history.items()}
+
+
+# ----------------------------------------------------------------------------------------------
+# evaluation
+
+
+def _stack_fixations(per_subject: dict[str, np.ndarray]) -> np.ndarray:
+    parts = [np.asarray(f)[:, :2] for f in per_subject.values() if len(f)]
+    return np.concatenate(parts) if parts else np.zeros((0, 2))
+
+
+def _mean_rows(rows: list[dict[str, float]]) -> dict[str, float]:
+    keys = rows[0].keys() if rows else []
+    return {k: float(np.nanmean([r[k] for r in rows])) for k in keys}
+
+
+def evaluate_saliency(
+    predictions: np.ndarray | dict[str, np.ndarray],
+    dataset: FixationDataset,
+    baseline: np.ndarray,
+    inter_observer: bool = True,
+) -> dict[str, Any]:
+    """All metrics per image and their means, for predictions and the reference predictors.
+
+    Parameters
+    ----------
+    predictions
+        ``(N, H, W)`` maps for the images of ``dataset`` (named ``"model"``) or ``{name: maps}``.
+        Use densities (:func:`predict_maps`) for a meaningful information gain.
+    dataset
+        The evaluation images: fixations per observer and the pooled target maps.
+    baseline
+        ``(H, W)`` centre-bias density (fitted on *training* fixations, see
+        :mod:`gazetune.saliency.baselines`): it is scored as the row ``"center bias"`` and is the
+        baseline of the information gain (IG, bits per fixation).
+    inter_observer
+        Add the row ``"inter-observer"``: leave one observer out, the others' map (mixed with 5 %
+        of the centre bias) is scored on the held-out observer's fixations; CC, KLD and SIM compare
+        it with the held-out observer's own map (a lower bound of the consistency for those
+        metrics).  Images with a single observer are skipped.
+
+    Returns
+    -------
+    dict
+        ``{"images": names, "rows": {name: {"mean": {metric: value}, "per_image": [{...}]}}}`` with
+        the metric names of :data:`gazetune.saliency.metrics.ALL_METRICS`.  Means are over images;
+        sAUC's negatives for image ``i`` are the fixations of all other images of ``dataset``.
+    """
+    from gazetune.saliency import metrics as M
+    from gazetune.saliency.baselines import leave_one_out_maps
+
+    if isinstance(predictions, np.ndarray):
+        predictions = {"model": predictions}
+    n = len(dataset.names)
+    shape = dataset.shape
+    baseline = np.asarray(baseline, dtype=np.float64)
+    if baseline.shape != shape:
+        raise ValueError(f"baseline map has shape {baseline.shape}; the dataset's maps are {shape}")
+    for name, maps in predictions.items():
+        if np.shape(maps) != (n,) + shape:
+            raise ValueError(f"predictions {name!r} have shape {np.shape(maps)}; expected {(n,) + shape}")
+    fixations = [_stack_fixations(f) for f in dataset.fixations]
+    others = [np.concatenate([fixations[j] for j in range(n) if j != i] or [np.zeros((0, 2))]) for i in range(n)]
+    rows: dict[str, list[dict[str, float]]] = {name: [] for name in predictions}
+    rows["center bias"] = []
+    io_rows: list[dict[str, float]] = []
+    for i in range(n):
+        if not len(fixations[i]):
+            raise ValueError(f"image {dataset.names[i]!r} has no fixations to evaluate")
+        if not len(others[i]):
+            raise ValueError("shuffled AUC needs fixations on at least two images")
+        target = dataset.maps[i]
+        for name, maps in predictions.items():
+            rows[name].append(M.all_metrics(maps[i], fixations[i], target, others[i], baseline))
+        rows["center bias"].append(M.all_metrics(baseline, fixations[i], target, others[i], baseline))
+        if inter_observer:
+            per_held = [
+                M.all_metrics(dens, held, pooled_heatmap([held], shape, dataset.sigma, "sum"), others[i], baseline)
+                for _, dens, held in leave_one_out_maps(dataset.fixations[i], shape, dataset.sigma, prior=baseline)
+            ]
+            if per_held:
+                io_rows.append(_mean_rows(per_held))
+    if io_rows:
+        rows["inter-observer"] = io_rows
+    return {
+        "images": list(dataset.names),
+        "rows": {name: {"mean": _mean_rows(r), "per_image": r} for name, r in rows.items()},
+    }
