@@ -35,6 +35,26 @@ def _as_fixation_array(fixations: np.ndarray | Sequence[Sequence[float]]) -> np.
     return arr
 
 
+def _check_args(shape: tuple[int, int], sigma: float, normalize: str) -> tuple[int, int]:
+    height, width = (int(shape[0]), int(shape[1]))
+    if height <= 0 or width <= 0:
+        raise ValueError(f"shape must be two positive integers (height, width); got {shape}")
+    if not sigma > 0:
+        raise ValueError(f"sigma must be > 0 pixels; got {sigma}")
+    if normalize not in ("max", "sum", "none"):
+        raise ValueError(f"normalize must be 'max', 'sum' or 'none'; got {normalize!r}")
+    return height, width
+
+
+def _gaussians(fix: np.ndarray, height: int, width: int, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """The separable factors: ``(n, H)`` Gaussians in y and ``(n, W)`` in x, peak 1."""
+    ys = np.arange(height, dtype=np.float64)
+    xs = np.arange(width, dtype=np.float64)
+    gy = np.exp(-0.5 * ((ys[None, :] - fix[:, 1:2]) / sigma) ** 2)
+    gx = np.exp(-0.5 * ((xs[None, :] - fix[:, 0:1]) / sigma) ** 2)
+    return gy, gx
+
+
 def heatmap(
     fixations: np.ndarray | Sequence[Sequence[float]],
     shape: tuple[int, int],
@@ -69,22 +89,13 @@ def heatmap(
     >>> m.shape, float(m[1, 2])
     ((3, 5), 1.0)
     """
-    height, width = (int(shape[0]), int(shape[1]))
-    if height <= 0 or width <= 0:
-        raise ValueError(f"shape must be two positive integers (height, width); got {shape}")
-    if not sigma > 0:
-        raise ValueError(f"sigma must be > 0 pixels; got {sigma}")
-    if normalize not in ("max", "sum", "none"):
-        raise ValueError(f"normalize must be 'max', 'sum' or 'none'; got {normalize!r}")
+    height, width = _check_args(shape, sigma, normalize)
     fix = _as_fixation_array(fixations)
-    out = np.zeros((height, width), dtype=np.float64)
-    if len(fix):
-        weights = fix[:, 2] / 1000.0  # seconds: keeps raw sums readable
-        ys = np.arange(height, dtype=np.float64)
-        xs = np.arange(width, dtype=np.float64)
-        gy = np.exp(-0.5 * ((ys[None, :] - fix[:, 1:2]) / sigma) ** 2)  # (n, H)
-        gx = np.exp(-0.5 * ((xs[None, :] - fix[:, 0:1]) / sigma) ** 2)  # (n, W)
-        out = (gy * weights[:, None]).T @ gx
+    if not len(fix):
+        return _normalize(np.zeros((height, width)), normalize)
+    weights = fix[:, 2] / 1000.0  # seconds: keeps raw sums readable
+    gy, gx = _gaussians(fix, height, width, sigma)
+    out = (gy * weights[:, None]).T @ gx
     return _normalize(out, normalize)
 
 
@@ -113,11 +124,19 @@ def pooled_heatmap(
     dominate), then the densities are averaged, then ``normalize`` is applied.  Observers without
     fixations are skipped.  Returns a float32 ``(H, W)`` map; zeros when nobody fixated.
     """
-    densities = [
-        heatmap(f, shape, sigma, normalize="sum")
-        for f in fixations_per_observer
-        if len(np.asarray(f))
-    ]
-    if not densities:
-        return np.zeros(tuple(shape), dtype=np.float32)
-    return _normalize(np.mean(densities, axis=0), normalize)
+    height, width = _check_args(shape, sigma, normalize)
+    arrays = [_as_fixation_array(f) for f in fixations_per_observer]
+    arrays = [a for a in arrays if len(a)]
+    if not arrays:
+        return np.zeros((height, width), dtype=np.float32)
+    # One matrix product for all observers: observer o's raw map sums to
+    # sum_i w_i * sum(gy_i) * sum(gx_i) over its fixations (the Gaussians are separable), so
+    # weighting each fixation by w_i / (that total * n_observers) gives the mean of densities.
+    fix = np.concatenate(arrays)
+    weights = fix[:, 2] / 1000.0
+    gy, gx = _gaussians(fix, height, width, sigma)
+    owner = np.repeat(np.arange(len(arrays)), [len(a) for a in arrays])
+    totals = np.bincount(owner, weights=weights * gy.sum(axis=1) * gx.sum(axis=1), minlength=len(arrays))
+    inv = np.divide(1.0, totals, out=np.zeros_like(totals), where=totals > 0) / len(arrays)
+    out = (gy * (weights * inv[owner])[:, None]).T @ gx
+    return _normalize(out, normalize)
