@@ -142,3 +142,13 @@ def test_bad_arguments():
         detect_fixations(GazeSamples(np.arange(3.0), np.zeros(3), np.zeros(3)))
     with pytest.raises(ValueError, match="negative"):
         Fixations([1.0], [1.0], [-1.0])
+
+
+def test_samples_without_image_frame_are_screen_pixels():
+    s = synth()
+    bare = GazeSamples(s.t_ms, s.x, s.y)  # no image_size: x, y are screen pixels
+    fix = detect_fixations(bare, GEOM)
+    np.testing.assert_allclose(fix.as_array()[:, :2], _planted_array()[:, :2], atol=1.5)
+    deg = GEOM.positions_to_deg(s.x, s.y)
+    ev = ivt(pos2vel(deg, sampling_rate=250, method="smooth"), timesteps=s.t_ms, minimum_duration=100, velocity_threshold=30)
+    np.testing.assert_allclose(fix.onset_ms, ev.frame["onset"].to_numpy())

@@ -10,6 +10,8 @@ from gazetune.gaze.fixation_table import FixationTable, read_fixation_table, wri
 from gazetune.gaze.fixations import Fixations, detect_fixations
 from gazetune.gaze.geometry import ScreenGeometry
 from gazetune.gaze.heatmap import heatmap, pooled_heatmap
+from gazetune.gaze.importers import read_eyelink_asc, read_gaze_csv, read_pupil_csv, read_samples, read_tobii_tsv
+from gazetune.gaze.overlay import heatmap_overlay, save_png, scanpath_overlay
 from gazetune.gaze.samples import (
     GazeSamples,
     TrialTooShortError,
@@ -31,11 +33,19 @@ __all__ = [
     "ValidationReport",
     "detect_fixations",
     "heatmap",
+    "heatmap_overlay",
     "image_to_screen",
     "pooled_heatmap",
+    "read_eyelink_asc",
     "read_fixation_table",
+    "read_gaze_csv",
+    "read_pupil_csv",
+    "read_samples",
+    "read_tobii_tsv",
     "resample_samples",
+    "save_png",
     "scanpath",
+    "scanpath_overlay",
     "scanpath_vector",
     "screen_to_image",
     "validate_samples",

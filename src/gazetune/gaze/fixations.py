@@ -100,13 +100,9 @@ def _sample_positions_deg(samples: GazeSamples, geometry: ScreenGeometry) -> np.
         sx = np.where(np.isfinite(samples.x), samples.screen_x, np.nan)
         sy = np.where(np.isfinite(samples.y), samples.screen_y, np.nan)
         return geometry.positions_to_deg(sx, sy)
+    if samples.image_size is None:  # no image frame known: the positions are screen pixels
+        return geometry.positions_to_deg(samples.x, samples.y)
     size = samples.image_size
-    if size is None:
-        finite = samples.valid
-        size = (
-            int(np.nanmax(samples.x[finite])) + 1 if finite.any() else 1,
-            int(np.nanmax(samples.y[finite])) + 1 if finite.any() else 1,
-        )
     return geometry.image_to_deg(samples.x, samples.y, size, samples.image_rect)
 
 
@@ -142,7 +138,8 @@ def detect_fixations(
     geometry : ScreenGeometry, optional
         Viewing geometry for pixel -> degree conversion (default :class:`ScreenGeometry()`).
         The image is placed on screen by ``samples.image_rect`` (default: centred at native size);
-        raw ``screen_x, screen_y`` are used when present.
+        raw ``screen_x, screen_y`` are used when present; without ``image_size`` the positions
+        are taken as screen pixels.
     method : {"ivt", "idt"}
         Velocity threshold (I-VT) or dispersion threshold (I-DT).
     velocity_threshold_deg_s : float
