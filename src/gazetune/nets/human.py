@@ -16,7 +16,8 @@ Both variants share the contract of DESIGN.md, ``forward(x) -> (label_logit, gaz
     U-Net decoder with skip connections that produces the gaze map.
 
 :class:`SeparateHumanModel` (``M_gaze`` then ``M_h-label``, ¶118-119)
-    ``M_gaze`` is a U-Net (image -> gaze logits).  ``M_h-label`` is a small CNN that reads the
+    ``M_gaze`` is a U-Net (image -> gaze logits).  ``M_h-label`` is a small CNN with a
+    position-aware linear head (the answer depends on *where* people look) that reads the
     *predicted* map ``sigmoid(M_gaze(x))`` and nothing else, as eq 15 writes it
     (``M_h-label(M_gaze(I_input))``): the predicted answer then depends on the image only through
     where people would look, which the patent says "may provide stability".  Setting
@@ -38,6 +39,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import tempfile
 from dataclasses import dataclass
@@ -229,17 +231,33 @@ class HumanResponseModel(_HumanModelBase):
 
 
 class _LabelFromMap(nn.Module):
-    """``M_h-label``: (N, k, H, W) map (and optionally image) -> label logit (N,) + CAM."""
+    """``M_h-label``: (N, k, H, W) map (and optionally image) -> label logit (N,) + CAM (N, H, W).
+
+    The map is average-pooled by ``2**depth`` to a coarse grid (h, w), passed through one
+    :class:`ConvBlock`, and read by a *position-aware* linear head: ``logit = sum_{c,i,j}
+    W[c,i,j] F[c,i,j] + b``.  Global average pooling would make the answer blind to *where* the
+    map puts its mass (centre of a face, or off to a flaw), which is what carries it; a
+    GAP head trained on maps alone stayed near chance in our tests.  Its CAM is the per-cell
+    contribution ``h * w * sum_c W[c,i,j] F[c,i,j]`` (scaled so that, as for a GAP head, the
+    spatial mean of the unresized CAM plus ``b`` is the logit), bilinearly resized to (H, W).
+    """
 
     def __init__(self, in_ch: int, cfg: HumanModelConfig):
         super().__init__()
-        w = cfg.width
-        self.body = nn.Sequential(ConvBlock(in_ch, w, norm=cfg.norm), Down(w, 2 * w, norm=cfg.norm))
-        self.head = nn.Linear(2 * w, 1)
+        self.pool = 2**cfg.depth
+        self.grid = (math.ceil(cfg.image_size[0] / self.pool), math.ceil(cfg.image_size[1] / self.pool))
+        self.body = ConvBlock(in_ch, cfg.width, norm=cfg.norm)
+        self.head = nn.Linear(cfg.width * self.grid[0] * self.grid[1], 1)
 
     def forward(self, m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        feats = self.body(m)
-        return self.head(feats.mean(dim=(2, 3)))[:, 0], _cam(feats, self.head, tuple(m.shape[-2:]))
+        feats = self.body(F.avg_pool2d(m, self.pool, ceil_mode=True))
+        if tuple(feats.shape[-2:]) != self.grid:
+            raise ValueError(f"M_h-label was built for maps of {self.grid} cells after pooling; got {tuple(feats.shape[-2:])}")
+        logit = self.head(feats.flatten(1))[:, 0]
+        cells = self.grid[0] * self.grid[1]
+        contrib = (feats * self.head.weight.view(1, *feats.shape[1:])).sum(1) * cells
+        cam = F.interpolate(contrib[:, None], size=m.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+        return logit, cam
 
 
 class SeparateHumanModel(_HumanModelBase):
