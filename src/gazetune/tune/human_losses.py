@@ -273,8 +273,12 @@ class HumanModelTerm:
     model into the generator only.  The adversarial D keeps its own loss (eq 13): nothing here
     touches it.  Fakes of another size are resized to the model's ``image_size`` (bilinear).
 
-    ``logged()`` returns the last call's values: ``loss/G/human`` (eq 12 term before weighting),
-    ``human/p_real`` (mean P(real) the model gives the fakes) and ``weight/human``.
+    Calling the object, ``term(fake, batch=None) -> {"eq12_human": weighted loss}``, is the
+    ``extra_generator_terms`` hook of :class:`gazetune.tune.train.GazeGANLoss` (logged there as
+    ``G/eq12_human``).  ``logged()`` returns the last call's values: ``human/eq12`` (the term
+    before weighting), ``human/p_real`` (mean P(real) the model gives the fakes) and
+    ``human/weight``.  Grey fakes fed to an RGB model are repeated to 3 channels; RGB fakes fed to
+    a grey model are averaged.
     """
 
     def __init__(self, model: torch.nn.Module, weight: float = 1.0, reduction: Literal["mean", "sum"] = "mean"):
@@ -299,14 +303,26 @@ class HumanModelTerm:
         dev = next(self.model.parameters()).device
         if dev != fake_images.device:
             self.model.to(fake_images.device)
-        logit = self.model(self.model.prepare(fake_images))[0]
+        x = fake_images
+        want = self.model.cfg.in_channels
+        if x.ndim == 4 and x.shape[1] != want:
+            if x.shape[1] == 1 and want == 3:
+                x = x.expand(-1, 3, -1, -1)
+            elif x.shape[1] == 3 and want == 1:
+                x = x.mean(1, keepdim=True)
+        logit = self.model(self.model.prepare(x))[0]
         term = generator_human_term_eq12(logit, self.reduction)
         self._last = {
-            "loss/G/human": float(term.detach()),
+            "human/eq12": float(term.detach()),
             "human/p_real": float(torch.sigmoid(logit.detach()).mean()),
-            "weight/human": self.weight,
+            "human/weight": self.weight,
         }
         return self.weight * term
 
+    def __call__(self, fake_images: torch.Tensor, batch: dict | None = None) -> dict[str, torch.Tensor]:
+        """The ``extra_generator_terms`` hook: ``{"eq12_human": generator_loss(fake_images)}``."""
+        return {"eq12_human": self.generator_loss(fake_images)}
+
     def logged(self) -> dict[str, float]:
+        """Values of the last call (see class docstring)."""
         return dict(self._last)

@@ -503,6 +503,7 @@ def train_human_model(
         opt.step()
         parts["total"] = float(loss.detach())
         last = parts
+    opt.zero_grad(set_to_none=True)
     model.eval()
 
     holdout: dict[str, Any] = {}
