@@ -102,3 +102,34 @@ def test_tune_rejects_wrong_images(pretrained, tmp_path):
         tune(TuneConfig(steps=1), torch.zeros(4, 3, 25, 25), MapProvider("none"), tmp_path / "t", pre, progress=False)
     with pytest.raises(ValueError, match=r"\[-1, 1\]"):
         tune(TuneConfig(steps=1), torch.full((4, 1, 25, 25), 3.0), MapProvider("none"), tmp_path / "t", pre, progress=False)
+
+
+class CountingSaliency(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+        self.scale = torch.nn.Parameter(torch.tensor(3.0))
+
+    def forward(self, x):
+        self.calls += 1
+        return self.scale * x.mean(dim=1, keepdim=True)
+
+
+def test_predicted_step_predicts_fakes_once_and_trains_neither_model():
+    from gazetune.nets import DCGANGenerator, UNetDiscriminator
+    from gazetune.tune.train import GazeGANLoss, sample_batch, train_step
+
+    torch.manual_seed(0)
+    cfg = TuneConfig(**SMALL, steps=1, cutmix_prob=1.0, alpha=1.0)
+    G = DCGANGenerator(8, 25, 1, 4)
+    D = UNetDiscriminator(25, 1, 4)
+    sal = CountingSaliency()
+    provider = MapProvider("predicted", saliency_model=sal)
+    provider.bind([str(k) for k in range(12)], (25, 25), 8)
+    gen = torch.Generator().manual_seed(0)
+    loss = GazeGANLoss(G, D, cfg, provider, gen)
+    opts = {"G": torch.optim.Adam(G.parameters()), "D": torch.optim.Adam(D.parameters())}
+    stats = train_step(loss, opts, None, sample_batch(provider, _images(), 4, gen))
+    assert {"D/eq10b", "G/eq9b", "D/cutmix", "D/consistency"} <= set(stats)
+    assert sal.calls == 2  # real batch once, fakes once (reused by Gmain: G unchanged after Dmain)
+    assert sal.scale.grad is None

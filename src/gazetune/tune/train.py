@@ -181,6 +181,20 @@ class GazeGANLoss:
         self.phases: list[tuple[str, str]] = [("Dmain", "D"), ("Gmain", "G")]
         if cfg.r1_gamma > 0:
             self.phases.append(("Dreg", "D"))
+        self._map_cache: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def _fake_maps(self, fake: torch.Tensor, sm: torch.Tensor | None) -> torch.Tensor | None:
+        """Maps of generated images; a predicted map is reused when the same images come back
+        (``Dmain`` then ``Gmain`` see identical fakes: G is not stepped in between)."""
+        if sm is not None or self.provider.mode != "predicted":
+            return sm
+        x = fake.detach()
+        hit = self._map_cache
+        if hit is not None and hit[0].shape == x.shape and torch.equal(hit[0], x):
+            return hit[1]
+        maps = self.provider.fake_maps(x, None)
+        self._map_cache = (x, maps)
+        return maps
 
     def _weights(self, sm: torch.Tensor | None) -> torch.Tensor | None:
         if sm is None or self.alpha is None:
@@ -194,7 +208,7 @@ class GazeGANLoss:
         terms: dict[str, torch.Tensor] = {}
         if phase == "Gmain":
             fake = self.G(batch["z"])
-            w_fake = self._weights(self.provider.fake_maps(fake, batch["sm_fake"]))
+            w_fake = self._weights(self._fake_maps(fake, batch["sm_fake"]))
             xf, (w_fake,) = diff_augment(fake, self.gen, self.policy, maps=[w_fake])
             img, pix = self.D(xf)
             terms["G/eq1"] = L.generator_loss_eq1(img, red)
@@ -209,7 +223,7 @@ class GazeGANLoss:
                 fake = self.G(batch["z"])
             real = batch["real"]
             w_real = self._weights(batch["sm_real"])
-            w_fake = self._weights(self.provider.fake_maps(fake, batch["sm_fake"]))
+            w_fake = self._weights(self._fake_maps(fake, batch["sm_fake"]))
             if (w_real is None) != (w_fake is None):  # one side observed only: the other unweighted
                 w_real = torch.ones_like(real[:, :1]) if w_real is None else w_real
                 w_fake = torch.ones_like(fake[:, :1]) if w_fake is None else w_fake
@@ -250,6 +264,20 @@ def sample_batch(provider: MapProvider, images: torch.Tensor, batch: int, gen: t
     real, sm_real = provider.sample_real(images, batch, gen)
     z, sm_fake = provider.sample_latents(batch, gen)
     return {"real": real, "sm_real": sm_real, "z": z, "sm_fake": sm_fake}
+
+
+def train_step(loss: GazeGANLoss, opts: dict[str, torch.optim.Optimizer], ema: EMA | None, batch: Batch) -> dict[str, float]:
+    """One optimisation step: every phase of ``loss`` in order, each followed by a step of its
+    optimiser (``opts[name]``); the EMA follows each generator step.  Returns the loss terms."""
+    stats: dict[str, float] = {}
+    for phase, opt_name in loss.phases:
+        opt = opts[opt_name]
+        opt.zero_grad(set_to_none=True)
+        stats.update(loss.accumulate_gradients(phase, batch))
+        opt.step()
+        if opt_name == "G" and ema is not None:
+            ema.update(loss.G)
+    return stats
 
 
 class _Run:
@@ -349,15 +377,7 @@ def _loop(
     with bar:
         task = bar.add_task(run.out.name, total=cfg.steps, completed=run.step, info="")
         while run.step < cfg.steps:
-            batch = sample_batch(provider, images, cfg.batch, run.gen)
-            stats: dict[str, float] = {}
-            for phase, opt_name in loss.phases:
-                opt = run.opts[opt_name]
-                opt.zero_grad(set_to_none=True)
-                stats.update(loss.accumulate_gradients(phase, batch))
-                opt.step()
-                if opt_name == "G":
-                    run.ema.update(run.G)
+            stats = train_step(loss, run.opts, run.ema, sample_batch(provider, images, cfg.batch, run.gen))
             run.step += 1
             last = run.step == cfg.steps
             if (cfg.log_every and run.step % cfg.log_every == 0) or last:
@@ -492,10 +512,12 @@ def tune(
     if resuming:
         run.restore(src)
     log_path = out / "log.jsonl"
+    user_log = map_provider.log
 
-    def log(info: dict) -> None:
+    def log(info: dict) -> None:  # the map-mode decision goes to log.jsonl and to the caller's log
         with log_path.open("a") as fh:
             fh.write(json.dumps({"step": run.step, **info}) + "\n")
+        user_log(info)
 
     map_provider.log = log
     names = [str(k) for k in range(len(x))] if names is None else [str(n) for n in names]
