@@ -127,10 +127,17 @@ def test_baselines():
     assert mm.sum() == pytest.approx(1.0) and mm[0, 0] == pytest.approx((1 / 3 + 1 / 9) / 2)
     per_subject = {"a": np.array([[5.0, 5.0]]), "b": np.array([[6.0, 5.0]]), "c": np.zeros((0, 2))}
     out = list(leave_one_out_maps(per_subject, (H, W), 1.5))
-    assert [s for s, _, _ in out] == ["a", "b"]  # the observer without fixations is skipped
-    subject, dens, held = out[0]
+    assert [s for s, *_ in out] == ["a", "b"]  # the observer without fixations is skipped
+    subject, dens, held, own = out[0]
     assert dens.sum() == pytest.approx(1.0) and np.unravel_index(dens.argmax(), dens.shape) == (5, 6)
-    assert held.tolist() == [[5.0, 5.0]]
+    assert held.tolist() == [[5.0, 5.0]] and np.unravel_index(own.argmax(), own.shape) == (5, 5)
+    # the others' map is the pooled map of the others, mixed with 5 % uniform
+    from gazetune.gaze import pooled_heatmap
+
+    three = {"a": np.array([[5.0, 5.0]]), "b": np.array([[6.0, 5.0], [20.0, 10.0]]), "c": np.array([[2.0, 3.0]])}
+    _, dens_a, _, _ = next(leave_one_out_maps(three, (H, W), 1.5))
+    want = 0.95 * pooled_heatmap([three["b"], three["c"]], (H, W), 1.5, "sum") + 0.05 / (H * W)
+    np.testing.assert_allclose(dens_a, want, rtol=1e-5, atol=1e-9)
 
 
 def test_training_beats_center_bias_on_held_out_blobs():

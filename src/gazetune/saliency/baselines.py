@@ -16,7 +16,7 @@ from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 
-from gazetune.gaze import pooled_heatmap
+from gazetune.gaze import heatmap
 
 
 def _stack_xy(fixations: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
@@ -89,7 +89,7 @@ def leave_one_out_maps(
     sigma: float,
     prior: np.ndarray | None = None,
     prior_weight: float = 0.05,
-) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+) -> Iterator[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
     """For each observer: the density of all *other* observers and the observer's own fixations.
 
     Parameters
@@ -97,7 +97,9 @@ def leave_one_out_maps(
     fixations_by_subject
         ``{subject: (n, 2) x, y}`` in map pixels (one image).
     shape, sigma
-        Map size and Gaussian standard deviation (pixels) of :func:`gazetune.gaze.pooled_heatmap`.
+        Map size and Gaussian standard deviation (pixels).  The others' map is the mean of their
+        individual densities, as :func:`gazetune.gaze.pooled_heatmap` pools observers (computed
+        once per observer and subtracted from the total, not rebuilt for every held-out observer).
     prior, prior_weight
         The others' density is mixed as ``(1 - prior_weight) * map + prior_weight * prior``
         (default prior: uniform), so that no pixel has zero density (information gain, KLD) --
@@ -105,19 +107,21 @@ def leave_one_out_maps(
 
     Yields
     ------
-    (subject, density, held_out)
-        ``density`` is ``(H, W)`` float64 summing to 1; ``held_out`` the subject's ``(n, 2)`` fixations.
-        Observers without fixations, and images with fewer than two observers, yield nothing.
+    (subject, density, held_out, own)
+        ``density``: the others' ``(H, W)`` float64 density; ``held_out``: the subject's ``(n, 2)``
+        fixations; ``own``: the subject's own density (same ``sigma``).  Observers without
+        fixations, and images with fewer than two observers, yield nothing.
     """
     if not 0 <= prior_weight <= 1:
         raise ValueError(f"prior_weight must be in [0, 1]; got {prior_weight}")
     subjects = [s for s in sorted(fixations_by_subject) if len(fixations_by_subject[s])]
     if len(subjects) < 2:
         return
-    if prior is None:
-        prior = np.full(shape, 1.0 / (shape[0] * shape[1]))
+    prior = np.full(shape, 1.0, dtype=np.float64) if prior is None else np.asarray(prior, dtype=np.float64)
+    prior = prior / prior.sum()
+    own = {s: heatmap(np.asarray(fixations_by_subject[s])[:, :2], shape, sigma, "sum").astype(np.float64) for s in subjects}
+    total = sum(own.values())
     for held in subjects:
-        others = [np.asarray(fixations_by_subject[s])[:, :2] for s in subjects if s != held]
-        dens = pooled_heatmap(others, shape, sigma, normalize="sum").astype(np.float64)
-        dens = (1 - prior_weight) * dens / dens.sum() + prior_weight * prior / prior.sum()
-        yield held, dens, np.asarray(fixations_by_subject[held])[:, :2]
+        dens = (total - own[held]) / (len(subjects) - 1)
+        dens = (1 - prior_weight) * dens / dens.sum() + prior_weight * prior
+        yield held, dens, np.asarray(fixations_by_subject[held])[:, :2], own[held]

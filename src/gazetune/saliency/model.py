@@ -103,6 +103,8 @@ class SaliencyUNet(nn.Module):
             raise ValueError(f"in_channels must be 1 (gray) or 3 (RGB); got {in_channels}")
         if width < 1 or depth < 1:
             raise ValueError(f"width and depth must be >= 1; got width={width}, depth={depth}")
+        if norm == "group" and width % min(8, width):
+            raise ValueError(f"with norm='group' the width must be a multiple of 8 (or below 8); got {width}")
         grid = tuple(bias_grid) if bias_grid else (0, 0)
         if len(grid) != 2 or min(grid) < 0:
             raise ValueError(f"bias_grid must be (rows, cols) of non-negative ints; got {bias_grid}")

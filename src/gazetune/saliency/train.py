@@ -506,8 +506,8 @@ def evaluate_saliency(
         rows["center bias"].append(M.all_metrics(baseline, fixations[i], target, others[i], baseline))
         if inter_observer:
             per_held = [
-                M.all_metrics(dens, held, pooled_heatmap([held], shape, dataset.sigma, "sum"), others[i], baseline)
-                for _, dens, held in leave_one_out_maps(dataset.fixations[i], shape, dataset.sigma, prior=baseline)
+                M.all_metrics(dens, held, own, others[i], baseline)
+                for _, dens, held, own in leave_one_out_maps(dataset.fixations[i], shape, dataset.sigma, prior=baseline)
             ]
             if per_held:
                 io_rows.append(_mean_rows(per_held))
