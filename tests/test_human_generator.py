@@ -12,16 +12,9 @@ from gazetune.nets.human import save_human_model
 from gazetune.nets.latent import latents_from_seeds
 from gazetune.tune.human_losses import HumanModelTerm
 from gazetune.tune.human_train import HumanTrainConfig, train_human_model
+from test_human_train import one_thread  # noqa: F401  (autouse: tiny models run on one thread)
 
 SIZE = 25
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

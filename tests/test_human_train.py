@@ -174,3 +174,45 @@ def test_unknown_trial_images_are_named(study):
     bad = HumanTrials(["nope.png"], ["p0"], [1], [500.0], [np.zeros((0, 3))])
     with pytest.raises(ValueError, match="nope.png"):
         train_from_trials(images, names, bad, HumanTrainConfig(steps=1))
+
+
+@pytest.fixture(scope="module")
+def panel_study():
+    """The project's simulated observers (lab panel of 8) on 35 real faces and 35 faces with a
+    12 x 12 patch of noise (a local flaw), 25 x 25 px."""
+    from gazetune.images import load_image_set
+    from gazetune.observers import ObserverPanel, PatchRealismCritic, make_items, run_panel
+
+    faces = load_image_set("builtin:faces", size=SIZE)
+    critic = PatchRealismCritic().fit(faces.images[:30])
+    rng = np.random.default_rng(0)
+    syn = faces.images[65:100].copy()
+    for k in range(len(syn)):
+        y0, x0 = rng.integers(0, SIZE - 12, 2)
+        patch = syn[k, :, y0 : y0 + 12, x0 : x0 + 12]
+        syn[k, :, y0 : y0 + 12, x0 : x0 + 12] = np.clip(patch + rng.normal(0, 0.5, patch.shape), -1, 1)
+    items = make_items(faces.subset(np.arange(30, 65)), syn)
+    raw = run_panel(ObserverPanel.lab(8, seed=0), items, critic, seed=0, display_ms=1500)
+    return np.stack([it.image for it in items]), [it.image_id for it in items], raw
+
+
+@pytest.mark.parametrize("variant", ["joint", "separate"])
+def test_variants_beat_chance_on_observer_panel(panel_study, variant):
+    images, names, raw = panel_study
+    trials = trials_from_simulated(raw)
+    assert len(trials) == 8 * 70 and set(trials.kind) == {"real", "synthetic"}
+    cfg = HumanTrainConfig(variant=variant, steps=120, width=8, batch_size=16, seed=0)
+    _, report = train_from_trials(images, names, trials, cfg)
+    hold = report.holdout
+    assert hold["label_auc"] > 0.6, hold  # held-out observers' answers, chance = .5
+    assert hold["truth_auc"] > 0.6, hold
+    assert hold["gaze_nss"] > 0.5 and hold["gaze_cc"] > 0.3, hold
+
+
+def test_simulated_ratings_train_on_the_1_to_5_scale(panel_study):
+    images, names, raw = panel_study
+    trials = trials_from_simulated(raw[:200], answer="rating")
+    assert set(np.unique(trials.answer)) <= {1, 2, 3, 4, 5}
+    cfg = HumanTrainConfig(answer_scale="likert5", rt_weighting="inverse", steps=2, width=4, batch_size=8)
+    _, report = train_from_trials(images, names, trials, cfg)
+    assert np.isfinite(report.final_losses["total"])

@@ -168,20 +168,29 @@ def _first_attr(obj: Any, names: Sequence[str]) -> Any:
     raise ValueError(f"trial {obj!r} has none of the fields {list(names)}")
 
 
-def trials_from_simulated(trials: Sequence[Any], names: Sequence[str] | None = None) -> HumanTrials:
-    """Build :class:`HumanTrials` from simulated-observer trials (or any objects / dicts with the
-    fields ``participant`` (or ``observer``), ``image`` (name, or index into ``names``),
-    ``answer``, ``rt_ms``, ``fixations`` ((n, 3) x, y, duration_ms, or a record with ``x``, ``y``,
-    ``duration_ms`` arrays) and optionally ``kind``).
+def trials_from_simulated(
+    trials: Sequence[Any], names: Sequence[str] | None = None, answer: str = "binary"
+) -> HumanTrials:
+    """Build :class:`HumanTrials` from simulated-observer trials
+    (:class:`gazetune.observers.SimulatedTrial`) or any objects / dicts with the fields
+    ``observer_id`` (or ``participant``, ``observer``), ``image_id`` (or ``image``, or an
+    ``image_index`` into ``names``), the answer, ``rt_ms``, ``fixations`` ((n, 3) x, y,
+    duration_ms, or a record with ``x``, ``y``, ``duration_ms`` arrays) and optionally ``kind``.
+
+    ``answer="binary"`` reads ``answer_real`` (bool) or ``answer`` (0/1 or real/fake);
+    ``answer="rating"`` reads the 1-5 ``rating`` (train with ``answer_scale="likert5"``).
     """
+    if answer not in ("binary", "rating"):
+        raise ValueError(f"answer must be 'binary' or 'rating'; got {answer!r}")
+    answer_fields = ("answer_real", "answer") if answer == "binary" else ("rating",)
     rows: dict[str, list] = {k: [] for k in ("image", "participant", "answer", "rt_ms", "fixations", "kind")}
     for t in trials:
-        img = _first_attr(t, ("image", "image_id", "image_name", "image_index"))
+        img = _first_attr(t, ("image_id", "image", "image_name", "image_index"))
         if isinstance(img, (int, np.integer)) and names is not None:
             img = names[int(img)]
         rows["image"].append(str(img))
-        rows["participant"].append(str(_first_attr(t, ("participant", "observer", "subject"))))
-        ans = _first_attr(t, ("answer",))
+        rows["participant"].append(str(_first_attr(t, ("observer_id", "participant", "observer", "subject"))))
+        ans = _first_attr(t, answer_fields)
         rows["answer"].append(_parse_answer(ans, "simulated trial") if isinstance(ans, str) else float(ans))
         rt = _first_attr(t, ("rt_ms",))
         rows["rt_ms"].append(math.nan if rt is None else float(rt))
