@@ -109,3 +109,22 @@ def test_read_trials_csv_names_bad_row(tmp_path):
     path.write_text("participant,image,kind,generator,answer_real\np,i,synthetic,,1\n")
     with pytest.raises(ValueError, match=r"t.csv:2: .*no generator version"):
         read_trials_csv(path)
+
+
+def test_read_study_export(tmp_path):
+    """The study's trials export (participant_id, generator_version, status, answer) reads too."""
+    path = tmp_path / "export.csv"
+    path.write_text(
+        "trial_id,participant_id,image,kind,generator_version,seed,status,answer,rt_ms\n"
+        "1,p1,a.png,real,,,answered,1,900\n"
+        "2,p1,s1,synthetic,v2,5,answered,0,1200\n"
+        "3,p1,s2,synthetic,v2,6,pending,,\n"
+    )
+    trials = read_trials_csv(path)
+    assert [(t.participant, t.kind, t.generator, t.answer_real) for t in trials] == [
+        ("p1", "real", None, True), ("p1", "synthetic", "v2", False)]
+    path.write_text(
+        "participant_id,image,kind,generator_version,status,answer,rt_ms\n"
+        "p1,a.png,real,,answered,5,900\np1,s1,synthetic,v2,answered,3,1200\np1,s2,synthetic,v2,answered,4,1200\n"
+    )
+    assert [t.answer_real for t in read_trials_csv(path)] == [True, False, True]  # ratings: >= 4 is "real"

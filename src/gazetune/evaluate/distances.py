@@ -651,10 +651,11 @@ def kernel_distance(
     return float(np.mean(values)), float(np.std(values))
 
 
-def _features_of(
+def inception_pair(
     real: ArrayLike, fake: ArrayLike, real_maps: MapsLike, fake_maps: MapsLike,
     crop: int | float, crops_per_image: int, seed: int, batch_size: int, device: str,
 ) -> tuple[np.ndarray, np.ndarray]:
+    """Inception features of both sets: of whole images, or of salient crops when maps are given."""
     from gazetune.evaluate.inception import inception_features
 
     x, y = as_images(real, "real"), as_images(fake, "fake")
@@ -683,7 +684,7 @@ def fid(
     drawn where the maps put their mass: the salient-region FID.  Compare values only at equal set
     sizes: FID is biased upwards for small sets.
     """
-    fa, fb = _features_of(real, fake, real_maps, fake_maps, crop, crops_per_image, seed, batch_size, device)
+    fa, fb = inception_pair(real, fake, real_maps, fake_maps, crop, crops_per_image, seed, batch_size, device)
     return frechet_distance(fa, fb)
 
 
@@ -701,5 +702,5 @@ def kid(
     seed: int = 0,
 ) -> tuple[float, float]:
     """Kernel Inception distance ``(mean, std)`` over subsets; salient variant with maps as in :func:`fid`."""
-    fa, fb = _features_of(real, fake, real_maps, fake_maps, crop, crops_per_image, seed, batch_size, device)
+    fa, fb = inception_pair(real, fake, real_maps, fake_maps, crop, crops_per_image, seed, batch_size, device)
     return kernel_distance(fa, fb, subset_size, n_subsets, seed)

@@ -134,43 +134,81 @@ def _parse_bool(value: str, where: str) -> bool:
     raise ValueError(f"{where}: answer_real must be 1/0, true/false or real/fake; got {value!r}")
 
 
-def read_trials_csv(path: str | os.PathLike) -> list[Trial]:
-    """Read trials from a CSV with columns ``participant, image, kind, generator, answer_real, rt_ms``.
+def read_trials_csv(path: str | os.PathLike, scale: Literal["auto", "binary", "rating"] = "auto") -> list[Trial]:
+    """Read trials from a CSV: the trial record, or the study's ``trials`` export.
 
+    The trial record has columns ``participant, image, kind, generator, answer_real, rt_ms``:
     ``kind`` is ``real`` or ``synthetic``; ``generator`` is empty for real images;
     ``answer_real`` is ``1``/``0``, ``true``/``false`` or ``real``/``fake``; ``rt_ms`` (optional
-    column) is the response time in milliseconds.  Raises ``FileNotFoundError`` for a missing file
-    and ``ValueError`` naming the file and line of the first bad row.
+    column) is the response time in milliseconds.
+
+    The study export (``gazetune.study``; columns ``participant_id, image, kind,
+    generator_version, status, answer, rt_ms``) is read too: rows whose ``status`` is not
+    ``answered`` are skipped; ``answer`` is 1 (real) / 0 (generated) on the binary scale, or a
+    1-5 rating (5 = surely real) counted as "called real" when it is 4 or 5.  ``scale="auto"``
+    takes ratings when any answer is above 1.
+
+    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` naming the file and line of
+    the first bad row.
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"trials file not found: {path}")
-    need = ("participant", "image", "kind", "generator", "answer_real")
-    trials: list[Trial] = []
     with path.open(newline="") as fh:
         reader = csv.DictReader(fh)
-        header = reader.fieldnames or []
-        missing = [c for c in need if c not in header]
-        if missing:
-            raise ValueError(f"{path}: missing column(s) {missing}; header is {header}")
-        for lineno, row in enumerate(reader, start=2):
-            where = f"{path}:{lineno}"
-            rt = row.get("rt_ms") or "nan"
-            try:
-                rt_ms = float(rt)
-            except ValueError:
-                raise ValueError(f"{where}: rt_ms is not a number: {rt!r}") from None
-            try:
-                trials.append(Trial(
-                    participant=row["participant"], image=row["image"], kind=row["kind"].strip(),  # type: ignore[arg-type]
-                    generator=(row["generator"] or "").strip() or None,
-                    answer_real=_parse_bool(row["answer_real"], where), rt_ms=rt_ms,
-                ))
-            except ValueError as err:
-                if str(err).startswith(where):
-                    raise
-                raise ValueError(f"{where}: {err}") from None
+        header = list(reader.fieldnames or [])
+        rows = list(reader)
+    export = "answer_real" not in header and {"participant_id", "generator_version", "answer"} <= set(header)
+    if export:
+        rows = [r for r in rows if r.get("status", "answered") == "answered" and (r.get("answer") or "") != ""]
+        answers = [float(r["answer"]) for r in rows if _is_number(r["answer"])]
+        rating = scale == "rating" or (scale == "auto" and any(a > 1 for a in answers))
+        header = [{"participant_id": "participant", "generator_version": "generator", "answer": "answer_real"}.get(h, h) for h in header]
+    need = ("participant", "image", "kind", "generator", "answer_real")
+    missing = [c for c in need if c not in header]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {missing}; header is {header}")
+    trials: list[Trial] = []
+    for lineno, row in enumerate(rows, start=2):
+        where = f"{path}:{lineno}"
+        if export:
+            row = {"participant": row["participant_id"], "generator": row["generator_version"],
+                   "answer_real": _rating_to_real(row["answer"], rating, where), **row}
+        rt = row.get("rt_ms") or "nan"
+        if not _is_number(rt):
+            raise ValueError(f"{where}: rt_ms is not a number: {rt!r}")
+        try:
+            trials.append(Trial(
+                participant=row["participant"], image=row["image"], kind=row["kind"].strip(),  # type: ignore[arg-type]
+                generator=(row["generator"] or "").strip() or None,
+                answer_real=_parse_bool(row["answer_real"], where), rt_ms=float(rt),
+            ))
+        except ValueError as err:
+            if str(err).startswith(where):
+                raise
+            raise ValueError(f"{where}: {err}") from None
     return trials
+
+
+def _is_number(v: object) -> bool:
+    try:
+        float(v)  # type: ignore[arg-type]
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def _rating_to_real(answer: str, rating: bool, where: str) -> str:
+    if not _is_number(answer):
+        raise ValueError(f"{where}: answer is not a number: {answer!r}")
+    a = float(answer)
+    if rating:
+        if not 1 <= a <= 5:
+            raise ValueError(f"{where}: rating answer must be in 1..5; got {answer!r}")
+        return "1" if a >= 4 else "0"
+    if a not in (0, 1):
+        raise ValueError(f"{where}: binary answer must be 0 (generated) or 1 (real); got {answer!r}")
+    return str(int(a))
 
 
 def write_trials_csv(trials: Iterable[Trial], path: str | os.PathLike) -> None:
