@@ -13,10 +13,11 @@ looking at one image and answering):
 ``rt_ms``      response time in milliseconds (NaN when unknown)
 ``fixations``  (n, 3) array of ``x, y, duration_ms`` in image pixels, in viewing order
 ``kind``       ground truth ``"real"`` / ``"synthetic"`` ('' when unknown; only reported)
+``latent_seed`` latent seed of a synthetic image (None otherwise), to regenerate it
 =============  =========================================================================
 
 It is read from a **study export** (:func:`read_study_export`: a trials CSV with columns
-``participant, image, kind, answer, rt_ms`` plus the project's fixation table CSV whose
+``participant, image, kind, answer, rt_ms[, seed]`` plus the project's fixation table CSV whose
 ``subject`` is the participant) or built from **simulated observers** (:func:`trials_from_simulated`).
 
 Training
@@ -50,7 +51,7 @@ from gazetune.gaze.heatmap import heatmap
 from gazetune.nets.human import HumanModelConfig, HumanResponseModel, SeparateHumanModel, build_human_model
 from gazetune.tune import human_losses as HL
 
-TRIAL_COLUMNS = ("participant", "image", "kind", "answer", "rt_ms")
+TRIAL_COLUMNS = ("participant", "image", "kind", "answer", "rt_ms", "seed")
 _ANSWER_WORDS = {"real": 1.0, "fake": 0.0, "synthetic": 0.0}
 
 
@@ -65,9 +66,11 @@ class HumanTrials:
     rt_ms: np.ndarray
     fixations: list[np.ndarray]
     kind: list[str] = field(default_factory=list)
+    latent_seed: list[int | None] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         n = len(self.image)
+        self.latent_seed = [None if s is None else int(s) for s in self.latent_seed] if len(self.latent_seed) else [None] * n
         self.image = [str(s) for s in self.image]
         self.participant = [str(s) for s in self.participant]
         self.answer = np.asarray(self.answer, dtype=np.float64).reshape(-1)
@@ -89,6 +92,7 @@ class HumanTrials:
         return HumanTrials(
             [self.image[i] for i in rows], [self.participant[i] for i in rows], self.answer[rows],
             self.rt_ms[rows], [self.fixations[i] for i in rows], [self.kind[i] for i in rows],
+            [self.latent_seed[i] for i in rows],
         )
 
 
@@ -103,11 +107,15 @@ def _parse_answer(text: str, where: str) -> float:
 
 
 def read_study_export(trials_csv: str | os.PathLike, fixations_csv: str | os.PathLike | None = None) -> HumanTrials:
-    """Read a study export: trials CSV (``participant, image, kind, answer, rt_ms``) and the
-    fixation table CSV (``image, subject, index, x, y, duration_ms``; ``subject`` = participant).
+    """Read a study export: the trials CSV and the fixation table CSV (``image, subject, index, x,
+    y, duration_ms``; ``subject`` = participant).
 
-    ``answer`` may be 0/1, 1-5 or the words real/fake; an empty ``rt_ms`` is NaN.  A trial with no
-    fixation rows gets an empty (0, 3) array.  Errors name the file and line.
+    The trials CSV needs ``participant`` (or ``participant_id``, as ``gazetune study`` exports
+    it), ``image`` and ``answer``; ``kind``, ``rt_ms``, ``seed`` (latent seed of synthetic images)
+    and ``status`` are read when present.  Rows whose ``status`` is not ``answered`` or whose
+    answer is empty are skipped.  ``answer`` may be 0/1, 1-5 or the words real/fake; an empty
+    ``rt_ms`` is NaN.  A trial without fixation rows gets an empty (0, 3) array.  Errors name the
+    file and line.
     """
     path = Path(trials_csv)
     if not path.exists():
@@ -116,23 +124,33 @@ def read_study_export(trials_csv: str | os.PathLike, fixations_csv: str | os.Pat
     cols: dict[str, list] = {c: [] for c in TRIAL_COLUMNS}
     with path.open(newline="") as fh:
         reader = csv.DictReader(fh)
-        missing = [c for c in ("participant", "image", "answer") if c not in (reader.fieldnames or [])]
+        header = reader.fieldnames or []
+        pcol = "participant" if "participant" in header else "participant_id"
+        missing = [c for c in (pcol, "image", "answer") if c not in header]
         if missing:
-            raise ValueError(f"{path}: missing column(s) {missing}; header is {reader.fieldnames}")
+            raise ValueError(f"{path}: missing column(s) {missing}; header is {header}")
         for lineno, row in enumerate(reader, start=2):
             where = f"{path}:{lineno}"
-            rt = (row.get("rt_ms") or "").strip()
-            try:
-                rt_val = float(rt) if rt else math.nan
-            except ValueError:
-                raise ValueError(f"{where}: rt_ms {rt!r} is not a number") from None
-            cols["participant"].append(row["participant"])
+            if row.get("status", "answered") not in ("answered", "") or not (row["answer"] or "").strip():
+                continue
+            cols["participant"].append(row[pcol])
             cols["image"].append(row["image"])
             cols["kind"].append((row.get("kind") or "").strip())
             cols["answer"].append(_parse_answer(row["answer"], where))
-            cols["rt_ms"].append(rt_val)
+            cols["rt_ms"].append(_number(row.get("rt_ms"), "rt_ms", where))
+            seed = _number(row.get("seed"), "seed", where)
+            cols["seed"].append(None if math.isnan(seed) else int(seed))
     fixations = [table.for_image(img).get(p, np.zeros((0, 3))) for img, p in zip(cols["image"], cols["participant"])]
-    return HumanTrials(cols["image"], cols["participant"], cols["answer"], cols["rt_ms"], fixations, cols["kind"])
+    return HumanTrials(cols["image"], cols["participant"], cols["answer"], cols["rt_ms"], fixations, cols["kind"], cols["seed"])
+
+
+def _number(text: str | None, column: str, where: str) -> float:
+    """A CSV cell as float; empty or missing is NaN."""
+    t = (text or "").strip()
+    try:
+        return float(t) if t else math.nan
+    except ValueError:
+        raise ValueError(f"{where}: {column} {t!r} is not a number") from None
 
 
 def write_study_export(trials: HumanTrials, trials_csv: str | os.PathLike, fixations_csv: str | os.PathLike) -> None:
@@ -145,7 +163,8 @@ def write_study_export(trials: HumanTrials, trials_csv: str | os.PathLike, fixat
         w.writerow(TRIAL_COLUMNS)
         for i in range(len(trials)):
             rt = "" if not np.isfinite(trials.rt_ms[i]) else f"{trials.rt_ms[i]:.1f}"
-            w.writerow([trials.participant[i], trials.image[i], trials.kind[i], f"{trials.answer[i]:g}", rt])
+            seed = "" if trials.latent_seed[i] is None else str(trials.latent_seed[i])
+            w.writerow([trials.participant[i], trials.image[i], trials.kind[i], f"{trials.answer[i]:g}", rt, seed])
     os.replace(tmp, path)
     table = FixationTable()
     for img, p, fix in zip(trials.image, trials.participant, trials.fixations):
@@ -244,6 +263,10 @@ class HumanTrainConfig:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
+        for name, allowed in (("variant", ("joint", "separate")), ("answer_scale", ("binary", "likert5")),
+                              ("rt_weighting", ("none", "inverse"))):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}; got {getattr(self, name)!r}")
         if self.gaze_kind not in ("heatmap", "scanpath"):
             raise ValueError(f"gaze_kind must be 'heatmap' or 'scanpath'; got {self.gaze_kind!r}")
         if self.gaze_kind == "scanpath" and (self.variant != "joint" or self.scanpath_len < 1):
