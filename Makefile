@@ -16,7 +16,13 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install -e ".[study,test]"
 	touch $@
 
-setup: $(VENV)/.installed
+# Browser libraries of the study page (webcam gaze: @mediapipe/face_mesh), pinned by the lockfile and
+# served locally by the study server.  Without npm the study still runs in mouse and tracker mode.
+web/node_modules/.installed: web/package.json web/package-lock.json
+	if command -v npm >/dev/null; then npm ci --prefix web --no-audit --no-fund && touch $@; \
+	else echo "npm not found: skipping web/ (the study's webcam mode needs it)"; fi
+
+setup: $(VENV)/.installed web/node_modules/.installed
 
 demo: setup
 	$(VENV)/bin/gazetune demo --out $(DEMO_OUT)

@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import httpx
+import numpy as np
 import pytest
 
 from gazetune.study.runner import StudyServer
@@ -67,20 +68,23 @@ class Flow:
         self.context.close()
         self.browser.close()
 
-    def click_targets(self, hold_s: float = 0.9, jitter: float = 0.0) -> int:
+    def click_targets(self, hold_s: float = 0.9, jitter: float = 0.0, wait_ms: int = 2500) -> int:
         """Click every calibration/validation target while it appears; returns how many."""
         page, n = self.page, 0
-        while True:
+        while n < 60:
             try:
-                page.wait_for_selector("#target:not([hidden])", timeout=2500)
+                page.wait_for_selector("#target:not([hidden]):not(.shrink)", timeout=wait_ms)
             except Exception:
                 return n
             box = page.locator("#target").bounding_box()
+            if box is None:  # vanished between the two calls
+                continue
             cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
             page.mouse.move(cx + jitter, cy, steps=4)
             page.mouse.click(cx, cy)
             n += 1
             time.sleep(hold_s)
+        return n
 
 
 def _mouse_path(page, rect: dict, n: int, phase: float) -> None:
@@ -185,3 +189,101 @@ def test_mouse_flow_end_to_end(tmp_path, playwright_sync):
         vals = list(csv.DictReader(io.StringIO(
             httpx.get(srv.url + "/api/admin/export/validations.csv", headers=h).text)))
         assert sum(1 for v in vals if v["kind"] == "drift") == drift
+
+
+def _fake_camera(path: Path, with_face: bool, n_frames: int = 20) -> Path:
+    """An MJPEG file for Chromium's fake camera: scikit-image's public-domain ``astronaut`` photo
+    (a face) or its ``grass`` texture (no face), 640 x 480, with a little jitter between frames."""
+    from PIL import Image
+    from skimage import data
+
+    src = data.astronaut() if with_face else data.grass()
+    im = Image.fromarray(src).convert("RGB").resize((480, 480))
+    with open(path, "wb") as fh:
+        for k in range(n_frames):
+            frame = Image.new("RGB", (640, 480), (120, 120, 120))
+            frame.paste(im, (80 + (k % 3), 0))
+            buf = io.BytesIO()
+            frame.save(buf, format="JPEG", quality=90)
+            fh.write(buf.getvalue())
+    return path
+
+
+def _face_mesh_or_skip() -> None:
+    from gazetune.study.app import _vendor_dir
+
+    if _vendor_dir() is None:
+        pytest.skip("@mediapipe/face_mesh is not installed: run `npm ci --prefix web`")
+
+
+def _start_webcam_flow(f: Flow) -> None:
+    page = f.page
+    page.goto(f.server.url + "/?pid=cam-1")
+    page.wait_for_selector("#screen-consent.active")
+    assert page.is_visible("#consent-gaze-webcam") and "never leave" in page.text_content("#consent-gaze-webcam")
+    f.shot("consent_webcam")
+    page.click("#consent-agree")
+    page.wait_for_selector("#screen-card.active")
+    page.click("#card-done")
+    page.wait_for_selector("#screen-blindspot.active")
+    page.click("#bs-skip")
+
+
+def test_webcam_flow_with_fake_camera(tmp_path, playwright_sync):
+    _face_mesh_or_skip()
+    cam = _fake_camera(tmp_path / "face.mjpeg", with_face=True)
+    with StudyServer(tmp_path / "srv", gaze_mode="webcam", trials_per_participant=2, fixation_ms=200,
+                     max_display_ms=1500, drift_check_every=0, synthetic_pool=4, validation_max_deg=60.0,
+                     max_calibration_attempts=1) as srv:
+        f = Flow(playwright_sync, srv, "webcam", [
+            "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-video-capture={cam}"])
+        page = f.page
+        try:
+            _start_webcam_flow(f)
+            page.wait_for_selector("#calib-result:has-text('Face found')", timeout=120000)
+            f.shot("face_found")
+            page.click("#calib-start")
+            assert f.click_targets(hold_s=0.3, wait_ms=9000) == 9 + 5  # calibration targets, then validation
+            page.wait_for_selector("#screen-instructions.active", timeout=30000)
+            f.shot("webcam_calibrated")
+            page.click("#instr-start")
+            for k in range(2):
+                page.wait_for_selector("#trial-stage.showing", timeout=30000)
+                time.sleep(1.0)
+                if k == 0:
+                    f.shot("trial_webcam")
+                page.keyboard.press("j")
+                page.wait_for_function("(n) => window.__study.trialsDone >= n", arg=k + 1, timeout=30000)
+            page.wait_for_selector("#screen-done.active", timeout=30000)
+            f.shot("done_webcam")
+            assert not f.foreign_requests(), f"requests to other origins: {f.foreign_requests()}"
+            assert any("/vendor/face_mesh/" in u for u in f.requests)
+        finally:
+            f.close()
+        h = srv.admin_headers()
+        summ = httpx.get(srv.url + "/api/admin/summary", headers=h).json()
+        p = summ["participants"]["list"][0]
+        assert p["validation_accuracy_deg"] is not None  # predictions existed during validation
+        resp = httpx.get(srv.url + "/api/trainer/responses", headers=h).json()["responses"]
+        assert len(resp) == 2
+        for r in resp:
+            xs = [v for v in r["samples"]["screen_x"] if v is not None]
+            assert len(xs) >= 5, "too few finite webcam gaze samples"
+            assert all(np.isfinite(xs))
+
+
+def test_webcam_without_face_says_so(tmp_path, playwright_sync):
+    _face_mesh_or_skip()
+    cam = _fake_camera(tmp_path / "grass.mjpeg", with_face=False)
+    with StudyServer(tmp_path / "srv", gaze_mode="webcam", trials_per_participant=2, synthetic_pool=4) as srv:
+        f = Flow(playwright_sync, srv, "webcam_no_face", [
+            "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-video-capture={cam}"])
+        try:
+            _start_webcam_flow(f)
+            f.page.wait_for_selector("#screen-error.active", timeout=120000)
+            f.shot("no_face_message")
+            assert "No face was found" in f.page.text_content("#error-text")
+        finally:
+            f.close()

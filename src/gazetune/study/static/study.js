@@ -30,6 +30,8 @@
   }
 
   function fail(message) {
+    $("target").hidden = true;
+    document.body.classList.remove("calibrating");
     $("error-text").textContent = message;
     show("error");
   }
@@ -154,8 +156,13 @@
       await waitClick(tg.el);
       tg.el.classList.add("shrink");
       const rec = new Recorder(source);
+      const clickT = performance.now();
       rec.start();
       await sleep(holdMs);
+      // slow face tracking (a weak computer): hold until a few camera frames came in, at most 6 s
+      while (source.framesSince && source.framesSince(clickT + 250) < 3 && performance.now() - clickT < 6000) {
+        await sleep(100);
+      }
       rec.stop();
       const r = rec.take();
       if (onHold) onHold(tg, r);
@@ -288,13 +295,19 @@
         "then keep the pointer on it until it has shrunk.";
     }
     await waitClick($("calib-start"));
+    const maxAttempts = state.study.max_calibration_attempts;
     for (let attempt = 1; ; attempt++) {
       if (webcam) {
         state.gazeSource.reset();
         await runTargets(CALIBRATION_TARGETS, state.gazeSource.featureSource, 900,
           (tg, rec) => state.gazeSource.addCalibration(tg.x, tg.y, rec));
         const fit = state.gazeSource.fit();
-        if (!fit.ok) { $("calib-result").textContent = fit.message; continue; }
+        if (!fit.ok) {
+          if (attempt >= maxAttempts) throw new Error(fit.message.replace("try again", "reload the page to try again"));
+          $("calib-result").textContent = fit.message;
+          await waitClick($("calib-start"));
+          continue;
+        }
       }
       const points = await runTargets(VALIDATION_TARGETS, state.gazeSource, 800);
       const r = await api("POST", "/api/me/validation", { kind: "validation", attempt, points });
