@@ -49,6 +49,7 @@ import torch
 from gazetune.gaze.fixation_table import FixationTable, read_fixation_table, write_fixation_table
 from gazetune.gaze.heatmap import heatmap
 from gazetune.nets.human import HumanModelConfig, HumanResponseModel, SeparateHumanModel, build_human_model
+from gazetune.saliency.metrics import _auc_all_thresholds, cc, nss
 from gazetune.tune import human_losses as HL
 
 TRIAL_COLUMNS = ("participant", "image", "kind", "answer", "rt_ms", "seed")
@@ -286,30 +287,19 @@ class HumanTrainConfig:
         )
 
 
-# ============================================================================ metrics (private)
+# ============================================================================ metrics
 def auc(scores: np.ndarray, positive: np.ndarray) -> float:
-    """Area under the ROC curve of ``scores`` for boolean ``positive`` (Mann-Whitney U with ties
-    counted half).  NaN when one class is empty.
+    """Area under the ROC curve of ``scores`` for boolean ``positive``: P(pos > neg) + 0.5
+    P(pos == neg) (Mann-Whitney).  NaN when one class is empty.
 
     >>> auc(np.array([0.1, 0.4, 0.35, 0.8]), np.array([False, False, True, True]))
     0.75
     """
     s = np.asarray(scores, dtype=np.float64)
     pos = np.asarray(positive, dtype=bool)
-    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
-    if n_pos == 0 or n_neg == 0:
+    if pos.all() or not pos.any():
         return math.nan
-    order = np.argsort(s, kind="mergesort")
-    ranks = np.empty(len(s), dtype=np.float64)
-    sorted_s = s[order]
-    i = 0
-    while i < len(s):  # average ranks over ties
-        j = i
-        while j + 1 < len(s) and sorted_s[j + 1] == sorted_s[i]:
-            j += 1
-        ranks[order[i : j + 1]] = 0.5 * (i + j) + 1.0
-        i = j + 1
-    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+    return _auc_all_thresholds(s[pos], s[~pos])
 
 
 def auc_bootstrap_ci(
@@ -333,20 +323,12 @@ def auc_bootstrap_ci(
     return float(lo), float(hi)
 
 
-def _nss(pred: np.ndarray, fixations: np.ndarray) -> float:
-    """Normalised scanpath saliency: mean of the standardised map at the fixated pixels."""
-    z = (pred - pred.mean()) / max(pred.std(), 1e-12)
+def _nss_inside(pred: np.ndarray, fixations: np.ndarray) -> float:
+    """NSS (:func:`gazetune.saliency.metrics.nss`) at the fixations that fall inside the map."""
     h, w = pred.shape
-    xs = np.clip(np.rint(fixations[:, 0]).astype(int), 0, w - 1)
-    ys = np.clip(np.rint(fixations[:, 1]).astype(int), 0, h - 1)
-    return float(z[ys, xs].mean())
-
-
-def _cc(pred: np.ndarray, target: np.ndarray) -> float:
-    """Pearson correlation of two maps (NaN when one is constant)."""
-    a, b = pred.ravel() - pred.mean(), target.ravel() - target.mean()
-    den = np.sqrt((a * a).sum() * (b * b).sum())
-    return float((a * b).sum() / den) if den > 0 else math.nan
+    x, y = fixations[:, 0], fixations[:, 1]
+    inside = (x > -0.5) & (x < w - 0.5) & (y > -0.5) & (y < h - 0.5)
+    return nss(pred, fixations[inside, :2]) if inside.any() else math.nan
 
 
 # ============================================================================ data preparation
@@ -603,23 +585,23 @@ def evaluate_human_model(
         "mean_p_real": float(p_real.mean()),
     }
     ids = np.asarray(list(image_ids) if image_ids is not None else [str(i) for i in range(len(t))])
-    nss, cc = [], []
+    nss_values, cc_values = [], []
     for img in np.unique(ids):
         rows = np.flatnonzero(ids == img)
         pooled = pool_by_image(np.asarray(gaze_maps, np.float32)[rows], ["x"] * len(rows), np.arange(len(rows)))[0]
         pred = pred_maps[rows[0]]
         if pooled.max() <= 0:
             continue
-        cc.append(_cc(pred, pooled))
+        cc_values.append(cc(pred, pooled))
         if fixations is not None:
             fx = np.concatenate([np.asarray(fixations[i]).reshape(-1, 3) for i in rows])
             if len(fx):
-                nss.append(_nss(pred, fx))
+                nss_values.append(_nss_inside(pred, fx))
         else:
             z = (pred - pred.mean()) / max(pred.std(), 1e-12)
-            nss.append(float((z * pooled).sum() / pooled.sum()))
-    res["gaze_nss"] = float(np.nanmean(nss)) if nss else math.nan
-    res["gaze_cc"] = float(np.nanmean(cc)) if cc else math.nan
+            nss_values.append(float((z * pooled).sum() / pooled.sum()))
+    res["gaze_nss"] = float(np.nanmean(nss_values)) if nss_values else math.nan
+    res["gaze_cc"] = float(np.nanmean(cc_values)) if cc_values else math.nan
     if truth is not None:
         real = np.asarray([str(k).lower() == "real" for k in truth])
         res["truth_auc"] = auc(p_real, real)
