@@ -108,13 +108,14 @@ def test_html_report_embeds_and_writes_files(tmp_path):
     rep.add_table([{"gen": "v1", "fid": 12.3456, "n": 1200, "fool": RateEstimate(0.4, 0.3, 0.5, 100)}])
     rep.add_image(np.linspace(-1, 1, 64).reshape(8, 8), caption="ramp", pixelated=True)
     rep.add_images([np.zeros((3, 4, 4)), np.ones((4, 4, 3), np.uint8) * 200], captions=["a", "b"])
+    rep.add_image_grid(np.zeros((5, 1, 6, 6)), caption="grid", nrow=3)
     rep.add_figure(rate_figure(["v1", "v2"], [0.3, 0.5], [0.2, 0.4], [0.4, 0.6], reference=0.5), caption="rates")
     path = rep.save(tmp_path / "out" / "report.html")
     text = path.read_text()
     assert "Demo &lt;run&gt;" in text and "second &amp; third" in text
     assert "12.346" in text and "1,200" in text and "0.400 [0.300, 0.500]" in text
     files = sorted(p.name for p in (tmp_path / "out" / "report_files").iterdir())
-    assert len(files) == 4 and all(f.endswith(".png") for f in files)
+    assert len(files) == 5 and all(f.endswith(".png") for f in files)
     assert all(f"report_files/{f}" in text for f in files)
     assert not list((tmp_path / "out").glob("*.tmp"))
     # embedded: one file, PNGs inline

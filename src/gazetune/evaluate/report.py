@@ -215,6 +215,12 @@ class HtmlReport:
         self._blocks.append("</div>")
         return self
 
+    def add_image_grid(self, images: Any, caption: str = "", nrow: int = 8, width: int | None = None) -> "HtmlReport":
+        """A grid of ``(N, C, H, W)`` images in [-1, 1] as one picture (see :func:`gazetune.images.image_grid`)."""
+        from gazetune.images import image_grid
+
+        return self.add_image(image_grid(images, nrow=nrow), caption=caption, width=width, pixelated=True)
+
     def add_figure(self, fig: Any, caption: str = "", dpi: int = 110) -> "HtmlReport":
         """A matplotlib figure, rendered to PNG (and closed)."""
         import matplotlib.pyplot as plt
@@ -269,6 +275,9 @@ class HtmlReport:
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(text)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a report is for reading
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
