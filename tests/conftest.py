@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# One thread: on 2 shared cores, torch's intra-op threads fight each other and the tests slow
+# down many times over for these tiny models.
+torch.set_num_threads(1)
 
 
 def _shared_data_dir() -> Path:

@@ -14,6 +14,7 @@ from gazetune.gaze.cli import app as gaze_app
 from gazetune.saliency.cli import app as saliency_app
 from gazetune.study.cli import app as study_app
 from gazetune.tune.cli import app as gan_app
+from gazetune.tune.human_cli import app as human_app
 from gazetune.demo import demo_command
 
 app = typer.Typer(
@@ -25,6 +26,7 @@ app = typer.Typer(
 app.add_typer(gaze_app, name="gaze", help="Gaze samples -> fixations -> heatmaps, scanpaths, overlays.")
 app.add_typer(saliency_app, name="saliency", help="Train and evaluate the saliency model M_saliency (eq 4-8).")
 app.add_typer(gan_app, name="gan", help="Pretrain a GAN and tune it with gaze maps (eq 1-2, 9a-10b).")
+app.add_typer(human_app, name="human", help="Model of the human judge: gaze + real/fake verdict (FIG. 5, eq 11-15).")
 app.add_typer(study_app, name="study", help="Run a real-vs-fake study with gaze capture.")
 app.add_typer(eval_app, name="eval", help="Evaluate generators and studies.")
 app.command("demo")(demo_command)

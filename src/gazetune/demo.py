@@ -1,22 +1,434 @@
-"""``gazetune demo``: the whole method end to end on the built-in faces (see run_demo)."""
+"""``gazetune demo``: the whole method end to end on the built-in faces, without people.
+
+The steps follow the data flow of the patent (FIG. 2-4):
+
+1. **pretrain** a small GAN on scikit-image's 100 LFW faces (eq 1-2, 9a/10a);
+2. **study**: a panel of simulated observers (:mod:`gazetune.observers`, a test instrument)
+   judges a blinded random mix of real faces and samples of that generator; each trial records
+   60 Hz gaze samples, the answer and the reaction time;
+3. **gaze**: samples -> fixations (pymovements I-VT, eq 3) -> pooled duration-weighted heatmaps
+   per image (¶58, ¶80); real images by name, synthetic images by (generator version, latent seed);
+4. **saliency**: M_saliency (eq 4-8) is trained on 80 % of the observed images and scored on the
+   other 20 % against the centre bias and the inter-observer consistency;
+5. **tune** the generator with the maps (eq 9b/10b, FIG. 4) -- and, as a control, for the same
+   number of steps without maps;
+6. **evaluate**: the same panel judges fresh samples of the base, control and gaze-tuned
+   generators mixed with real faces; fool rates with bootstrap confidence intervals;
+7. write ``report.html``.
+
+Everything is seeded; ``--quick`` shrinks every stage so the run takes well under two minutes on
+two CPU cores (used by the test suite).
+"""
 
 from __future__ import annotations
 
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, Optional
 
+import numpy as np
+import torch
 import typer
+from rich.console import Console
+from rich.progress import track
+from rich.table import Table
+
+console = Console()
+
+
+@dataclass
+class DemoConfig:
+    """Settings of the demo (``--quick`` uses :meth:`quick_settings`).
+
+    Sizes are in pixels, durations in ms, ``sigma_deg`` in degrees of visual angle (the simulated
+    image spans ``image_deg`` degrees).
+    """
+
+    out: Path = Path("demo_out")
+    seed: int = 0
+    device: str = "cpu"
+    size: int = 32
+    pretrain_steps: int = 1500
+    tune_steps: int = 300
+    batch: int = 32
+    g_width: int = 24
+    d_width: int = 16
+    n_observers: int = 8
+    n_real_shown: int = 50
+    n_synthetic_shown: int = 50
+    n_eval_real: int = 50
+    n_eval_synthetic: int = 40
+    display_ms: float = 3000.0
+    image_deg: float = 10.0
+    sigma_deg: float = 1.0
+    alpha: float = 1.0
+    saliency_epochs: int = 60
+    saliency_width: int = 12
+    min_observed_direct: int = 32
+    human_model: bool = True
+    human_epochs: int = 30
+    human_weight: float = 0.5
+    threads: int = 2
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def quick_settings(cls, **kw: Any) -> "DemoConfig":
+        base = dict(
+            pretrain_steps=120, tune_steps=30, batch=16, g_width=16, d_width=8, n_observers=4, n_real_shown=16,
+            n_synthetic_shown=16, n_eval_real=16, n_eval_synthetic=12, saliency_epochs=6,
+            saliency_width=8, min_observed_direct=16, human_epochs=4,
+        )
+        base.update(kw)
+        return cls(**base)
+
+
+# ----------------------------------------------------------------------------------------------
+# stages
+
+
+def _step(title: str) -> None:
+    console.rule(f"[bold cyan]{title}")
+
+
+def _checkpoint_version(run_dir: Path) -> str:
+    from gazetune.tune.checkpoint import read_checkpoint
+
+    return read_checkpoint(run_dir / "checkpoint.safetensors").metadata["generator_version"]
+
+
+@torch.no_grad()
+def _sample(run_dir: Path, seeds: list[int], device: str) -> np.ndarray:
+    """EMA generator of ``run_dir`` at latent ``seeds`` -> (N, C, H, W) float32 in [-1, 1]."""
+    from gazetune.nets.generator import load_generator
+    from gazetune.nets.latent import latents_from_seeds
+
+    g = load_generator(run_dir, device=device)
+    z = latents_from_seeds(seeds, g.z_dim).to(device)
+    return g(z).clamp(-1, 1).cpu().numpy().astype(np.float32)
+
+
+def _detect(trials: list, desc: str) -> list:
+    """Fixations (pymovements I-VT, eq 3) of every simulated trial, with a progress bar."""
+    from gazetune.gaze.fixations import detect_fixations
+
+    out = []
+    for t in track(trials, description=desc, console=console, transient=True):
+        out.append(detect_fixations(t.samples, method="ivt"))
+    return out
+
+
+def _fixation_table(trials: list, fixations: list, size: int):
+    """Fixation table of the detected fixations; fixations centred off the image (tracker noise
+    near the border) are left out and counted, never silently dropped."""
+    from gazetune.gaze import FixationTable
+
+    table = FixationTable()
+    outside = 0
+    for t, f in zip(trials, fixations):
+        arr = f.as_array()
+        inside = np.all((arr[:, :2] > -0.5) & (arr[:, :2] < size - 0.5), axis=1)
+        outside += int((~inside).sum())
+        table.add(t.image_id, t.observer_id, arr[inside])
+    return table, outside
+
+
+def _human_trials(trials: list, versions: dict[str, str]):
+    """Simulated trials -> :class:`gazetune.evaluate.human.Trial` records."""
+    from gazetune.evaluate.human import Trial
+
+    out = []
+    for t in trials:
+        gen = versions.get(t.image_id) if t.kind == "synthetic" else None
+        out.append(Trial(t.observer_id, t.image_id, t.kind, gen, bool(t.answer_real), float(t.rt_ms)))
+    return out
+
+
+def run_demo(cfg: DemoConfig) -> Path:
+    """Run every stage; returns the path of ``report.html``.  Files go to ``cfg.out``."""
+    from gazetune.config import save_config
+    from gazetune.evaluate.human import fool_rate
+    from gazetune.gaze.fixation_table import write_fixation_table
+    from gazetune.images import load_image_set, save_image_grid, split_indices
+    from gazetune.observers import ObserverPanel, PanelItem, PatchRealismCritic, run_panel
+    from gazetune.tune.maps import MapProvider, MapSet, synthetic_image_name
+    from gazetune.tune.train import TrainConfig, TuneConfig, pretrain, tune
+
+    t_start = time.perf_counter()
+    torch.set_num_threads(max(1, cfg.threads))
+    out = Path(cfg.out)
+    if (out / "pretrain" / "checkpoint.safetensors").exists():
+        raise FileExistsError(f"{out} already holds a demo run; choose another --out or delete it")
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out / "demo_config.toml")
+    timings: dict[str, float] = {}
+    results: dict[str, Any] = {"config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()}}
+
+    # 1. data and base GAN ---------------------------------------------------------------------
+    _step("1/7 pretrain the base GAN on the built-in faces")
+    t0 = time.perf_counter()
+    faces = load_image_set("builtin:faces", size=cfg.size, channels=1)
+    save_image_grid(faces.images[:64], out / "real_faces.png", nrow=8)
+    pcfg = TrainConfig(
+        size=cfg.size, channels=1, batch=cfg.batch, steps=cfg.pretrain_steps, g_width=cfg.g_width, d_width=cfg.d_width, seed=cfg.seed, device=cfg.device,
+        log_every=10, sample_every=0, checkpoint_every=max(100, cfg.pretrain_steps // 4), n_samples=64,
+        ema_half_life=500.0,
+    )
+    pretrain(pcfg, faces.images, out / "pretrain")
+    base_version = _checkpoint_version(out / "pretrain")
+    timings["pretrain"] = time.perf_counter() - t0
+
+    # 2. study round with simulated observers ------------------------------------------------------
+    _step("2/7 simulated observers judge a blinded mix of real and synthetic faces")
+    t0 = time.perf_counter()
+    critic = PatchRealismCritic(seed=cfg.seed).fit(faces.images)
+    panel = ObserverPanel.lab(cfg.n_observers, seed=cfg.seed, observer={"image_deg": cfg.image_deg})
+    rng = np.random.default_rng(cfg.seed)
+    real_idx = np.sort(rng.choice(len(faces), size=min(cfg.n_real_shown, len(faces)), replace=False))
+    seeds = list(range(cfg.n_synthetic_shown))
+    fakes = _sample(out / "pretrain", seeds, cfg.device)
+    syn_names = [synthetic_image_name(base_version, s) for s in seeds]
+    items = [PanelItem(faces.images[i], "real", faces.names[i]) for i in real_idx]
+    items += [PanelItem(fakes[k], "synthetic", syn_names[k], s) for k, s in enumerate(seeds)]
+    trials = run_panel(panel, items, critic=critic, seed=cfg.seed, display_ms=cfg.display_ms)
+    timings["study"] = time.perf_counter() - t0
+
+    # 3. gaze -> fixations -> maps -----------------------------------------------------------------
+    _step("3/7 gaze samples -> fixations (I-VT) -> pooled heatmaps")
+    t0 = time.perf_counter()
+    fixations = _detect(trials, "fixations")
+    table, n_outside = _fixation_table(trials, fixations, cfg.size)
+    write_fixation_table(table, out / "fixations.csv")
+    sigma_px = cfg.size / cfg.image_deg * cfg.sigma_deg
+    maps = MapSet.from_fixations(table, sigma=sigma_px, shape=(cfg.size, cfg.size))
+    maps.save(out / "maps.npz")
+    n_true = sum(len(t.fixations.x) for t in trials)
+    n_found = sum(len(f.x) for f in fixations)
+    results["gaze"] = {
+        "trials": len(trials), "true_fixations": n_true, "detected_fixations": n_found,
+        "fixations_off_image_left_out": n_outside,
+        "sigma_px": sigma_px, "maps_real": len(maps.real), "maps_synthetic": len(maps.synthetic),
+    }
+    timings["gaze"] = time.perf_counter() - t0
+
+    # 4. saliency model ----------------------------------------------------------------------------
+    _step("4/7 train M_saliency on 80 % of the observed images, score it on the rest")
+    t0 = time.perf_counter()
+    saliency_model, saliency_results = _train_saliency(cfg, out, faces, fakes, real_idx, syn_names, table, maps, sigma_px)
+    results["saliency"] = saliency_results
+    timings["saliency"] = time.perf_counter() - t0
+
+    # 5. human-response model (FIG. 5) -------------------------------------------------------------
+    human_term = None
+    if cfg.human_model:
+        _step("5/7 train the human-response model (FIG. 5, eq 11) on the panel's answers and gaze")
+        t0 = time.perf_counter()
+        human_term, results["human_model"] = _train_human(cfg, out, faces, fakes, real_idx, syn_names, trials, fixations)
+        timings["human_model"] = time.perf_counter() - t0
+    else:
+        _step("5/7 human-response model skipped (--no-human-model)")
+
+    # 6. tuning: gaze maps vs control ------------------------------------------------------------
+    _step("6/7 tune the generator with gaze maps (eq 9b/10b) and a no-gaze control")
+    t0 = time.perf_counter()
+    tcfg = TuneConfig(
+        batch=cfg.batch, steps=cfg.tune_steps, seed=cfg.seed + 1, device=cfg.device, alpha=cfg.alpha,
+        mode="auto", min_observed=cfg.min_observed_direct, log_every=5, sample_every=0,
+        checkpoint_every=max(50, cfg.tune_steps // 2), n_samples=64, ema_half_life=200.0,
+    )
+    arms: dict[str, Path] = {}
+    provider = MapProvider(
+        "auto", maps=maps, saliency_model=saliency_model, generator_version=base_version,
+        min_observed=cfg.min_observed_direct,
+    )
+    tune(tcfg, faces.images, provider, out / "tune_gaze", init_checkpoint=out / "pretrain", names=faces.names)
+    arms["gaze (FIG. 4)"] = out / "tune_gaze"
+    control = TuneConfig(**{**asdict(tcfg), "alpha": 0.0, "mode": "none"})
+    tune(control, faces.images, MapProvider("none"), out / "tune_control", init_checkpoint=out / "pretrain",
+         names=faces.names)
+    arms["no gaze (control)"] = out / "tune_control"
+    if human_term is not None:
+        tune(tcfg, faces.images, MapProvider(
+            "auto", maps=maps, saliency_model=saliency_model, generator_version=base_version,
+            min_observed=cfg.min_observed_direct,
+        ), out / "tune_gaze_human", init_checkpoint=out / "pretrain", names=faces.names,
+            extra_generator_terms=[human_term])
+        arms["gaze + human model (FIG. 4 + 5)"] = out / "tune_gaze_human"
+    timings["tune"] = time.perf_counter() - t0
+
+    # 7. evaluation round ---------------------------------------------------------------------
+    _step("7/7 the panel judges fresh samples of every generator; fool rates")
+    t0 = time.perf_counter()
+    eval_seeds = list(range(100_000, 100_000 + cfg.n_eval_synthetic))
+    eval_real = np.sort(np.random.default_rng(cfg.seed + 7).choice(len(faces), min(cfg.n_eval_real, len(faces)), replace=False))
+    eval_items = [PanelItem(faces.images[i], "real", faces.names[i]) for i in eval_real]
+    versions: dict[str, str] = {}
+    arm_runs = {"base (pretrained)": out / "pretrain", **arms}
+    arm_samples: dict[str, np.ndarray] = {}
+    arm_version: dict[str, str] = {}
+    for arm, run in arm_runs.items():
+        version = f"{arm}|{_checkpoint_version(run)}"
+        arm_version[arm] = version
+        imgs = _sample(run, eval_seeds, cfg.device)
+        arm_samples[arm] = imgs
+        save_image_grid(imgs[:64], out / f"samples_{run.name}.png", nrow=8)
+        for k, s in enumerate(eval_seeds):
+            name = synthetic_image_name(version, s)
+            versions[name] = version
+            eval_items.append(PanelItem(imgs[k], "synthetic", name, s))
+    eval_panel = ObserverPanel.lab(cfg.n_observers, seed=cfg.seed, observer={"image_deg": cfg.image_deg})
+    eval_trials = run_panel(eval_panel, eval_items, critic=critic, seed=cfg.seed + 1000, display_ms=cfg.display_ms)
+    human = _human_trials(eval_trials, versions)
+    rates = {}
+    for arm in arm_runs:
+        est = fool_rate(human, generator=arm_version[arm], n_boot=1000, seed=cfg.seed)
+        rates[arm] = est.as_dict()
+    real_called_real = float(np.mean([t.answer_real for t in eval_trials if t.kind == "real"]))
+    results["fool_rates"] = rates
+    results["real_called_real"] = real_called_real
+    results["critic_realism"] = {
+        arm: float(critic.realism_maps(imgs).mean()) for arm, imgs in arm_samples.items()
+    }
+    results["critic_realism"]["real faces"] = float(critic.realism_maps(faces.images[eval_real]).mean())
+    if human_term is not None:
+        with torch.no_grad():
+            m = human_term.model
+            results["human_model"]["p_real_fresh_samples"] = {
+                arm: float(m.p_real(m.prepare(torch.as_tensor(imgs))).mean()) for arm, imgs in arm_samples.items()
+            }
+    timings["evaluate"] = time.perf_counter() - t0
+
+    table_out = Table(title="Observers' fool rate (synthetic called real), 95 % bootstrap CI")
+    for col in ("generator", "fool rate", "95 % CI", "trials"):
+        table_out.add_column(col)
+    for arm, r in rates.items():
+        table_out.add_row(arm, f"{r['rate']:.3f}", f"[{r['lo']:.3f}, {r['hi']:.3f}]", str(r["n"]))
+    console.print(table_out)
+
+    timings["total"] = time.perf_counter() - t_start
+    results["timings_s"] = timings
+    _write_json(out / "results.json", results)
+    from gazetune.demo_report import write_report
+
+    report = write_report(out, cfg, results, trials, fixations, faces, fakes, real_idx, syn_names, maps,
+                          saliency_model, arm_runs, arm_samples, human_term)
+    console.print(f"[green]report written to {report}  ({timings['total']:.0f} s)")
+    return report
+
+
+def _write_json(path: Path, results: dict) -> None:
+    """results.json: arrays (the held-out predicted maps) stay out; they are in the report."""
+
+    def default(o: Any) -> Any:
+        if isinstance(o, np.ndarray):
+            return o.tolist() if o.size <= 16 else f"<array {o.shape}>"
+        if isinstance(o, (np.floating, np.integer)):
+            return o.item()
+        return str(o)
+
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(results, indent=2, default=default))
+    tmp.replace(path)
+
+
+def _train_saliency(cfg, out, faces, fakes, real_idx, syn_names, table, maps, sigma_px):
+    """Train M_saliency on observed images and score it on held-out ones (metrics vs baselines)."""
+    from gazetune.images import split_indices
+    from gazetune.saliency.baselines import gaussian_center_bias
+    from gazetune.saliency.model import save_saliency_model
+    from gazetune.saliency.train import FixationDataset, SaliencyTrainConfig, evaluate_saliency, predict_maps, train_saliency
+
+    names = [faces.names[i] for i in real_idx] + list(syn_names)
+    images = np.concatenate([faces.images[real_idx], fakes])
+    target = np.stack([maps.real[n] if n in maps.real else _synthetic_map(maps, n) for n in names])
+    train_i, test_i = split_indices(len(names), 0.2, seed=cfg.seed)
+    scfg = SaliencyTrainConfig(
+        epochs=cfg.saliency_epochs, batch_size=16, width=cfg.saliency_width, depth=2, bias_grid=[4, 4],
+        seed=cfg.seed, progress=True,
+    )
+    model, history = train_saliency(images[train_i], target[train_i], scfg, images[test_i], target[test_i])
+    save_saliency_model(model, out / "saliency_model.safetensors")
+    per_subject = [
+        {s: f[:, :2] for s, f in table.for_image(names[i]).items() if len(f)} for i in range(len(names))
+    ]
+    dataset = FixationDataset(
+        names=[names[i] for i in test_i], images=images[test_i], maps=target[test_i],
+        fixations=[per_subject[i] for i in test_i], sigma=sigma_px,
+    )
+    train_xy = [f for i in train_i for f in per_subject[i].values()]
+    baseline = gaussian_center_bias(train_xy, (cfg.size, cfg.size))
+    predictions = predict_maps(model, images[test_i])
+    scores = evaluate_saliency(predictions, dataset, baseline, inter_observer=True)
+    return model, {
+        "history": history,
+        "n_train": len(train_i),
+        "n_test": len(test_i),
+        "metrics": {row: vals["mean"] for row, vals in scores["rows"].items()},
+        "test_names": dataset.names,
+        "test_predictions": predictions,
+    }
+
+
+def _synthetic_map(maps, name: str) -> np.ndarray:
+    from gazetune.tune.maps import parse_synthetic_name
+
+    return maps.synthetic[parse_synthetic_name(name)]
+
+
+def _train_human(cfg, out, faces, fakes, real_idx, syn_names, trials, fixations):
+    """FIG. 5: train the joint human-response model (eq 11) on the panel's answers and *detected*
+    fixations, held out by participant, and wrap it as the eq 12 generator term."""
+    from gazetune.nets.human import save_human_model
+    from gazetune.tune.human_losses import HumanModelTerm
+    from gazetune.tune.human_train import HumanTrainConfig, train_from_trials, trials_from_simulated
+
+    records = [
+        {"participant": t.observer_id, "image": t.image_id, "answer": float(t.answer_real), "rt_ms": t.rt_ms,
+         "fixations": f.as_array(), "kind": t.kind}
+        for t, f in zip(trials, fixations)
+    ]
+    names = [faces.names[i] for i in real_idx] + list(syn_names)
+    images = np.concatenate([faces.images[real_idx], fakes])
+    hcfg = HumanTrainConfig(
+        variant="joint", width=12, depth=2, sigma_px=cfg.size / cfg.image_deg * cfg.sigma_deg,
+        steps=cfg.human_epochs * 10, batch_size=32, holdout_fraction=0.25, seed=cfg.seed, device=cfg.device,
+    )
+    model, report = train_from_trials(images, names, trials_from_simulated(records), hcfg, progress=True)
+    save_human_model(model, out / "human_model.safetensors")
+    info = report.as_dict()
+    return HumanModelTerm(model, weight=cfg.human_weight), {
+        "holdout": info["holdout"], "n_train_trials": info["n_train_trials"],
+        "n_holdout_trials": info["n_holdout_trials"], "holdout_participants": info["holdout_participants"],
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# command line
 
 
 def demo_command(
-    out: Path = typer.Option(Path("demo_out"), help="Output folder (report.html and run files)."),
-    quick: bool = typer.Option(False, "--quick", help="Tiny settings: under 2 minutes on 2 CPU cores."),
+    out: Path = typer.Option(Path("demo_out"), help="Output folder (report.html and every run's files)."),
+    quick: bool = typer.Option(False, "--quick", help="Tiny settings: well under 2 minutes on 2 CPU cores."),
     device: str = typer.Option("cpu", help="torch device: cpu or cuda."),
-    seed: int = typer.Option(0, help="Random seed of the whole demo."),
+    seed: int = typer.Option(0, help="Seed of the whole demo."),
+    human_model: bool = typer.Option(True, "--human-model/--no-human-model", help="Also run FIG. 5."),
+    pretrain_steps: Optional[int] = typer.Option(None, help="Override the GAN pretraining steps."),
+    tune_steps: Optional[int] = typer.Option(None, help="Override the tuning steps."),
 ) -> None:
-    """Pretrain a GAN, run simulated observers, build maps, train M_saliency, tune, report."""
-    raise typer.Exit(code=_not_built())
-
-
-def _not_built() -> int:
-    typer.echo("gazetune demo is not built yet", err=True)
-    return 2
+    """The whole method on the built-in faces: pretrain, simulated study, maps, M_saliency,
+    gaze-weighted tuning, evaluation, report.html."""
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise typer.BadParameter("CUDA is not available on this machine", param_hint="--device")
+    kw: dict[str, Any] = dict(out=out, device=device, seed=seed, human_model=human_model)
+    if pretrain_steps is not None:
+        kw["pretrain_steps"] = pretrain_steps
+    if tune_steps is not None:
+        kw["tune_steps"] = tune_steps
+    cfg = DemoConfig.quick_settings(**kw) if quick else DemoConfig(**kw)
+    try:
+        run_demo(cfg)
+    except FileExistsError as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(code=2)

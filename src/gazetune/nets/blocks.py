@@ -4,6 +4,8 @@ human-response model).  Plain PyTorch, readable top to bottom.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -13,7 +15,7 @@ def _norm(channels: int, kind: str) -> nn.Module:
     if kind == "batch":
         return nn.BatchNorm2d(channels)
     if kind == "group":
-        return nn.GroupNorm(min(8, channels), channels)
+        return nn.GroupNorm(math.gcd(8, channels), channels)  # up to 8 groups that divide evenly
     if kind == "none":
         return nn.Identity()
     raise ValueError(f"unknown norm {kind!r}; use 'batch', 'group' or 'none'")

@@ -1,0 +1,177 @@
+"""``report.html`` of ``gazetune demo``: what the demo did, with pictures people would rather look
+at than read (samples before/after, gaze overlays, loss curves, fool rates with CIs, saliency
+metrics, the human model next to the panel)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from gazetune.images import to_uint8  # noqa: E402
+
+ZOOM = 4  # the faces are 32 px: show them 4x larger
+
+
+def _zoom(image_chw: np.ndarray) -> np.ndarray:
+    """(C, H, W) in [-1, 1] -> (H*ZOOM, W*ZOOM, 3) uint8, nearest-neighbour."""
+    rgb = to_uint8(image_chw)
+    if rgb.ndim == 2:
+        rgb = rgb[..., None]
+    if rgb.shape[-1] == 1:
+        rgb = np.repeat(rgb, 3, axis=-1)
+    return np.repeat(np.repeat(rgb, ZOOM, axis=0), ZOOM, axis=1)
+
+
+def _read_log(run: Path) -> list[dict]:
+    path = run / "log.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _loss_figure(runs: dict[str, Path]):
+    keys = ("G/total", "D/total")
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+    for ax, key in zip(axes, keys):
+        for name, run in runs.items():
+            rows = [r for r in _read_log(run) if key in r]
+            if rows:
+                steps = [r["step"] for r in rows]
+                vals = np.array([r[key] for r in rows], dtype=float)
+                k = max(1, len(vals) // 30)
+                smooth = np.convolve(vals, np.ones(k) / k, mode="valid")
+                ax.plot(steps[k - 1:], smooth, label=name)
+        ax.set_title(key)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def _fool_figure(rates: dict[str, dict]):
+    names = list(rates)
+    vals = np.array([rates[n]["rate"] for n in names])
+    lo = vals - np.array([rates[n]["lo"] for n in names])
+    hi = np.array([rates[n]["hi"] for n in names]) - vals
+    fig, ax = plt.subplots(figsize=(7, 0.6 + 0.55 * len(names)))
+    ax.barh(range(len(names)), vals, xerr=[lo, hi], color="#4a90d9", capsize=4)
+    ax.set_yticks(range(len(names)), names)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("fool rate (synthetic called real), 95 % bootstrap CI")
+    ax.axvline(0.5, color="grey", lw=0.8, ls="--")
+    fig.tight_layout()
+    return fig
+
+
+def write_report(
+    out: Path, cfg, results: dict[str, Any], trials, fixations, faces, fakes, real_idx, syn_names, maps,
+    saliency_model, arm_runs: dict[str, Path], arm_samples: dict[str, np.ndarray], human_term,
+) -> Path:
+    """Assemble ``out/report.html`` (images are embedded, so the file can be moved or mailed)."""
+    from gazetune.evaluate.report import HtmlReport
+    from gazetune.gaze.overlay import heatmap_overlay, scanpath_overlay
+    from gazetune.saliency.train import predict_maps
+    from gazetune.tune.maps import parse_synthetic_name
+
+    rep = HtmlReport("gazetune demo: making a face generator realistic where people look")
+    t = results["timings_s"]
+    rep.add_text(
+        f"Built-in data: {len(faces)} faces from scikit-image's LFW subset at {cfg.size} px. "
+        f"Observers are <b>simulated</b> (a test instrument: centre bias + image content decide where they look; "
+        f"a patch-statistics realism critic read at the fixated places decides their answer). "
+        f"Total run time {t['total']:.0f} s on {cfg.device}."
+    )
+
+    rep.add_heading("1. Samples: real faces, base generator, tuned generators")
+    rep.add_image(out / "real_faces.png", "real faces")
+    for arm, run in arm_runs.items():
+        rep.add_image(out / f"samples_{run.name}.png", f"{arm} (fresh latent seeds)")
+
+    rep.add_heading("2. What the panel answered: fool rate before and after tuning")
+    rows = [[arm, f"{r['rate']:.3f}", f"[{r['lo']:.3f}, {r['hi']:.3f}]", r["n"]] for arm, r in results["fool_rates"].items()]
+    rep.add_table(rows, ["generator", "fool rate", "95 % CI (participants x images bootstrap)", "trials"])
+    rep.add_figure(_fool_figure(results["fool_rates"]), "Share of synthetic faces the simulated observers called real")
+    rep.add_text(f"Real faces called real: {results['real_called_real']:.3f}. Mean realism (critic) of fresh samples: "
+                 + ", ".join(f"{k} {v:.3f}" for k, v in results["critic_realism"].items()) + ".")
+
+    rep.add_heading("3. Gaze: heatmaps and scanpaths on real and synthetic faces")
+    g = results["gaze"]
+    rep.add_text(f"{g['trials']} trials; {g['detected_fixations']} fixations detected by pymovements I-VT from 60 Hz "
+                 f"samples ({g['true_fixations']} simulated); heatmap sigma {g['sigma_px']:.1f} px (1 degree).")
+    shown_real = [faces.names[i] for i in real_idx[:4]]
+    shown_syn = list(syn_names[:4])
+    image_of = {faces.names[i]: faces.images[i] for i in real_idx}
+    image_of.update({n: fakes[k] for k, n in enumerate(syn_names)})
+    for name in shown_real + shown_syn:
+        kind = "real" if name in maps.real else "synthetic"
+        m = maps.real[name] if kind == "real" else maps.synthetic[parse_synthetic_name(name)]
+        big = _zoom(image_of[name])
+        rep.add_image(heatmap_overlay(big, m), f"{kind}: pooled heatmap")
+        first = next((k for k, tr in enumerate(trials) if tr.image_id == name), None)
+        if first is not None:
+            fx = fixations[first]
+            arr = fx.as_array().copy()
+            arr[:, :2] = (arr[:, :2] + 0.5) * ZOOM - 0.5
+            rep.add_image(scanpath_overlay(big, arr), f"{kind}: scanpath of {trials[first].observer_id}")
+
+    rep.add_heading("4. Saliency model M_saliency (eq 4-8), held-out images")
+    s = results["saliency"]
+    metric_names = list(next(iter(s["metrics"].values())).keys())
+    rows = [[row] + [f"{vals[m]:.3f}" for m in metric_names] for row, vals in s["metrics"].items()]
+    rep.add_table(rows, ["predictor"] + metric_names)
+    rep.add_text(f"Trained on {s['n_train']} observed images, scored on {s['n_test']} held-out ones.")
+    hist = s["history"]
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.plot(hist["loss"], label="train")
+    if "val_loss" in hist:
+        ax.plot(hist["val_loss"], label="held-out")
+    ax.set_xlabel("epoch")
+    ax.set_title("M_saliency loss")
+    ax.legend()
+    fig.tight_layout()
+    rep.add_figure(fig, "M_saliency training")
+    for name, pred in list(zip(s["test_names"], s["test_predictions"]))[:4]:
+        rep.add_image(heatmap_overlay(_zoom(image_of[name]), pred), f"predicted map ({'real' if name in maps.real else 'synthetic'})")
+
+    rep.add_heading("5. Training curves")
+    rep.add_figure(_loss_figure({"pretrain": arm_runs["base (pretrained)"], **{k: v for k, v in arm_runs.items() if k != "base (pretrained)"}}),
+                   "Generator and discriminator losses (moving average)")
+
+    if human_term is not None and "human_model" in results:
+        rep.add_heading("6. Human-response model (FIG. 5): its predictions next to the panel's")
+        h = results["human_model"]
+        rep.add_table([[k, f"{v:.3f}" if isinstance(v, float) else v] for k, v in h["holdout"].items()],
+                      ["held-out participants " + ", ".join(h["holdout_participants"]), "value"])
+        model = human_term.model
+        for name in shown_real[:3] + shown_syn[:3]:
+            x = torch.as_tensor(image_of[name][None])
+            with torch.no_grad():
+                logit, gaze = model(model.prepare(x))
+            p = float(torch.sigmoid(logit)[0])
+            panel_p = float(np.mean([tr.answer_real for tr in trials if tr.image_id == name]))
+            gm = torch.sigmoid(gaze)[0, 0].numpy()
+            big = _zoom(image_of[name])
+            m = maps.real[name] if name in maps.real else maps.synthetic[parse_synthetic_name(name)]
+            rep.add_image(heatmap_overlay(big, m), f"panel: P(real) = {panel_p:.2f}")
+            rep.add_image(heatmap_overlay(big, gm), f"model: P(real) = {p:.2f}")
+        if "p_real_fresh_samples" in h:
+            rep.add_text("Human model's mean P(real) on fresh samples: "
+                         + ", ".join(f"{k} {v:.3f}" for k, v in h["p_real_fresh_samples"].items()) + ".")
+
+    rep.add_heading("Run details")
+    rep.add_table([[k, f"{v:.1f}"] for k, v in t.items()], ["stage", "seconds"])
+    rep.add_text("Every file of the run (checkpoints, logs, fixations.csv, maps.npz, results.json) is in this folder.")
+    path = out / "report.html"
+    rep.save(path)
+    plt.close("all")
+    return path
