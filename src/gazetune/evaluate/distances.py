@@ -23,7 +23,7 @@ Images everywhere are float ``(N, C, H, W)`` arrays or tensors in [-1, 1].
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterator
 
@@ -462,6 +462,7 @@ def c2st(
     batch_size: int = 32,
     lr: float = 3e-3,
     seed: int = 0,
+    device: str = "cpu",
 ) -> C2STResult:
     """Classifier two-sample test with a tiny CNN (3 conv layers, global average pooling).
 
@@ -483,6 +484,8 @@ def c2st(
         Training schedule: Adam steps on mini-batches of ``batch_size`` images (or crops).
     seed
         Seeds the split, the crops and the CNN's initialisation.
+    device
+        Torch device for the CNN (batches are moved there one at a time).
 
     Returns
     -------
@@ -506,24 +509,25 @@ def c2st(
         lab = labels.repeat_interleave(per)
         with torch.random.fork_rng():
             torch.manual_seed(seed)
-            net = _tiny_cnn(flat.shape[1])
+            net = _tiny_cnn(flat.shape[1]).to(device)
         opt = torch.optim.Adam(net.parameters(), lr=lr)
         order = torch.Generator().manual_seed(seed + 7)
         perm, start = torch.randperm(flat.shape[0], generator=order), 0
-        with _one_thread():
+        with _one_thread() if device == "cpu" else nullcontext():
             for _ in range(steps):
                 if start >= flat.shape[0]:  # next epoch
                     perm, start = torch.randperm(flat.shape[0], generator=order), 0
                 idx = perm[start:start + batch_size]
                 start += batch_size
-                loss = F.binary_cross_entropy_with_logits(net(flat[idx])[:, 0], lab[idx])
+                loss = F.binary_cross_entropy_with_logits(net(flat[idx].to(device))[:, 0], lab[idx].to(device))
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
         net.eval()
 
-        def predict(items: torch.Tensor) -> torch.Tensor:
-            return net(items.flatten(0, 1))[:, 0].reshape(items.shape[0], per).mean(dim=1)  # mean logit over an image's crops
+        def predict(items: torch.Tensor) -> torch.Tensor:  # mean logit over an image's crops
+            logits = [net(items[i:i + 256].flatten(0, 1).to(device))[:, 0].cpu() for i in range(0, len(items), 256)]
+            return torch.cat(logits).reshape(items.shape[0], per).mean(dim=1)
 
         return predict
 

@@ -61,7 +61,7 @@ def evaluate_images(
     seed
         Seed of every random choice.
     device
-        Torch device for the Inception network.
+        Torch device for the C2ST classifier and the Inception network.
     progress
         Optional callback, called with the name of each metric before it runs.
 
@@ -95,7 +95,7 @@ def evaluate_images(
         if "c2st" in names:
             if progress:
                 progress("c2st" + suffix)
-            c = D.c2st(x, y, rm, fm, crop=crop, seed=seed)
+            c = D.c2st(x, y, rm, fm, crop=crop, seed=seed, device=device)
             out["c2st_accuracy" + suffix] = c.accuracy
             out["c2st_p_value" + suffix] = c.p_value
         if "fid" in names or "kid" in names:
