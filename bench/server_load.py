@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="gazetune_bench_"))
     extra = {"database": args.database} if args.database else {}
-    with StudyServer(work, trials_per_participant=1000, real_fraction=0.5, synthetic_pool=20, **extra) as srv:
+    with StudyServer(work, trials_per_participant=50, real_fraction=0.5, synthetic_pool=20, **extra) as srv:
         lat, acked, wall = asyncio.run(run(srv.url, args.participants, args.seconds, args.trial_s))
         text = httpx.get(srv.url + "/api/admin/export/samples.csv", headers=srv.admin_headers(), timeout=300).text
     stored: dict[tuple[int, int], int] = defaultdict(int)

@@ -164,6 +164,10 @@ def test_mouse_flow_end_to_end(tmp_path, playwright_sync):
             assert drift >= 1, "a drift check was expected before trial 3"
             assert not f.foreign_requests(), f"requests to other origins: {f.foreign_requests()}"
             assert not [c for c in f.console if c.startswith("pageerror")], f.console
+            page.goto(srv.url + f"/admin?token={srv.admin_token}")
+            page.wait_for_function("document.getElementById('n-completed').textContent === '1'", timeout=15000)
+            assert page.locator("#fool tbody tr").count() >= 1
+            f.shot("dashboard")
         finally:
             f.close()
 
