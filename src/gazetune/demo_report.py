@@ -37,22 +37,25 @@ def _read_log(run: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def _loss_figure(runs: dict[str, Path]):
-    keys = ("G/total", "D/total")
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
-    for ax, key in zip(axes, keys):
-        for name, run in runs.items():
-            rows = [r for r in _read_log(run) if key in r]
+def _loss_figure(runs: dict[str, tuple[Path, int]]):
+    """Image-level (eq 1, 2) and per-pixel (eq 9a/9b, 10a/10b) losses of every run; a tuning run's
+    steps are shifted by ``offset`` so it continues its pretraining curve."""
+    panels = [("G image (eq 1)", ("G/eq1",)), ("D image (eq 2)", ("D/eq2",)),
+              ("G per pixel (eq 9a / 9b)", ("G/eq9a", "G/eq9b")), ("D per pixel (eq 10a / 10b)", ("D/eq10a", "D/eq10b"))]
+    fig, axes = plt.subplots(1, 4, figsize=(14, 3.0))
+    for ax, (title, keys) in zip(axes, panels):
+        for name, (run, offset) in runs.items():
+            rows = [(r["step"] + offset, next(r[k] for k in keys if k in r)) for r in _read_log(run) if any(k in r for k in keys)]
             if rows:
-                steps = [r["step"] for r in rows]
-                vals = np.array([r[key] for r in rows], dtype=float)
+                steps, vals = np.array(rows, dtype=float).T
                 k = max(1, len(vals) // 30)
                 smooth = np.convolve(vals, np.ones(k) / k, mode="valid")
                 ax.plot(steps[k - 1:], smooth, label=name)
-        ax.set_title(key)
+        ax.set_title(title, fontsize=10)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
+    if axes[0].get_legend_handles_labels()[0]:
+        axes[0].legend(fontsize=7)
     fig.tight_layout()
     return fig
 
@@ -87,15 +90,16 @@ def write_report(
     t = results["timings_s"]
     rep.add_text(
         f"Built-in data: {len(faces)} faces from scikit-image's LFW subset at {cfg.size} px. "
-        f"Observers are <b>simulated</b> (a test instrument: centre bias + image content decide where they look; "
+        f"Observers are SIMULATED (a test instrument: centre bias + image content decide where they look; "
         f"a patch-statistics realism critic read at the fixated places decides their answer). "
         f"Total run time {t['total']:.0f} s on {cfg.device}."
     )
 
     rep.add_heading("1. Samples: real faces, base generator, tuned generators")
-    rep.add_image(out / "real_faces.png", "real faces")
-    for arm, run in arm_runs.items():
-        rep.add_image(out / f"samples_{run.name}.png", f"{arm} (fresh latent seeds)")
+    rep.add_images(
+        [out / "real_faces.png"] + [out / f"samples_{run.name}.png" for run in arm_runs.values()],
+        ["real faces"] + [f"{arm} (fresh latent seeds)" for arm in arm_runs], cell_px=260,
+    )
 
     rep.add_heading("2. What the panel answered: fool rate before and after tuning")
     rows = [[arm, f"{r['rate']:.3f}", f"[{r['lo']:.3f}, {r['hi']:.3f}]", r["n"]] for arm, r in results["fool_rates"].items()]
@@ -112,17 +116,20 @@ def write_report(
     shown_syn = list(syn_names[:4])
     image_of = {faces.names[i]: faces.images[i] for i in real_idx}
     image_of.update({n: fakes[k] for k, n in enumerate(syn_names)})
+    pics, caps = [], []
     for name in shown_real + shown_syn:
         kind = "real" if name in maps.real else "synthetic"
         m = maps.real[name] if kind == "real" else maps.synthetic[parse_synthetic_name(name)]
         big = _zoom(image_of[name])
-        rep.add_image(heatmap_overlay(big, m), f"{kind}: pooled heatmap")
+        pics.append(heatmap_overlay(big, m))
+        caps.append(f"{kind}: pooled heatmap")
         first = next((k for k, tr in enumerate(trials) if tr.image_id == name), None)
         if first is not None:
-            fx = fixations[first]
-            arr = fx.as_array().copy()
-            arr[:, :2] = (arr[:, :2] + 0.5) * ZOOM - 0.5
-            rep.add_image(scanpath_overlay(big, arr), f"{kind}: scanpath of {trials[first].observer_id}")
+            arr = fixations[first].as_array().copy()
+            arr[:, :2] = (arr[:, :2] + 0.5) * ZOOM - 0.5  # pixel centres of the zoomed image
+            pics.append(scanpath_overlay(big, arr))
+            caps.append(f"{kind}: scanpath of {trials[first].observer_id}")
+    rep.add_images(pics, caps, cell_px=150)
 
     rep.add_heading("4. Saliency model M_saliency (eq 4-8), held-out images")
     s = results["saliency"]
@@ -140,11 +147,18 @@ def write_report(
     ax.legend()
     fig.tight_layout()
     rep.add_figure(fig, "M_saliency training")
+    pics, caps = [], []
     for name, pred in list(zip(s["test_names"], s["test_predictions"]))[:4]:
-        rep.add_image(heatmap_overlay(_zoom(image_of[name]), pred), f"predicted map ({'real' if name in maps.real else 'synthetic'})")
+        kind = "real" if name in maps.real else "synthetic"
+        target = maps.real[name] if kind == "real" else maps.synthetic[parse_synthetic_name(name)]
+        pics += [heatmap_overlay(_zoom(image_of[name]), target), heatmap_overlay(_zoom(image_of[name]), pred)]
+        caps += [f"{kind}, held out: observers", f"{kind}, held out: M_saliency"]
+    rep.add_images(pics, caps, cell_px=150)
 
     rep.add_heading("5. Training curves")
-    rep.add_figure(_loss_figure({"pretrain": arm_runs["base (pretrained)"], **{k: v for k, v in arm_runs.items() if k != "base (pretrained)"}}),
+    curves = {"pretrain": (arm_runs["base (pretrained)"], 0)}
+    curves.update({k: (v, cfg.pretrain_steps) for k, v in arm_runs.items() if k != "base (pretrained)"})
+    rep.add_figure(_loss_figure(curves),
                    "Generator and discriminator losses (moving average)")
 
     if human_term is not None and "human_model" in results:
@@ -153,6 +167,7 @@ def write_report(
         rep.add_table([[k, f"{v:.3f}" if isinstance(v, float) else v] for k, v in h["holdout"].items()],
                       ["held-out participants " + ", ".join(h["holdout_participants"]), "value"])
         model = human_term.model
+        pics, caps = [], []
         for name in shown_real[:3] + shown_syn[:3]:
             x = torch.as_tensor(image_of[name][None])
             with torch.no_grad():
@@ -162,8 +177,9 @@ def write_report(
             gm = torch.sigmoid(gaze)[0, 0].numpy()
             big = _zoom(image_of[name])
             m = maps.real[name] if name in maps.real else maps.synthetic[parse_synthetic_name(name)]
-            rep.add_image(heatmap_overlay(big, m), f"panel: P(real) = {panel_p:.2f}")
-            rep.add_image(heatmap_overlay(big, gm), f"model: P(real) = {p:.2f}")
+            pics += [heatmap_overlay(big, m), heatmap_overlay(big, gm)]
+            caps += [f"panel: P(real) = {panel_p:.2f}", f"model: P(real) = {p:.2f}"]
+        rep.add_images(pics, caps, cell_px=150)
         if "p_real_fresh_samples" in h:
             rep.add_text("Human model's mean P(real) on fresh samples: "
                          + ", ".join(f"{k} {v:.3f}" for k, v in h["p_real_fresh_samples"].items()) + ".")
