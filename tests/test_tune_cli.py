@@ -51,3 +51,28 @@ def test_gan_cli_pretrain_maps_tune(tmp_path):
 
     r = runner.invoke(app, ["gan", "tune", "--checkpoint", str(pre), "--mode", "predicted", "--out", str(tmp_path / "x")])
     assert r.exit_code != 0 and "saliency model" in r.output
+
+
+def test_gan_cli_tune_against_human_model(tmp_path):
+    """FIG. 5 alone from the command line: --mode none --human-model adds eq 12 and logs P(real)."""
+    from gazetune.nets.human import HumanModelConfig, build_human_model, save_human_model
+
+    rng = np.random.default_rng(1)
+    np.savez(tmp_path / "data.npz", images=rng.integers(0, 256, (8, 25, 25), dtype=np.uint8))
+    (tmp_path / "small.toml").write_text("z_dim = 8\ng_width = 4\nd_width = 4\nbatch = 4\nn_samples = 4\n")
+    runner = CliRunner()
+    pre = tmp_path / "pre"
+    r = runner.invoke(app, ["gan", "pretrain", "--data", str(tmp_path / "data.npz"), "--size", "25", "--channels", "1",
+                            "--steps", "1", "--out", str(pre), "--config", str(tmp_path / "small.toml")])
+    assert r.exit_code == 0, r.output
+    save_human_model(build_human_model(HumanModelConfig(in_channels=1, image_size=(25, 25), width=4)), tmp_path / "h.safetensors")
+    args = ["gan", "tune", "--checkpoint", str(pre), "--data", str(tmp_path / "data.npz"), "--mode", "none",
+            "--steps", "2", "--batch", "4"]
+    r = runner.invoke(app, args + ["--out", str(tmp_path / "t"), "--human-model", str(tmp_path / "h.safetensors"),
+                                   "--human-weight", "0.5"])
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(line) for line in (tmp_path / "t" / "log.jsonl").read_text().splitlines()]
+    stepped = [row for row in rows if "G/eq12_human" in row]
+    assert stepped and 0.0 < stepped[-1]["human/p_real"] < 1.0 and stepped[-1]["human/weight"] == 0.5
+    r = runner.invoke(app, args + ["--out", str(tmp_path / "u"), "--human-model", str(tmp_path / "missing")])
+    assert r.exit_code != 0 and "human model not found" in r.output

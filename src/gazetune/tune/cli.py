@@ -113,8 +113,14 @@ def tune_command(
     device: Device = typer.Option(Device.cpu, help="cpu or cuda."),
     resume: bool = typer.Option(False, help="Continue the run in --out from its checkpoint."),
     config: Optional[Path] = typer.Option(None, help="TOML with TuneConfig fields (command options win)."),
+    human_model: Optional[Path] = typer.Option(
+        None, help="Human-response model (gazetune human train): adds its eq 12 term to the generator loss (FIG. 5)."
+    ),
+    human_weight: float = typer.Option(1.0, help="Weight of the human-model term (eq 12)."),
 ) -> None:
-    """Fine-tune a pretrained GAN with gaze-weighted per-pixel losses (eq 9b/10b)."""
+    """Fine-tune a pretrained GAN with gaze-weighted per-pixel losses (eq 9b/10b, FIG. 4) and/or
+    against a model of the human judge (eq 12, FIG. 5).  Use --mode none with --human-model for
+    FIG. 5 alone."""
     from gazetune.tune.checkpoint import read_checkpoint
     from gazetune.tune.maps import MapProvider, MapSet
     from gazetune.tune.train import CHECKPOINT, TuneConfig, tune
@@ -137,6 +143,16 @@ def tune_command(
         )
     except ValueError as e:
         raise typer.BadParameter(str(e), param_hint="--mode") from None
+    terms = []
+    if human_model is not None:
+        from gazetune.tune.human_losses import HumanModelTerm
+
+        if not human_model.exists():
+            raise typer.BadParameter(f"human model not found: {human_model}", param_hint="--human-model")
+        if human_weight < 0:
+            raise typer.BadParameter(f"must be >= 0; got {human_weight}", param_hint="--human-weight")
+        terms.append(HumanModelTerm.load(human_model, human_weight, device.value))
     images = _load_images(data, gcfg["size"], gcfg["channels"])
-    path = tune(cfg, images.images, provider, out, init_checkpoint=ck_path, names=images.names, resume=resume)
+    path = tune(cfg, images.images, provider, out, init_checkpoint=ck_path, names=images.names, resume=resume,
+                extra_generator_terms=terms)
     typer.echo(f"map mode: {provider.mode}; checkpoint: {path}")

@@ -378,6 +378,8 @@ def _loop(
         task = bar.add_task(run.out.name, total=cfg.steps, completed=run.step, info="")
         while run.step < cfg.steps:
             stats = train_step(loss, run.opts, run.ema, sample_batch(provider, images, cfg.batch, run.gen))
+            for term in extra_generator_terms:  # e.g. the human model's P(real) on the fakes (eq 12)
+                stats.update(getattr(term, "logged", dict)())
             run.step += 1
             last = run.step == cfg.steps
             if (cfg.log_every and run.step % cfg.log_every == 0) or last:
