@@ -4,7 +4,7 @@ OSIE (Xu, Jiang, Wang, Kankanhalli, Zhao, "Predicting human gaze beyond pixels",
 2014): 700 natural images (800 x 600) with the fixations of 15 observers.  The same as
 
     gazetune saliency train --images DATA/osie/stimuli --fixations DATA/osie/fixations.csv \
-        --out OUT/model.safetensors --size 80 --epochs 30 --split 0.8 --seed 0 --threads 1
+        --out OUT/model.safetensors --size 80 --epochs 24 --split 0.8 --seed 0 --threads 1
     gazetune saliency eval --checkpoint OUT/model.safetensors --images DATA/osie/stimuli \
         --fixations DATA/osie/fixations.csv --json OUT/eval.json
 
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, default=Path(os.environ.get("GAZETUNE_SHARED_DATA", "../shared/data")))
     p.add_argument("--out", type=Path, default=Path("bench/out/saliency_osie"))
     p.add_argument("--size", type=int, default=80, help="working width (80 -> 80x60)")
-    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--epochs", type=int, default=24)
     p.add_argument("--loss", default=SaliencyTrainConfig.loss)
     p.add_argument("--density", default=SaliencyTrainConfig.density)
     p.add_argument("--blur", type=float, default=0.0, help="blur of the predictions at evaluation (pixels)")

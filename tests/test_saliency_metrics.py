@@ -46,8 +46,8 @@ def test_auc_by_hand():
     # 4 pixels with values 0..3; fixation on the 3 -> every negative is below: AUC 1
     m = np.array([[0.0, 1.0], [2.0, 3.0]])
     assert M.auc_judd(m, np.array([[1.0, 1.0]]), jitter=False) == pytest.approx(1.0)
-    # fixation on the 1: ROC points (0,0), (1/3, 1) [negs >= 1: 1,2,3 -> wait, 2 and 3], (1, 1)
-    # negatives {0, 2, 3}; threshold 1 -> TPR 1, FPR 2/3; area = 0.5 * 2/3 * 1 + 1/3 * 1 = 2/3
+    # fixation on the 1, negatives {0, 2, 3}: at threshold 1 TPR = 1 and FPR = 2/3, so the ROC runs
+    # (0, 0) -> (2/3, 1) -> (1, 1): area = 0.5 * 2/3 * 1 + 1/3 * 1 = 2/3
     assert M.auc_judd(m, np.array([[1.0, 0.0]]), jitter=False) == pytest.approx(2 / 3)
     # shuffled: positive 2 against negatives {0, 2, 3}: (1 + 0.5) / 3
     assert M.shuffled_auc(m, np.array([[0.0, 1.0]]), np.array([[0, 0], [0, 1], [1, 1]])) == pytest.approx(0.5)

@@ -159,7 +159,7 @@ def train_command(
     fixations: Path = typer.Option(..., "--fixations", help="Fixation table CSV (image, subject, index, x, y, duration_ms)."),
     out: Path = typer.Option(..., "--out", help="Weights file (*.safetensors) or a folder for model.safetensors."),
     size: int = typer.Option(64, help="Working width in pixels (height from the aspect ratio)."),
-    epochs: int = typer.Option(30, help="Training epochs."),
+    epochs: int = typer.Option(24, help="Training epochs."),
     split: float = typer.Option(0.8, help="Fraction of images used for training; the rest is held out."),
     seed: int = typer.Option(0, help="Seed of the split, the initialisation and the batches."),
     loss: str = typer.Option("kl+cc+0.5*bce", help="Loss terms: bce (eq 5-6), weighted_bce (eq 7-8), kl, cc, e.g. 'kl+0.5*cc'."),

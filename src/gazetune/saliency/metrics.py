@@ -101,7 +101,7 @@ def _auc_all_thresholds(positives: np.ndarray, negatives: np.ndarray) -> float:
 
 
 def shuffled_auc(saliency_map: np.ndarray, fixations: np.ndarray, other_fixations: np.ndarray) -> float:
-    """Shuffled AUC: fixations on this image against fixations from other images (here).
+    """Shuffled AUC: fixations on this image against the fixations made on other images.
 
     Positives are the map values at ``fixations``, negatives the values at ``other_fixations``
     (the fixations of other images, already scaled to this map's pixels); the area under the ROC

@@ -205,7 +205,7 @@ class SaliencyTrainConfig:
     ``center_sigma`` is eq 8's sigma as a fraction of the map height.
     """
 
-    epochs: int = 30
+    epochs: int = 24
     batch_size: int = 16
     lr: float = 2e-3
     weight_decay: float = 1e-4
