@@ -1,0 +1,197 @@
+"""The two-node loop over real HTTP: a study server child process on 127.0.0.1, simulated
+participants talking to it, the trainer pulling, tuning and publishing (claims 10-11)."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import numpy as np
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from gazetune.images import load_image_set
+from gazetune.loop import trainer as trainer_mod
+from gazetune.loop.cli import loop_command
+from gazetune.loop.participants import decode_png, run_participants
+from gazetune.loop.trainer import LoopConfig, LoopError, Trainer, parse_duration
+from gazetune.observers import PatchRealismCritic
+from gazetune.study.runner import StudyServer, free_port
+from gazetune.tune.train import TrainConfig, pretrain
+
+SIZE = 16
+
+
+@pytest.fixture(scope="module")
+def faces():
+    return load_image_set("builtin:faces", size=SIZE, channels=1)
+
+
+@pytest.fixture(scope="module")
+def base(faces, tmp_path_factory):
+    """A tiny pretrained GAN: the generator the server shows as version 1."""
+    cfg = TrainConfig(size=SIZE, channels=1, z_dim=16, g_width=8, d_width=8, batch=8, steps=8, log_every=4,
+                      sample_every=0, checkpoint_every=0, n_samples=4, seed=0)
+    return pretrain(cfg, faces.images, tmp_path_factory.mktemp("pretrain"), progress=False)
+
+
+@pytest.fixture(scope="module")
+def critic(faces):
+    return PatchRealismCritic(seed=0).fit(faces.images)
+
+
+@pytest.fixture(scope="module")
+def server(base, tmp_path_factory):
+    with StudyServer(tmp_path_factory.mktemp("server"), generator=str(base), image_size=SIZE, channels=1,
+                     trials_per_participant=6, synthetic_pool=8, max_display_ms=1500, drift_check_every=0,
+                     real_fraction=0.5) as srv:
+        yield srv
+
+
+def loop_cfg(base) -> LoopConfig:
+    return LoopConfig(init_checkpoint=str(base), tune_steps=3, batch=8, saliency_epochs=1, saliency_batch=8,
+                      min_observed=4, timeout_s=120)
+
+
+def all_responses(srv: StudyServer) -> list[dict]:
+    r = httpx.get(srv.url + "/api/trainer/responses", params={"cursor": 0, "limit": 1000},
+                  headers=srv.admin_headers(), timeout=60)
+    assert r.status_code == 200, r.text
+    return r.json()["responses"]
+
+
+def versions(srv: StudyServer) -> list[dict]:
+    return httpx.get(srv.url + "/api/trainer/generators", headers=srv.admin_headers(), timeout=60).json()["versions"]
+
+
+def test_parse_duration():
+    assert parse_duration("30m") == 1800 and parse_duration("2h") == 7200 and parse_duration("45s") == 45
+    assert parse_duration("1h30m") == 5400 and parse_duration("500ms") == 0.5 and parse_duration("90") == 90
+    for bad in ("", "10x", "m", "0s", "-5m"):
+        with pytest.raises(ValueError, match="duration"):
+            parse_duration(bad)
+
+
+def test_participant_uploads_arrive_complete(server, critic):
+    runs = run_participants(server.url, 2, critic, seed=3, resend_fraction=0.5, id_prefix="up")
+    stored = {r["trial_id"]: r for r in all_responses(server)}
+    assert sum(t.n_resent for run in runs for t in run.trials) > 0  # duplicates were really sent
+    for run in runs:
+        assert len(run.trials) == 6 and run.completion_code
+        for t in run.trials:
+            s = stored[t.trial_id]
+            got = np.asarray(s["samples"]["t_ms"], dtype=float)
+            assert len(got) == len(t.t_ms) == 90  # 1.5 s at 60 Hz: nothing lost, nothing twice
+            np.testing.assert_allclose(got, t.t_ms, atol=1e-3)
+            assert s["answer"] == t.answer and s["rt_ms"] == pytest.approx(t.rt_ms, abs=1e-2)
+            x = np.array([np.nan if v is None else v for v in s["samples"]["x"]])
+            assert np.isfinite(x).mean() > 0.5 and np.nanmax(np.abs(x - SIZE / 2)) < SIZE  # image pixels
+
+
+def test_trainer_publishes_and_cursor_advances(server, critic, base, tmp_path):
+    state_dir = tmp_path / "state"
+    run_participants(server.url, 2, critic, seed=11, id_prefix="a")
+    before = {r["cursor"] for r in all_responses(server)}
+    tr = Trainer(server.url, server.admin_token, state_dir, loop_cfg(base))
+    r1 = tr.cycle()
+    assert r1.status == "published" and r1.cursor_from == 0 and r1.cursor_to == max(before)
+    listed = {v["version"]: v for v in versions(server)}
+    assert r1.version in listed and listed[r1.version]["trained_on"]["parent_version"] == 1
+    on1 = json.loads((state_dir / "versions" / f"v{r1.version}" / "trained_on.json").read_text())
+    assert set(on1["response_ids"]) == before
+
+    # nothing new: the cycle waits and publishes nothing
+    n_versions = len(listed)
+    assert tr.cycle().status == "waiting" and len(versions(server)) == n_versions
+
+    # the next participant sees the new version, traceable by seed to the published generator
+    (run,) = run_participants(server.url, 1, critic, seed=12, id_prefix="b")
+    mine = [r for r in all_responses(server) if r["participant_id"] == run.participant_id]
+    syn = [r for r in mine if r["kind"] == "synthetic"]
+    assert syn and {r["generator_version"] for r in syn} == {r1.version}
+    from gazetune.study.stimuli import generator_stimuli
+
+    published = state_dir / "versions" / f"v{r1.version}" / "generator.safetensors"
+    for r in syn:
+        served = decode_png(httpx.get(server.url + f"/api/trainer/stimuli/{r['stimulus_id']}",
+                                      headers=server.admin_headers()).content)
+        (mine_png,) = generator_stimuli(published, [r["seed"]], r1.version, SIZE, 1)
+        assert r["image"] == mine_png.name
+        np.testing.assert_allclose(served, decode_png(mine_png.png), atol=2.5 / 127.5)
+
+    # the second cycle uses only the new responses and tunes from the published version
+    r2 = tr.cycle()
+    assert r2.status == "published" and r2.version > r1.version
+    assert r2.cursor_from == r1.cursor_to
+    on2 = json.loads((state_dir / "versions" / f"v{r2.version}" / "trained_on.json").read_text())
+    assert set(on2["response_ids"]) == {r["cursor"] for r in mine}
+    assert on2["parent_version"] == r1.version and on2["versions_seen"] == [r1.version]
+    state = json.loads((state_dir / "state.json").read_text())
+    assert state["cursor"] == r2.cursor_to and state["version"] == r2.version and state["pending"] is None
+    assert [h["version"] for h in state["history"]] == [r1.version, r2.version]
+    assert (state_dir / state["checkpoint"]).is_file() and (state_dir / state["saliency_model"]).is_file()
+
+
+def test_failing_cycles_change_nothing_and_are_retried(server, critic, base, tmp_path, monkeypatch):
+    state_dir = tmp_path / "state"
+    run_participants(server.url, 1, critic, seed=21, id_prefix="c")
+    tr = Trainer(server.url, server.admin_token, state_dir, loop_cfg(base))
+    trainer_mod.init_state(state_dir, tr.cfg)
+    state0 = (state_dir / "state.json").read_bytes()
+    served0 = versions(server)
+
+    def broken_tune(*a, **k):
+        raise RuntimeError("injected failure in tuning")
+
+    monkeypatch.setattr(trainer_mod, "tune", broken_tune)
+    with pytest.raises(RuntimeError, match="injected"):
+        tr.cycle()
+    assert (state_dir / "state.json").read_bytes() == state0 and versions(server) == served0
+    assert not any((state_dir / "work").iterdir())
+    monkeypatch.undo()
+
+    # server down / wrong token: clear messages, nothing changes
+    down = Trainer(f"http://127.0.0.1:{free_port()}", "t", state_dir)
+    with pytest.raises(LoopError, match="cannot reach the study server"):
+        down.cycle()
+    wrong = Trainer(server.url, "not-the-token", state_dir)
+    with pytest.raises(LoopError, match="refused the admin token"):
+        wrong.cycle()
+    assert (state_dir / "state.json").read_bytes() == state0 and versions(server) == served0
+
+    # the trainer dies after the server acknowledged the version but before recording it
+    real_commit = Trainer._commit
+
+    class Killed(BaseException):
+        pass
+
+    def die(self, *a, **k):
+        raise Killed("killed after publishing")
+
+    monkeypatch.setattr(Trainer, "_commit", die)
+    with pytest.raises(Killed):
+        tr.cycle()
+    monkeypatch.setattr(Trainer, "_commit", real_commit)
+    assert len(versions(server)) == len(served0) + 1
+    pending = json.loads((state_dir / "state.json").read_text())["pending"]
+    assert pending and pending["trained_on"]["cursor_from"] == 0
+    again = tr.cycle()  # adopts the version the server has instead of publishing a duplicate
+    assert again.status == "adopted" and again.version == versions(server)[-1]["version"]
+    assert len(versions(server)) == len(served0) + 1
+    state = json.loads((state_dir / "state.json").read_text())
+    assert state["version"] == again.version and state["pending"] is None and state["cursor"] > 0
+
+
+def test_cli_messages(server, base, tmp_path):
+    app = typer.Typer()
+    app.command()(loop_command)
+    runner = CliRunner()
+    r = runner.invoke(app, ["--server", server.url, "--token", "wrong", "--once", "--state", str(tmp_path / "s"),
+                            "--init", str(base)])
+    assert r.exit_code == 1 and "refused the admin token" in " ".join(r.output.split())
+    r = runner.invoke(app, ["--server", server.url, "--token", "t", "--every", "10x", "--state", str(tmp_path / "s")])
+    assert r.exit_code == 2 and "duration" in r.output
+    r = runner.invoke(app, ["--server", server.url, "--token", server.admin_token, "--once",
+                            "--state", str(tmp_path / "new")])
+    assert r.exit_code == 1 and "needs --init" in " ".join(r.output.split())
