@@ -28,6 +28,7 @@ Every refused request gets a 4xx JSON ``{"detail": "..."}`` that names the field
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import os
@@ -39,11 +40,11 @@ from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from starlette.concurrency import run_in_threadpool
 
 from gazetune.study.config import StudyConfig
-from gazetune.study.store import ParticipantRef, StudyError, StudyStore
+from gazetune.study.store import ParticipantRef, PendingBatch, StudyError, StudyStore
 
 MAX_BATCH_SAMPLES = 2000
 """Most samples in one gaze batch (33 s at 60 Hz; clients send one batch a second)."""
@@ -251,7 +252,8 @@ def create_app(cfg: StudyConfig, store: StudyStore | None = None) -> FastAPI:
 
     @app.get("/api/health")
     def health() -> dict:
-        return {"ok": True, "schema_version": store.db.version}
+        lsl = app.state.lsl
+        return {"ok": True, "schema_version": store.db.version, "lsl": lsl.status() if lsl is not None else None}
 
     @app.get("/api/study")
     def study_info() -> dict:
@@ -295,24 +297,36 @@ def create_app(cfg: StudyConfig, store: StudyStore | None = None) -> FastAPI:
     @app.post("/api/trials/{trial_id}/start")
     def start(trial_id: int, body: TrialStart, p: Part) -> dict:
         lsl = app.state.lsl
-        onset = lsl.trial_start(trial_id) if lsl is not None else None
-        return store.start_trial(p, trial_id, list(body.image_rect), body.viewport, body.client_onset_ms, onset)
+        onset = lsl.now() if lsl is not None else None
+        out = store.start_trial(p, trial_id, list(body.image_rect), body.viewport, body.client_onset_ms, onset)
+        if lsl is not None:
+            lsl.trial_start(trial_id, onset)
+        return out
+
+    writer = GroupCommit(store)
+    app.state.writer = writer
 
     @app.post("/api/trials/{trial_id}/gaze")
-    async def gaze(trial_id: int, body: GazeBatch, p: Part) -> dict:
+    async def gaze(trial_id: int, request: Request, p: Part) -> dict:
+        # the hottest endpoint (one call per participant second): pydantic parses the JSON bytes
+        # itself (no json.loads + dict walk), and the write joins the next group commit
+        try:
+            body = GazeBatch.model_validate_json(await request.body())
+        except ValidationError as e:
+            raise RequestValidationError(e.errors()) from None
         cols = {"t_ms": np.asarray(body.t_ms, dtype=np.float64), "screen_x": _nan(body.x),
                 "screen_y": _nan(body.y), "confidence": _nan(body.confidence)}
-        if store.db.is_sqlite:
-            # SQLite writes are serialised anyway: run the short write on the event loop and save
-            # the thread-pool round trip (the hottest endpoint: one call per participant second)
-            return store.add_gaze(p, trial_id, body.seq, body.source, cols)
-        return await run_in_threadpool(store.add_gaze, p, trial_id, body.seq, body.source, cols)
+        item = store.prepare_gaze(p, trial_id, body.seq, body.source, cols)
+        return await writer.submit(item)
 
     @app.post("/api/trials/{trial_id}/answer")
     def answer(trial_id: int, body: Answer, p: Part) -> dict:
         lsl = app.state.lsl
-        offset = lsl.trial_end(trial_id) if lsl is not None else None
-        return store.answer(p, trial_id, body.answer, body.rt_ms, body.timed_out, offset)
+        offset = lsl.now() if lsl is not None else None
+        out = store.answer(p, trial_id, body.answer, body.rt_ms, body.timed_out, offset)
+        if lsl is not None and out["stored"]:
+            lsl.trial_end(trial_id, offset)
+        return out
 
     # ------------------------------------------------------------------ researcher API
     from gazetune.study import export as ex
@@ -363,6 +377,57 @@ def create_app(cfg: StudyConfig, store: StudyStore | None = None) -> FastAPI:
         return RedirectResponse("/admin")
 
     return app
+
+
+class GroupCommit:
+    """Group commit of gaze batches: requests that arrive while a write is running are written
+    together in the next transaction (one commit for many batches), off the event loop.  Each
+    request is answered after the commit that holds its batch, so an acknowledged batch is
+    durable.
+
+    Parameters
+    ----------
+    store : StudyStore
+    max_group : int
+        Most batches in one transaction.
+    """
+
+    def __init__(self, store: StudyStore, max_group: int = 400) -> None:
+        self.store = store
+        self.max_group = max_group
+        self._queue: list[tuple[PendingBatch, asyncio.Future]] = []
+        self._running = False
+        self.groups = 0
+
+    async def submit(self, item: PendingBatch) -> dict:
+        fut = asyncio.get_running_loop().create_future()
+        self._queue.append((item, fut))
+        if not self._running:
+            self._running = True
+            asyncio.get_running_loop().create_task(self._drain())
+        res = await fut
+        if isinstance(res, StudyError):
+            raise res
+        return res
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                group, self._queue = self._queue[: self.max_group], self._queue[self.max_group:]
+                try:
+                    results = await run_in_threadpool(self.store.write_batches, [i for i, _ in group])
+                except Exception as e:  # the database failed: every waiting request gets the error
+                    results = [e] * len(group)
+                self.groups += 1
+                for (_, fut), res in zip(group, results):
+                    if fut.done():
+                        continue
+                    if isinstance(res, Exception) and not isinstance(res, StudyError):
+                        fut.set_exception(res)
+                    else:
+                        fut.set_result(res)
+        finally:
+            self._running = False
 
 
 def _vendor_dir() -> Path | None:

@@ -86,9 +86,27 @@ class StudyConfig:
     completion_code : str, optional
         One fixed code for a crowdsourcing platform; otherwise each participant gets a random one.
     lsl_gaze_stream : str, optional
-        Name of an LSL gaze stream (channels x, y in screen pixels) read in ``tracker`` mode.
+        Name of the LSL gaze stream read in ``tracker`` mode; when missing, the first stream of
+        type ``lsl_gaze_type`` is used.
+    lsl_gaze_type : str
+        LSL stream type looked for when ``lsl_gaze_stream`` is not given (default ``Gaze``).
+    lsl_channels : list of int
+        Channel indices of the gaze stream holding ``[x, y]`` or ``[x, y, pupil]``.
+    lsl_coords : str
+        ``pixels``: x, y are screen pixels (origin top left); ``normalized``: fractions of
+        ``lsl_screen_px`` (origin top left, as Tobii's ADCS).
+    lsl_screen_px : list of int
+        ``[width, height]`` of the tracked screen in pixels; needed for ``normalized``.
+        Screen pixels become the page's CSS pixels by dividing by the browser's device pixel
+        ratio (the browser runs full screen).
     lsl_marker_streams : list of str
-        Names of extra LSL streams (heart rate, GSR, ...) stored with the trials (¶57).
+        Names of extra LSL streams (heart rate, GSR, expression, ...) whose samples during a
+        trial are stored with it (¶57, table ``markers``).
+    lsl_marker_outlet : str
+        Name of the LSL outlet on which the server publishes trial markers (``start <trial id>``,
+        ``end <trial id>``), so recordings made by other LSL tools share the clock.
+    lsl_late_s : float
+        After a trial ends, how long to wait for gaze samples of its window still in transit.
     seed : int
         Seed of the trial plans and the synthetic pool.
     """
@@ -116,7 +134,13 @@ class StudyConfig:
     admin_token: Optional[str] = None
     completion_code: Optional[str] = None
     lsl_gaze_stream: Optional[str] = None
+    lsl_gaze_type: str = "Gaze"
+    lsl_channels: list = dataclasses.field(default_factory=lambda: [0, 1])
+    lsl_coords: str = "pixels"
+    lsl_screen_px: list = dataclasses.field(default_factory=list)
     lsl_marker_streams: list = dataclasses.field(default_factory=list)
+    lsl_marker_outlet: str = "gazetune-markers"
+    lsl_late_s: float = 1.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -151,6 +175,19 @@ class StudyConfig:
             bad("synthetic_dir", "is not a folder")
         if self.generator and not Path(self.generator).is_file():
             bad("generator", "file not found")
+        if not (2 <= len(self.lsl_channels) <= 3 and all(isinstance(c, int) and c >= 0 for c in self.lsl_channels)):
+            bad("lsl_channels", "must be 2 or 3 channel indices >= 0: [x, y] or [x, y, pupil]")
+        if self.lsl_coords not in ("pixels", "normalized"):
+            bad("lsl_coords", "must be 'pixels' or 'normalized'")
+        if self.lsl_screen_px and not (len(self.lsl_screen_px) == 2 and all(
+                isinstance(v, int) and v > 0 for v in self.lsl_screen_px)):
+            bad("lsl_screen_px", "must be [width, height] in pixels, both > 0")
+        if self.lsl_coords == "normalized" and not self.lsl_screen_px:
+            bad("lsl_screen_px", "is needed when lsl_coords = 'normalized'")
+        if not all(isinstance(n, str) and n for n in self.lsl_marker_streams):
+            bad("lsl_marker_streams", "must be a list of LSL stream names")
+        if float(self.lsl_late_s) < 0:
+            bad("lsl_late_s", "must be >= 0")
 
     def ensure_admin_token(self) -> str:
         """The admin token, made at random (32 hex digits) when the config has none."""

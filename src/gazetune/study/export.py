@@ -8,7 +8,9 @@ Tables (CSV or Parquet):
   position (image px), confidence;
 * ``fixations``: the fixation table of DESIGN.md (OSIE CSV columns ``image, subject, index, x, y,
   duration_ms``; x, y in image pixels), subject = participant id;
-* ``validations``: every validation and drift check with accuracy and precision (px, deg).
+* ``validations``: every validation and drift check with accuracy and precision (px, deg);
+* ``markers``: samples of extra LSL streams (heart rate, GSR, ...) inside trial windows: trial,
+  stream name, LSL time (s), channel values (JSON list).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from gazetune.study.calibration import DEFAULT_DISTANCE_MM, DEFAULT_PX_PER_MM
 if TYPE_CHECKING:
     from gazetune.study.store import StudyStore
 
-TABLES = ("trials", "samples", "fixations", "validations")
+TABLES = ("trials", "samples", "fixations", "validations", "markers")
 
 IDT_DISPERSION_DEG = 1.0
 """I-DT dispersion threshold, degrees of visual angle (Salvucci & Goldberg, ETRA 2000).  I-DT
@@ -159,6 +161,12 @@ def validations_table(store: "StudyStore") -> pa.Table:
     return _table(rows, [c.name for c in T.calibrations.columns])
 
 
+def markers_table(store: "StudyStore") -> pa.Table:
+    with store.db.read() as conn:
+        rows = [dict(r) for r in conn.execute(sa.select(T.markers).order_by(T.markers.c.id)).mappings()]
+    return _table(rows, [c.name for c in T.markers.columns])
+
+
 def _table(rows: list[dict], columns: list[str]) -> pa.Table:
     return pa.table({c: pa.array([r.get(c) for r in rows]) for c in columns}) if rows else \
         pa.table({c: pa.array([], pa.string()) for c in columns})
@@ -167,7 +175,7 @@ def _table(rows: list[dict], columns: list[str]) -> pa.Table:
 def export_table(store: "StudyStore", name: str) -> pa.Table:
     """One of :data:`TABLES` as an Arrow table."""
     return {"trials": trials_table, "samples": samples_table, "fixations": fixations_table,
-            "validations": validations_table}[name](store)
+            "validations": validations_table, "markers": markers_table}[name](store)
 
 
 def export_bytes(store: "StudyStore", name: str, fmt: str) -> bytes:

@@ -297,45 +297,123 @@ class StudyStore:
             raise StudyError(403, f"trial_id {trial_id} belongs to another participant")
         return info
 
+    def prepare_gaze(self, p: ParticipantRef, trial_id: int, seq: int, source: str,
+                     cols: dict[str, np.ndarray]) -> "PendingBatch":
+        """Check a participant's gaze batch (screen CSS px) and convert it to image pixels with
+        the trial's on-screen rectangle; nothing is written (see :meth:`write_batches`)."""
+        info = self._trials.get(trial_id)
+        if info is None or info.participant_id != p.id:
+            with self.db.read() as conn:
+                info = self._trial_info(conn, p, trial_id)
+        if info.rect is None:
+            raise StudyError(409, f"trial_id {trial_id} has not started: POST /api/trials/{trial_id}/start first")
+        return self._pending(trial_id, info, seq, source, cols)
+
+    def _pending(self, trial_id: int, info: TrialInfo, seq: int, source: str,
+                 cols: dict[str, np.ndarray], late_ok: bool = False) -> "PendingBatch":
+        left, top, w, h = info.rect  # type: ignore[misc]
+        cols = dict(cols)
+        cols["x"] = (cols["screen_x"] - left) * (info.width / w)
+        cols["y"] = (cols["screen_y"] - top) * (info.height / h)
+        data, digest, n = pack_samples(cols)
+        return PendingBatch(trial_id, source, seq, n, data, digest, late_ok)
+
+    def write_batches(self, items: list["PendingBatch"]) -> list[dict | StudyError]:
+        """Store prepared gaze batches in one transaction (group commit); one result per item.
+
+        The same ``(trial, source, seq)`` again with the same samples is acknowledged as a
+        duplicate and stores nothing; with different samples it is refused (409), as is a batch
+        for an answered trial (unless ``late_ok``: tracker samples cut to the trial's LSL window).
+        A result is returned only after the commit, so an acknowledged batch is durable.
+        """
+        out: list[dict | StudyError] = [None] * len(items)  # type: ignore[list-item]
+        c = T.gaze_batches.c
+        keys = list({(b.trial_id, b.source, b.seq) for b in items})
+        tids = list({b.trial_id for b in items})
+        now = time.time()
+        with self.db.write() as conn:
+            known: dict[tuple, str] = {}
+            for i in range(0, len(keys), 300):  # bound the number of SQL parameters
+                q = sa.select(c.trial_id, c.source, c.seq, c.digest).where(
+                    sa.tuple_(c.trial_id, c.source, c.seq).in_(keys[i:i + 300]))
+                known.update({(r.trial_id, r.source, r.seq): r.digest for r in conn.execute(q)})
+            status = dict(conn.execute(sa.select(T.trials.c.id, T.trials.c.status)
+                                       .where(T.trials.c.id.in_(tids))).all())
+            rows = []
+            for k, b in enumerate(items):
+                key = (b.trial_id, b.source, b.seq)
+                old = known.get(key)
+                if old is not None:
+                    out[k] = (_dup(b) if old == b.digest else StudyError(
+                        409, f"seq {b.seq} of trial_id {b.trial_id} was already stored with different samples"))
+                elif status.get(b.trial_id) == "answered" and not b.late_ok:
+                    out[k] = StudyError(409, f"trial_id {b.trial_id} is already answered; "
+                                             f"gaze batch seq {b.seq} comes too late")
+                else:
+                    known[key] = b.digest
+                    rows.append(dict(trial_id=b.trial_id, source=b.source, seq=b.seq, n=b.n, data=b.data,
+                                     digest=b.digest, received_at=now))
+                    out[k] = {"stored": True, "duplicate": False, "seq": b.seq, "n": b.n}
+            if rows:
+                # another server process may have stored a twin meanwhile: keep the first, and
+                # look at the digests of what was not inserted
+                ins = _insert_ignore(conn, T.gaze_batches)
+                inserted = conn.execute(ins, rows).rowcount
+                if inserted is not None and 0 <= inserted < len(rows):
+                    self._resolve_twins(conn, items, out)
+        return out
+
+    def _resolve_twins(self, conn: sa.Connection, items: list["PendingBatch"], out: list) -> None:
+        c = T.gaze_batches.c
+        for k, b in enumerate(items):
+            if isinstance(out[k], dict) and out[k]["stored"]:
+                twin = conn.execute(sa.select(c.digest, c.received_at).where(
+                    (c.trial_id == b.trial_id) & (c.source == b.source) & (c.seq == b.seq))).first()
+                if twin is not None and twin.digest != b.digest:
+                    out[k] = StudyError(409, f"seq {b.seq} of trial_id {b.trial_id} was already stored with different samples")
+
     def add_gaze(self, p: ParticipantRef, trial_id: int, seq: int, source: str,
                  cols: dict[str, np.ndarray]) -> dict:
-        """Store one batch of gaze samples (screen CSS px) for a started trial.
+        """Store one batch of gaze samples (screen CSS px) for a started trial (see
+        :meth:`prepare_gaze` and :meth:`write_batches`)."""
+        res = self.write_batches([self.prepare_gaze(p, trial_id, seq, source, cols)])[0]
+        if isinstance(res, StudyError):
+            raise res
+        return res
 
-        Image coordinates are computed from the trial's on-screen rectangle.  The same
-        ``(trial, source, seq)`` again with the same samples is acknowledged as a duplicate and
-        stores nothing; with different samples it is refused (409).
-        """
-        with self.db.write() as conn:
-            info = self._trial_info(conn, p, trial_id)
-            if info.rect is None:
-                raise StudyError(409, f"trial_id {trial_id} has not started: POST /api/trials/{trial_id}/start first")
-            left, top, w, h = info.rect
-            cols = dict(cols)
-            cols["x"] = (cols["screen_x"] - left) * (info.width / w)
-            cols["y"] = (cols["screen_y"] - top) * (info.height / h)
-            data, digest, n = pack_samples(cols)
-            old = conn.execute(sa.select(T.gaze_batches.c.digest).where(
-                (T.gaze_batches.c.trial_id == trial_id) & (T.gaze_batches.c.source == source)
-                & (T.gaze_batches.c.seq == seq))).first()
-            if old is not None:
-                if old.digest != digest:
-                    raise StudyError(409, f"seq {seq} of trial_id {trial_id} was already stored with different samples")
-                return {"stored": False, "duplicate": True, "seq": seq, "n": n}
-            if info.status == "answered":
-                raise StudyError(409, f"trial_id {trial_id} is already answered; gaze batch seq {seq} comes too late")
-            try:
-                with conn.begin_nested():  # a concurrent twin (PostgreSQL) trips the unique key
-                    conn.execute(T.gaze_batches.insert().values(
-                        trial_id=trial_id, source=source, seq=seq, n=n, data=data, digest=digest,
-                        received_at=time.time()))
-            except sa.exc.IntegrityError:
-                twin = conn.execute(sa.select(T.gaze_batches.c.digest).where(
-                    (T.gaze_batches.c.trial_id == trial_id) & (T.gaze_batches.c.source == source)
-                    & (T.gaze_batches.c.seq == seq))).scalar()
-                if twin != digest:
-                    raise StudyError(409, f"seq {seq} of trial_id {trial_id} was already stored with different samples") from None
-                return {"stored": False, "duplicate": True, "seq": seq, "n": n}
-        return {"stored": True, "duplicate": False, "seq": seq, "n": n}
+    def trial_window(self, trial_id: int) -> Optional[dict]:
+        """What the LSL bridge needs about a trial: rectangle, image size, viewport, LSL onset and
+        offset (``None`` when the trial does not exist)."""
+        with self.db.read() as conn:
+            row = conn.execute(
+                sa.select(T.trials.c.image_rect, T.trials.c.viewport, T.trials.c.lsl_onset,
+                          T.trials.c.lsl_offset, T.trials.c.status, T.stimuli.c.width, T.stimuli.c.height)
+                .join(T.stimuli, T.stimuli.c.id == T.trials.c.stimulus_id)
+                .where(T.trials.c.id == trial_id)).first()
+        if row is None:
+            return None
+        return {"rect": tuple(json.loads(row.image_rect)) if row.image_rect else None,
+                "viewport": json.loads(row.viewport) if row.viewport else {},
+                "lsl_onset": row.lsl_onset, "lsl_offset": row.lsl_offset, "status": row.status,
+                "width": int(row.width), "height": int(row.height)}
+
+    def add_tracker_batch(self, trial_id: int, seq: int, cols: dict[str, np.ndarray],
+                          rect: tuple, width: int, height: int) -> dict:
+        """Store a batch of lab-tracker samples (source ``tracker``; ``screen_x, screen_y`` in the
+        page's CSS px, ``t_ms`` on the LSL clock) through the same idempotent path as the
+        browser's batches; accepted after the answer, since the samples are cut to the trial's
+        LSL window."""
+        info = TrialInfo(0, "shown", tuple(rect), int(width), int(height))
+        res = self.write_batches([self._pending(trial_id, info, seq, "tracker", cols, late_ok=True)])[0]
+        if isinstance(res, StudyError):
+            raise res
+        return res
+
+    def add_markers(self, rows: list[dict]) -> None:
+        """Store samples of extra LSL streams: dicts ``trial_id, stream, t_lsl, value`` (a list)."""
+        if rows:
+            with self.db.write() as conn:
+                conn.execute(T.markers.insert(), [dict(r, value=json.dumps(r["value"])) for r in rows])
 
     def answer(self, p: ParticipantRef, trial_id: int, answer: int, rt_ms: float, timed_out: bool,
                lsl_offset: float | None = None) -> dict:
@@ -415,6 +493,32 @@ class StudyStore:
         if png is None:
             raise StudyError(404, f"stimulus_id {stimulus_id!r} does not exist")
         return png
+
+
+@dataclass
+class PendingBatch:
+    """A checked, converted and packed gaze batch waiting to be written."""
+
+    trial_id: int
+    source: str
+    seq: int
+    n: int
+    data: bytes
+    digest: str
+    late_ok: bool = False
+
+
+def _dup(b: PendingBatch) -> dict:
+    return {"stored": False, "duplicate": True, "seq": b.seq, "n": b.n}
+
+
+def _insert_ignore(conn: sa.Connection, table: sa.Table):  # noqa: ANN202
+    """``INSERT ... ON CONFLICT DO NOTHING`` for SQLite and PostgreSQL."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table).on_conflict_do_nothing()
 
 
 def _draw(rng: np.random.Generator, ids: list[str], k: int) -> list[str]:
