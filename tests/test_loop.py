@@ -195,3 +195,20 @@ def test_cli_messages(server, base, tmp_path):
     r = runner.invoke(app, ["--server", server.url, "--token", server.admin_token, "--once",
                             "--state", str(tmp_path / "new")])
     assert r.exit_code == 1 and "needs --init" in " ".join(r.output.split())
+    r = runner.invoke(app, ["--server", server.url, "--token", server.admin_token, "--once", "--state",
+                            str(tmp_path / "s"), "--tune-steps", "2", "--saliency-epochs", "1", "--batch", "8"])
+    assert r.exit_code == 0, r.output
+    assert "cycle: published" in r.output and (tmp_path / "s" / "state.json").exists()
+
+
+def test_run_loop_demo(tmp_path):
+    from gazetune.loop.demo import run_loop_demo
+
+    res = run_loop_demo(tmp_path / "demo", cycles=2, log=None, size=16, pretrain_steps=6, tune_steps=2, batch=8,
+                        g_width=8, participants=2, trials=6, synthetic_pool=6, display_ms=1000, saliency_epochs=1,
+                        min_observed=4)
+    assert [c["status"] for c in res["cycles"]] == ["published", "published"]
+    assert sorted(res["rates"]) == ["v1", "v2", "v3"]  # every served version was judged
+    for r in res["rates"].values():
+        assert 0.0 <= r["fool_rate"]["rate"] <= 1.0 and r["fool_rate"]["n"] > 0
+    assert json.loads((tmp_path / "demo" / "loop_results.json").read_text())["rates"] == res["rates"]

@@ -38,7 +38,10 @@ def loop_command(
 ) -> None:
     """Trainer node: every --every, pull new study responses over HTTP, build gaze maps, update
     M_saliency, tune the generator and publish the new version to the study server."""
+    from gazetune.loop.participants import quiet_http_logs
     from gazetune.loop.trainer import LoopConfig, LoopError, Trainer, parse_duration, run_loop
+
+    quiet_http_logs()
 
     try:
         period = parse_duration(every)

@@ -57,7 +57,7 @@ def run_loop_demo(out_dir: str | Path, cycles: int = 2, cfg: LoopDemoConfig | No
 
     from gazetune.evaluate.human import Trial, study_rates
     from gazetune.images import load_image_set
-    from gazetune.loop.participants import run_participants
+    from gazetune.loop.participants import quiet_http_logs, run_participants
     from gazetune.loop.trainer import LoopConfig, Trainer
     from gazetune.observers import ObserverPanel, PatchRealismCritic
     from gazetune.study.runner import StudyServer
@@ -69,6 +69,7 @@ def run_loop_demo(out_dir: str | Path, cycles: int = 2, cfg: LoopDemoConfig | No
     if overrides:
         cfg = LoopDemoConfig(**{**asdict(cfg), **overrides})
     say = log or (lambda _m: None)
+    quiet_http_logs()
     t_start = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

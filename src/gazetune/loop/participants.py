@@ -41,6 +41,14 @@ class ParticipantError(RuntimeError):
     """The server refused a participant request (message names the request and the reply)."""
 
 
+def quiet_http_logs() -> None:
+    """Hide httpx's one INFO line per request (pymovements turns INFO logging on at import);
+    called by the demo and the CLI, not on import."""
+    import logging
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
 def decode_png(png: bytes) -> np.ndarray:
     """PNG bytes -> float32 ``(C, H, W)`` in [-1, 1] (C = 1 for grey, 3 for colour)."""
     img = Image.open(io.BytesIO(png))
