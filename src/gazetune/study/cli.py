@@ -47,3 +47,51 @@ def serve(
     typer.echo(f"dashboard:    http://{shown}:{port}/admin?token={token}", err=True)
     typer.echo(f"admin token:  {token}", err=True)
     uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
+
+
+@app.command("import")
+def import_(
+    file: Optional[Path] = typer.Option(None, "--file", "-f", help="Recording: .asc, Tobii .tsv, Pupil Labs .csv, CSV."),
+    format: Optional[str] = typer.Option(None, "--format", help="asc | tobii | pupil | csv"),
+    participant: Optional[str] = typer.Option(None, "--participant", "-p", help="Participant id or external id."),
+    trial: Optional[int] = typer.Option(None, "--trial", "-t", help="Trial index of that participant (0-based)."),
+    mapping: Optional[Path] = typer.Option(None, "--mapping", help="CSV: file, participant, trial[, format, start_ms, end_ms]."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="The study's study.toml."),
+    database: Optional[str] = typer.Option(None, help="Database URL (instead of, or overriding, --config)."),
+    screen_px: Optional[tuple[int, int]] = typer.Option(None, "--screen-px", help="Pupil Labs: screen size W H in px."),
+    start_ms: Optional[float] = typer.Option(None, help="Keep samples from this time (file clock, ms)."),
+    end_ms: Optional[float] = typer.Option(None, help="Keep samples before this time (file clock, ms)."),
+) -> None:
+    """Store gaze recorded elsewhere with the study's trials (see docs/study.md)."""
+    from gazetune.study.config import StudyConfig, load_study_config
+    from gazetune.study.importing import ImportJob, import_file, read_mapping
+    from gazetune.study.store import StudyError, StudyStore
+
+    if config is None and database is None:
+        raise typer.BadParameter("give --config study.toml or --database URL")
+    if (mapping is None) == (file is None):
+        raise typer.BadParameter("give either --file (with --participant and --trial) or --mapping")
+    if mapping is not None:
+        jobs = read_mapping(mapping, format)
+    else:
+        if not format or participant is None or trial is None:
+            raise typer.BadParameter("--file needs --format, --participant and --trial")
+        jobs = [ImportJob(file, format, participant, trial, start_ms, end_ms)]
+    cfg = load_study_config(config) if config else StudyConfig(database=database)
+    if database:
+        cfg.database = database
+    store = StudyStore(cfg)
+    failed = 0
+    for job in jobs:
+        try:
+            r = import_file(store, job, screen_px)
+        except (StudyError, ValueError, FileNotFoundError) as e:
+            failed += 1
+            typer.echo(f"{job.file}: not imported: {getattr(e, 'message', e)}", err=True)
+            continue
+        what = "stored" if r["stored"] else "already stored"
+        typer.echo(f"{job.file}: {r['n']} samples {what} with trial_id {r['trial_id']} "
+                   f"(participant {job.participant}, trial {job.trial})")
+    store.db.dispose()
+    if failed:
+        raise typer.Exit(1)

@@ -381,6 +381,25 @@ class StudyStore:
             raise res
         return res
 
+    def find_trial(self, participant: str, index: int) -> tuple[int, dict]:
+        """``(trial_id, geometry)`` of trial ``index`` (0-based, order shown) of ``participant``
+        (participant id or external id); 404 naming what is missing."""
+        with self.db.read() as conn:
+            q = sa.select(T.participants.c.id)
+            by_ext = conn.execute(q.where(T.participants.c.external_id == participant)).scalars().all()
+            pid = by_ext[0] if len(by_ext) == 1 else None
+            if pid is None and participant.isdigit():
+                pid = conn.execute(q.where(T.participants.c.id == int(participant))).scalar()
+            if pid is None:
+                why = f"{len(by_ext)} participants have external id" if by_ext else "no participant has id or external id"
+                raise StudyError(404, f"participant {participant!r}: {why} {participant!r}")
+            tid = conn.execute(sa.select(T.trials.c.id).where(
+                (T.trials.c.participant_id == pid) & (T.trials.c.idx == index))).scalar()
+        if tid is None:
+            raise StudyError(404, f"participant {participant!r} has no trial {index} "
+                                  f"(trials are numbered 0 .. {self.cfg.trials_per_participant - 1})")
+        return int(tid), self.trial_window(int(tid))  # type: ignore[return-value]
+
     def trial_window(self, trial_id: int) -> Optional[dict]:
         """What the LSL bridge needs about a trial: rectangle, image size, viewport, LSL onset and
         offset (``None`` when the trial does not exist)."""
