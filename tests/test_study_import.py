@@ -13,24 +13,14 @@ from gazetune.study.export import export_table
 from gazetune.study.importing import IMPORT_SEQ
 from gazetune.study.store import StudyStore
 
-ASC = """** CONVERTED FROM D:\\rec\\s01.edf using edfapi 4.2.1 Win32  Apr 13 2021
-** TYPE: EDF_FILE BINARY EVENT SAMPLE TAGGED
-** VERSION: EYELINK II 1
-**
-
-MSG\t100 DISPLAY_COORDS 0 0 1919 1079
-START\t200 \tRIGHT\tSAMPLES\tEVENTS
-PRESCALER\t1
-PUPIL\tAREA
-EVENTS\tGAZE\tRIGHT\tRATE\t500.00\tTRACKING\tCR\tFILTER\t2
-SAMPLES\tGAZE\tRIGHT\tRATE\t500.00\tTRACKING\tCR\tFILTER\t2
-200\t  700.0\t  340.0\t  778.0\t...
-202\t  710.0\t  350.0\t  779.0\t...
-204\t   .\t   .\t    0.0\t...
-206\t  720.0\t  360.0\t  780.0\t...
-208\t  730.0\t  370.0\t  781.0\t...
-END\t210 \tSAMPLES\tEVENTS\tRES\t  38.54\t  31.12
-"""
+_ASC_SAMPLES = [(200, "700.0", "340.0", "778.0"), (202, "710.0", "350.0", "779.0"), (204, ".", ".", "0.0"),
+                (206, "720.0", "360.0", "780.0"), (208, "730.0", "370.0", "781.0")]
+ASC = "\n".join(
+    ["** CONVERTED FROM s01.edf using edfapi 4.2.1", "**", "MSG\t100 DISPLAY_COORDS 0 0 1919 1079",
+     "START\t200 \tRIGHT\tSAMPLES\tEVENTS", "PUPIL\tAREA"]
+    + [f"{kind}\tGAZE\tRIGHT\tRATE\t500.00\tTRACKING\tCR\tFILTER\t2" for kind in ("EVENTS", "SAMPLES")]
+    + ["\t".join(map(str, row)) + "\t..." for row in _ASC_SAMPLES]
+    + ["END\t210 \tSAMPLES\tEVENTS\tRES\t  38.54\t  31.12", ""])
 
 TOBII = (
     "Recording timestamp [μs]\tSensor\tGaze point X [DACS px]\tGaze point Y [DACS px]\n"
