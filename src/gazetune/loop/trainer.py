@@ -457,6 +457,9 @@ class Trainer:
 
     def _commit(self, state: LoopState, p: dict, version: int, work: Path) -> CycleResult:
         folder = self.state_dir / "versions" / f"v{version}"
+        if not work.exists() and not folder.exists():
+            raise LoopError(f"version {version} is on the server but its files ({work}) are gone from the state "
+                            "folder; restore them or start a new state folder with --init")
         if work.exists():
             if folder.exists():
                 shutil.rmtree(folder)
