@@ -267,9 +267,19 @@ def create_app(cfg: StudyConfig, store: StudyStore | None = None) -> FastAPI:
         }
 
     # ------------------------------------------------------------------ participant API
+    inline = store.db.is_sqlite
+
+    async def db_call(fn, *args):  # noqa: ANN001, ANN202
+        """SQLite: run the short database call on the event loop (writes are serialised anyway;
+        a thread per request only adds GIL hand-offs and lock convoys under load).  PostgreSQL:
+        in the thread pool, so calls overlap."""
+        if inline:
+            return fn(*args)
+        return await run_in_threadpool(fn, *args)
+
     @app.post("/api/participants", status_code=201)
-    def new_participant(body: NewParticipant) -> dict:
-        return store.create_participant(body.external_id, body.user_agent, body.screen)
+    async def new_participant(body: NewParticipant) -> dict:
+        return await db_call(store.create_participant, body.external_id, body.user_agent, body.screen)
 
     @app.post("/api/me/screen")
     def screen(body: ScreenInfo, p: Part) -> dict:
@@ -282,8 +292,8 @@ def create_app(cfg: StudyConfig, store: StudyStore | None = None) -> FastAPI:
                                     [pt.model_dump() for pt in body.points])
 
     @app.get("/api/me/next")
-    def next_trial(p: Part) -> dict:
-        return store.next_trial(p)
+    async def next_trial(p: Part) -> dict:
+        return await db_call(store.next_trial, p)
 
     @app.post("/api/me/complete")
     def complete(p: Part) -> dict:
@@ -295,10 +305,11 @@ def create_app(cfg: StudyConfig, store: StudyStore | None = None) -> FastAPI:
                         headers={"Cache-Control": "no-store"})
 
     @app.post("/api/trials/{trial_id}/start")
-    def start(trial_id: int, body: TrialStart, p: Part) -> dict:
+    async def start(trial_id: int, body: TrialStart, p: Part) -> dict:
         lsl = app.state.lsl
         onset = lsl.now() if lsl is not None else None
-        out = store.start_trial(p, trial_id, list(body.image_rect), body.viewport, body.client_onset_ms, onset)
+        out = await db_call(store.start_trial, p, trial_id, list(body.image_rect), body.viewport,
+                            body.client_onset_ms, onset)
         if lsl is not None:
             lsl.trial_start(trial_id, onset)
         return out
@@ -320,10 +331,10 @@ def create_app(cfg: StudyConfig, store: StudyStore | None = None) -> FastAPI:
         return await writer.submit(item)
 
     @app.post("/api/trials/{trial_id}/answer")
-    def answer(trial_id: int, body: Answer, p: Part) -> dict:
+    async def answer(trial_id: int, body: Answer, p: Part) -> dict:
         lsl = app.state.lsl
         offset = lsl.now() if lsl is not None else None
-        out = store.answer(p, trial_id, body.answer, body.rt_ms, body.timed_out, offset)
+        out = await db_call(store.answer, p, trial_id, body.answer, body.rt_ms, body.timed_out, offset)
         if lsl is not None and out["stored"]:
             lsl.trial_end(trial_id, offset)
         return out
@@ -413,9 +424,16 @@ class GroupCommit:
     async def _drain(self) -> None:
         try:
             while self._queue:
+                if self.store.db.is_sqlite:
+                    # let the requests already received join this group first, then write on the
+                    # event loop: no thread hand-off, one commit for the whole group
+                    await asyncio.sleep(0)
                 group, self._queue = self._queue[: self.max_group], self._queue[self.max_group:]
                 try:
-                    results = await run_in_threadpool(self.store.write_batches, [i for i, _ in group])
+                    if self.store.db.is_sqlite:
+                        results = self.store.write_batches([i for i, _ in group])
+                    else:
+                        results = await run_in_threadpool(self.store.write_batches, [i for i, _ in group])
                 except Exception as e:  # the database failed: every waiting request gets the error
                     results = [e] * len(group)
                 self.groups += 1
