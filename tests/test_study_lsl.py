@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import secrets
 import threading
 import time
@@ -68,14 +67,18 @@ def test_tracker_gaze_and_extra_stream_are_stored_with_the_right_trials(loopback
     gaze_out = pylsl.StreamOutlet(pylsl.StreamInfo(gaze_name, "Gaze", 3, RATE_HZ, pylsl.cf_float32, f"g-{tag}"))
     hr_out = pylsl.StreamOutlet(pylsl.StreamInfo(hr_name, "HeartRate", 1, HR_HZ, pylsl.cf_float32, f"h-{tag}"))
     stop = threading.Event()
+    pushed: list[float] = []
+    pushed_hr: list[float] = []
 
     def stream() -> None:
         k = 0
         while not stop.is_set():
             t = pylsl.local_clock()
+            pushed.append(t)
             gaze_out.push_sample([fx(t), fy(t), pupil(t)], t)
             if k % int(RATE_HZ / HR_HZ) == 0:
                 hr_out.push_sample([60.0 + k % 7], t)
+                pushed_hr.append(t)
             k += 1
             time.sleep(1.0 / RATE_HZ)
 
@@ -144,8 +147,13 @@ def test_tracker_gaze_and_extra_stream_are_stored_with_the_right_trials(loopback
         ts = np.array([float(s["t_ms"]) for s in mine]) / 1000.0
         assert np.all((ts >= t0) & (ts < t1)), f"trial {tid}: samples outside its window [{t0}, {t1})"
         assert np.all(np.diff(ts) > 0) and len({int(s['seq']) for s in mine}) >= 1
-        expected_n = (t1 - t0) * RATE_HZ
-        assert len(mine) > 0.7 * expected_n, f"trial {tid}: {len(mine)} samples for {expected_n:.0f} expected"
+        # every sample pushed inside the window is stored once (a loaded machine may push fewer
+        # than RATE_HZ; clock synchronisation over loopback shifts time stamps by microseconds)
+        sent = np.array([t for t in pushed if t0 + 1e-3 <= t < t1 - 1e-3])
+        assert len(sent) > 0.3 * (t1 - t0) * RATE_HZ
+        nearest = np.abs(ts[None, :] - sent[:, None]).min(axis=1)
+        assert np.all(nearest < 5e-4), f"trial {tid}: {int((nearest >= 5e-4).sum())} pushed samples not stored"
+        assert abs(len(mine) - len(sent)) <= 2, (len(mine), len(sent))
         assert ts[0] - t0 < 0.1 and t1 - ts[-1] < 0.1, "the window is not covered to its edges"
         left, top, w, hgt = rect
         x = np.array([float(s["x"]) for s in mine])
@@ -158,5 +166,6 @@ def test_tracker_gaze_and_extra_stream_are_stored_with_the_right_trials(loopback
         assert {m["stream"] for m in hr} == {hr_name}
         t_hr = np.array([float(m["t_lsl"]) for m in hr])
         assert np.all((t_hr >= t0) & (t_hr < t1))
-        assert len(hr) >= math.floor(0.7 * (t1 - t0) * HR_HZ)
+        sent_hr = [t for t in pushed_hr if t0 + 1e-3 <= t < t1 - 1e-3]
+        assert len(sent_hr) >= 3 and abs(len(hr) - len(sent_hr)) <= 2, (len(hr), len(sent_hr))
         assert all(60.0 <= v <= 66.0 for m in hr for v in json.loads(m["value"]))
