@@ -130,6 +130,12 @@ async def participant(k: int, url: str, until: float, trial_s: float, lat: dict,
     c.close()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` (Linux /proc), seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pct(v: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(v) * 1000, q)) if v else float("nan")
 
@@ -154,7 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     extra = {"database": args.database} if args.database else {}
     load_before = os.getloadavg()
     with StudyServer(work, trials_per_participant=50, real_fraction=0.5, synthetic_pool=20, **extra) as srv:
+        cpu0 = cpu_seconds(srv.proc.pid)
         lat, acked, wall = asyncio.run(run(srv.url, args.participants, args.seconds, args.trial_s))
+        server_cpu = cpu_seconds(srv.proc.pid) - cpu0
         text = httpx.get(srv.url + "/api/admin/export/samples.csv", headers=srv.admin_headers(), timeout=300).text
     stored: dict[tuple[int, int], int] = defaultdict(int)
     for row in csv.DictReader(io.StringIO(text)):
@@ -175,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'all':<12}{n_req:>8}{n_req / wall:>9.1f}{pct(allv, 50):>9.1f}{pct(allv, 99):>9.1f}{max(allv) * 1000:>9.1f}")
     print(f"gaze samples acknowledged {sent}, stored {sum(stored.values())}, lost {lost}, duplicated {dup}")
     print(f"({len(lat['gaze']) / wall:.0f} gaze batches/s = {sent / wall:.0f} samples/s)")
+    print(f"server CPU {server_cpu:.1f} s in {wall:.1f} s wall = {1000 * server_cpu / max(n_req, 1):.2f} ms per request")
     print("machine load average (1, 5, 15 min): before %.2f %.2f %.2f, after %.2f %.2f %.2f on %d cores"
           % (*load_before, *os.getloadavg(), os.cpu_count() or 0))
     return 0 if lost == 0 and dup == 0 else 1

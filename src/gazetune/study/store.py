@@ -70,6 +70,7 @@ class StudyStore:
         self._tokens: dict[str, ParticipantRef] = {}
         self._trials: dict[int, TrialInfo] = {}
         self._publish_lock = threading.Lock()
+        self._pools: dict[int, tuple[list[str], list[str]]] = {}
         self._ensure_stimuli()
 
     # ------------------------------------------------------------------ stimuli and versions
@@ -169,11 +170,15 @@ class StudyStore:
         now = time.time()
         with self.db.write() as conn:
             version = self.current_version(conn)
-            real_ids = conn.execute(sa.select(T.stimuli.c.id).where(T.stimuli.c.kind == "real")
-                                    .order_by(T.stimuli.c.id)).scalars().all()
-            syn_ids = conn.execute(sa.select(T.stimuli.c.id).where(
-                (T.stimuli.c.kind == "synthetic") & (T.stimuli.c.generator_version == version))
-                .order_by(T.stimuli.c.id)).scalars().all()
+            pools = self._pools.get(version)
+            if pools is None:  # stimuli of a version never change: read them once
+                pools = self._pools[version] = (
+                    conn.execute(sa.select(T.stimuli.c.id).where(T.stimuli.c.kind == "real")
+                                 .order_by(T.stimuli.c.id)).scalars().all(),
+                    conn.execute(sa.select(T.stimuli.c.id).where(
+                        (T.stimuli.c.kind == "synthetic") & (T.stimuli.c.generator_version == version))
+                        .order_by(T.stimuli.c.id)).scalars().all())
+            real_ids, syn_ids = pools
             pid = conn.execute(T.participants.insert().values(
                 external_id=external_id, token=token, gaze_mode=cfg.gaze_mode, created_at=now,
                 consent_at=now, user_agent=user_agent, screen=json.dumps(screen) if screen else None,
