@@ -107,7 +107,7 @@ class BenchConfig:
     image_deg: float = 10.0
     sigma_deg: float = 1.0
     saliency_epochs: int = 40
-    saliency_width: int = 12
+    saliency_width: int = 16  # SaliencyUNet with group norm needs a multiple of 8
     human_epochs: int = 30
     n_eval: int = 500
     n_panel_real: int = 60
