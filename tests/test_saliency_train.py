@@ -171,6 +171,9 @@ def test_evaluate_rows_and_inter_observer(tmp_path):
     folder, csv_path = _write_folder(tmp_path, images, fixations)
     data = load_fixation_dataset(folder, csv_path, width=W, sigma_frac=1.5 / W)
     assert data.images.shape == (6, 3, H, W) and data.maps.max() == pytest.approx(1.0)
+    # every fixation lasts 200 ms here, so weighting by duration changes nothing
+    weighted = load_fixation_dataset(folder, csv_path, width=W, sigma_frac=1.5 / W, duration_weighted=True)
+    np.testing.assert_allclose(weighted.maps, data.maps, atol=1e-6)
     cb = gaussian_center_bias(np.concatenate([np.concatenate(list(f.values())) for f in data.fixations]), (H, W))
     # an oracle "prediction": the pooled maps themselves
     result = evaluate_saliency({"oracle": data.maps}, data, cb)
@@ -207,3 +210,13 @@ def test_cli_train_then_eval(tmp_path):
     res = runner.invoke(app, ["saliency", "eval", "--checkpoint", str(tmp_path / "nope.safetensors"), "--images",
                               str(folder), "--fixations", str(csv_path)])
     assert res.exit_code != 0 and "not found" in res.output
+
+
+def test_scale_fixations_keeps_pixel_centres():
+    from gazetune.saliency.train import scale_fixations, working_shape
+
+    assert working_shape((600, 800), 80) == (60, 80)
+    # pixel centre 395.5 of 800 -> (395.5 + 0.5) * 0.1 - 0.5 = 39.1; the last pixel centre maps to the last one
+    out = scale_fixations(np.array([[395.5, 0.0, 250.0], [799.0, 599.0, 100.0], [-20.0, 700.0, 50.0]]), (600, 800), (60, 80))
+    np.testing.assert_allclose(out, [[39.1, 0.0], [79.0, 59.0], [0.0, 59.0]], atol=1e-9)  # y 0 -> -0.45, clipped to 0
+    assert scale_fixations(np.zeros((0, 3)), (600, 800), (60, 80)).shape == (0, 2)

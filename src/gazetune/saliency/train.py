@@ -105,7 +105,11 @@ def scale_fixations(fix: np.ndarray, original: tuple[int, int], shape: tuple[int
     Pixel centres stay at integers in both: ``x' = (x + 0.5) * W'/W - 0.5`` (same for ``y``), then
     clipped to ``[0, W' - 1]`` x ``[0, H' - 1]``.  Returns ``(n, 2)`` float64.
     """
-    fix = np.asarray(fix, dtype=np.float64).reshape(-1, np.asarray(fix).shape[-1] if np.size(fix) else 2)
+    fix = np.asarray(fix, dtype=np.float64)
+    if fix.size == 0:
+        return np.zeros((0, 2))
+    if fix.ndim != 2 or fix.shape[1] < 2:
+        raise ValueError(f"fixations must be an (n, 2+) array of x, y; got shape {fix.shape}")
     sx = shape[1] / original[1]
     sy = shape[0] / original[0]
     x = np.clip((fix[:, 0] + 0.5) * sx - 0.5, 0, shape[1] - 1)
@@ -158,16 +162,14 @@ def load_fixation_dataset(
     imgs, maps, fixes, sizes = [], [], [], []
     for name in names:
         arr, original = _load_image(images_dir / name, shape)
-        per_subject = {}
-        for subject, fx in table.for_image(name).items():
-            xy = scale_fixations(fx[:, :2], original, shape)
-            per_subject[subject] = xy
-        weighted = [
-            np.concatenate([per_subject[s], table.for_image(name)[s][:, 2:3]], axis=1) if duration_weighted else per_subject[s]
-            for s in per_subject
-        ]
+        raw = table.for_image(name)
+        per_subject = {subject: scale_fixations(fx, original, shape) for subject, fx in raw.items()}
+        if duration_weighted:  # x, y, duration_ms
+            observers = [np.concatenate([per_subject[s], raw[s][:, 2:3]], axis=1) for s in per_subject]
+        else:
+            observers = list(per_subject.values())
         imgs.append(arr)
-        maps.append(pooled_heatmap(weighted, shape, sigma, normalize="max"))
+        maps.append(pooled_heatmap(observers, shape, sigma, normalize="max"))
         fixes.append(per_subject)
         sizes.append(original)
     return FixationDataset(list(names), np.stack(imgs), np.stack(maps), fixes, float(sigma), sizes)
