@@ -137,6 +137,8 @@ def test_kernel_distance_zero_vs_shift():
     same, _ = D.kernel_distance(a, b, subset_size=100, n_subsets=20)
     diff, _ = D.kernel_distance(a, b + 1.0, subset_size=100, n_subsets=20)
     assert abs(same) < 0.05 and diff > 1.0
+    _, spread = D.kernel_distance(a[:20], b[:20], n_subsets=10)  # small sets: half-size subsets
+    assert spread > 0
 
 
 def test_fid_kid_wrappers_and_salient_variant(monkeypatch, faces):

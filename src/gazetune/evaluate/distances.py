@@ -629,7 +629,9 @@ def kernel_distance(
 ) -> tuple[float, float]:
     """Unbiased squared MMD with the cubic polynomial kernel ``(x.y / D + 1)^3`` (the KID formula).
 
-    Averaged over ``n_subsets`` random subsets of ``min(subset_size, N_a, N_b)`` samples per set.
+    Averaged over ``n_subsets`` random subsets of ``min(subset_size, N_a, N_b)`` samples per set
+    (half the smaller set when that is smaller than ``subset_size``, so that subsets differ and
+    the spread means something; the estimate is unbiased at any subset size).
 
     Returns
     -------
@@ -640,9 +642,12 @@ def kernel_distance(
     fa, fb = np.asarray(real_features, dtype=np.float64), np.asarray(fake_features, dtype=np.float64)
     if fa.ndim != 2 or fb.ndim != 2 or fa.shape[1] != fb.shape[1]:
         raise ValueError(f"features must be (N, D) with the same D; got {fa.shape} and {fb.shape}")
-    m = min(subset_size, fa.shape[0], fb.shape[0])
-    if m < 2:
+    n_min = min(fa.shape[0], fb.shape[0])
+    if n_min < 2:
         raise ValueError(f"KID needs at least 2 samples per set; got {fa.shape[0]} and {fb.shape[0]}")
+    m = min(subset_size, n_min)
+    if m == n_min and n_subsets > 1 and n_min >= 4:
+        m = n_min // 2  # subsets of the whole smaller set would all be alike: no spread to report
     d = fa.shape[1]
     rng = np.random.default_rng(seed)
     values = []
