@@ -28,6 +28,9 @@ def test_quick_demo_writes_report(tmp_path):
     # the gaze-tuned run really used maps: its log says which source it resolved
     log = (out / "tune_gaze" / "log.jsonl").read_text()
     assert '"mode"' in log
+    # stage 8: the loop over HTTP published two new versions, and each served version has a fool rate
+    assert "two nodes over HTTP" in html
+    assert len(results["loop"]["rates"]) == 3
 
 
 def test_demo_refuses_to_overwrite(tmp_path):

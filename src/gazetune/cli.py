@@ -16,6 +16,7 @@ from gazetune.study.cli import app as study_app
 from gazetune.tune.cli import app as gan_app
 from gazetune.tune.human_cli import app as human_app
 from gazetune.demo import demo_command
+from gazetune.loop.cli import loop_command
 
 app = typer.Typer(
     name="gazetune",
@@ -30,6 +31,7 @@ app.add_typer(human_app, name="human", help="Model of the human judge: gaze + re
 app.add_typer(study_app, name="study", help="Run a real-vs-fake study with gaze capture.")
 app.add_typer(eval_app, name="eval", help="Evaluate generators and studies.")
 app.command("demo")(demo_command)
+app.command("loop")(loop_command)
 
 
 @app.command("version")

@@ -14,7 +14,10 @@ The steps follow the data flow of the patent (FIG. 2-4):
    number of steps without maps;
 6. **evaluate**: the same panel judges fresh samples of the base, control and gaze-tuned
    generators mixed with real faces; fool rates with bootstrap confidence intervals;
-7. write ``report.html``.
+7. write ``report.html``;
+8. run the same cycle as two nodes over HTTP (:mod:`gazetune.loop`): a real study server on
+   loopback, simulated participants taking part through its API, and the trainer pulling their
+   responses, tuning and publishing a new generator version twice.
 
 Everything is seeded; ``--quick`` shrinks every stage so the run takes well under two minutes on
 two CPU cores (used by the test suite).
@@ -71,15 +74,17 @@ class DemoConfig:
     human_model: bool = True
     human_epochs: int = 30
     human_weight: float = 0.5
-    threads: int = 2
-    extra: dict = field(default_factory=dict)
+    threads: int = 1  # torch intra-op threads: more than 1 slows these small nets down on a busy machine
+    loop: bool = True
+    loop_cycles: int = 2
+    loop_settings: dict = field(default_factory=lambda: {"participants": 6, "trials": 16, "tune_steps": 40, "pretrain_steps": 150})
 
     @classmethod
     def quick_settings(cls, **kw: Any) -> "DemoConfig":
         base = dict(
             pretrain_steps=120, tune_steps=30, batch=16, g_width=16, d_width=8, n_observers=4, n_real_shown=16,
             n_synthetic_shown=16, n_eval_real=16, n_eval_synthetic=12, saliency_epochs=6,
-            saliency_width=8, min_observed_direct=16, human_epochs=4,
+            saliency_width=8, min_observed_direct=16, human_epochs=4, loop_settings={},
         )
         base.update(kw)
         return cls(**base)
@@ -167,7 +172,7 @@ def run_demo(cfg: DemoConfig) -> Path:
     results: dict[str, Any] = {"config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()}}
 
     # 1. data and base GAN ---------------------------------------------------------------------
-    _step("1/7 pretrain the base GAN on the built-in faces")
+    _step("1/8 pretrain the base GAN on the built-in faces")
     t0 = time.perf_counter()
     faces = load_image_set("builtin:faces", size=cfg.size, channels=1)
     save_image_grid(faces.images[:64], out / "real_faces.png", nrow=8)
@@ -181,7 +186,7 @@ def run_demo(cfg: DemoConfig) -> Path:
     timings["pretrain"] = time.perf_counter() - t0
 
     # 2. study round with simulated observers ------------------------------------------------------
-    _step("2/7 simulated observers judge a blinded mix of real and synthetic faces")
+    _step("2/8 simulated observers judge a blinded mix of real and synthetic faces")
     t0 = time.perf_counter()
     critic = PatchRealismCritic(seed=cfg.seed).fit(faces.images)
     panel = ObserverPanel.lab(cfg.n_observers, seed=cfg.seed, observer={"image_deg": cfg.image_deg})
@@ -196,7 +201,7 @@ def run_demo(cfg: DemoConfig) -> Path:
     timings["study"] = time.perf_counter() - t0
 
     # 3. gaze -> fixations -> maps -----------------------------------------------------------------
-    _step("3/7 gaze samples -> fixations (I-VT) -> pooled heatmaps")
+    _step("3/8 gaze samples -> fixations (I-VT) -> pooled heatmaps")
     t0 = time.perf_counter()
     fixations = _detect(trials, "fixations")
     table, n_outside = _fixation_table(trials, fixations, cfg.size)
@@ -214,7 +219,7 @@ def run_demo(cfg: DemoConfig) -> Path:
     timings["gaze"] = time.perf_counter() - t0
 
     # 4. saliency model ----------------------------------------------------------------------------
-    _step("4/7 train M_saliency on 80 % of the observed images, score it on the rest")
+    _step("4/8 train M_saliency on 80 % of the observed images, score it on the rest")
     t0 = time.perf_counter()
     saliency_model, saliency_results = _train_saliency(cfg, out, faces, fakes, real_idx, syn_names, table, maps, sigma_px)
     results["saliency"] = saliency_results
@@ -223,15 +228,15 @@ def run_demo(cfg: DemoConfig) -> Path:
     # 5. human-response model (FIG. 5) -------------------------------------------------------------
     human_term = None
     if cfg.human_model:
-        _step("5/7 train the human-response model (FIG. 5, eq 11) on the panel's answers and gaze")
+        _step("5/8 train the human-response model (FIG. 5, eq 11) on the panel's answers and gaze")
         t0 = time.perf_counter()
         human_term, results["human_model"] = _train_human(cfg, out, faces, fakes, real_idx, syn_names, trials, fixations)
         timings["human_model"] = time.perf_counter() - t0
     else:
-        _step("5/7 human-response model skipped (--no-human-model)")
+        _step("5/8 human-response model skipped (--no-human-model)")
 
     # 6. tuning: gaze maps vs control ------------------------------------------------------------
-    _step("6/7 tune the generator with gaze maps (eq 9b/10b) and a no-gaze control")
+    _step("6/8 tune the generator with gaze maps (eq 9b/10b) and a no-gaze control")
     t0 = time.perf_counter()
     tcfg = TuneConfig(
         batch=cfg.batch, steps=cfg.tune_steps, seed=cfg.seed + 1, device=cfg.device, alpha=cfg.alpha,
@@ -259,7 +264,7 @@ def run_demo(cfg: DemoConfig) -> Path:
     timings["tune"] = time.perf_counter() - t0
 
     # 7. evaluation round ---------------------------------------------------------------------
-    _step("7/7 the panel judges fresh samples of every generator; fool rates")
+    _step("7/8 the panel judges fresh samples of every generator; fool rates")
     t0 = time.perf_counter()
     eval_seeds = list(range(100_000, 100_000 + cfg.n_eval_synthetic))
     eval_real = np.sort(np.random.default_rng(cfg.seed + 7).choice(len(faces), min(cfg.n_eval_real, len(faces)), replace=False))
@@ -306,6 +311,17 @@ def run_demo(cfg: DemoConfig) -> Path:
     for arm, r in rates.items():
         table_out.add_row(arm, f"{r['rate']:.3f}", f"[{r['lo']:.3f}, {r['hi']:.3f}]", str(r["n"]))
     console.print(table_out)
+
+    # 8. the same method as two nodes over HTTP ----------------------------------------------------
+    if cfg.loop:
+        _step(f"8/8 two nodes over HTTP: study server on loopback, simulated participants, trainer x{cfg.loop_cycles}")
+        t0 = time.perf_counter()
+        from gazetune.loop.demo import run_loop_demo
+
+        loop = run_loop_demo(out / "loop", cycles=cfg.loop_cycles, log=lambda m: console.print(f"  {m}"),
+                             seed=cfg.seed, device=cfg.device, **cfg.loop_settings)
+        results["loop"] = {"rates": loop["rates"], "versions": loop.get("versions"), "seconds": loop.get("seconds")}
+        timings["loop"] = time.perf_counter() - t0
 
     timings["total"] = time.perf_counter() - t_start
     results["timings_s"] = timings
@@ -413,7 +429,9 @@ def demo_command(
     quick: bool = typer.Option(False, "--quick", help="Tiny settings: well under 2 minutes on 2 CPU cores."),
     device: str = typer.Option("cpu", help="torch device: cpu or cuda."),
     seed: int = typer.Option(0, help="Seed of the whole demo."),
+    threads: int = typer.Option(1, help="torch CPU threads (1 is fastest for these small nets on 2 busy cores)."),
     human_model: bool = typer.Option(True, "--human-model/--no-human-model", help="Also run FIG. 5."),
+    loop: bool = typer.Option(True, "--loop/--no-loop", help="Also run the two-node loop over HTTP (stage 8)."),
     pretrain_steps: Optional[int] = typer.Option(None, help="Override the GAN pretraining steps."),
     tune_steps: Optional[int] = typer.Option(None, help="Override the tuning steps."),
 ) -> None:
@@ -421,7 +439,7 @@ def demo_command(
     gaze-weighted tuning, evaluation, report.html."""
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise typer.BadParameter("CUDA is not available on this machine", param_hint="--device")
-    kw: dict[str, Any] = dict(out=out, device=device, seed=seed, human_model=human_model)
+    kw: dict[str, Any] = dict(out=out, device=device, seed=seed, human_model=human_model, loop=loop, threads=threads)
     if pretrain_steps is not None:
         kw["pretrain_steps"] = pretrain_steps
     if tune_steps is not None:

@@ -184,6 +184,20 @@ def write_report(
             rep.add_text("Human model's mean P(real) on fresh samples: "
                          + ", ".join(f"{k} {v:.3f}" for k, v in h["p_real_fresh_samples"].items()) + ".")
 
+    if "loop" in results:
+        rep.add_heading("7. The same loop as two nodes over HTTP (study server + trainer)")
+        rep.add_text(
+            "A real study server ran on loopback; simulated participants took part through its HTTP API "
+            "(gaze uploaded in numbered 1 s batches, answers with response times); the trainer node pulled "
+            "their responses since its cursor, built maps, updated M_saliency, tuned the generator and "
+            "published a new version, which the next participants saw. Fool rate per served version:"
+        )
+        rows = []
+        for version, r in results["loop"]["rates"].items():
+            fool = r.get("fool_rate", r)
+            rows.append([version, f"{fool['rate']:.3f}", f"[{fool['lo']:.3f}, {fool['hi']:.3f}]", fool["n"]])
+        rep.add_table(rows, ["generator version", "fool rate", "95 % CI", "trials"])
+
     rep.add_heading("Run details")
     rep.add_table([[k, f"{v:.1f}"] for k, v in t.items()], ["stage", "seconds"])
     rep.add_text("Every file of the run (checkpoints, logs, fixations.csv, maps.npz, results.json) is in this folder.")
