@@ -130,10 +130,18 @@ async def participant(k: int, url: str, until: float, trial_s: float, lat: dict,
     c.close()
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process ``pid`` (Linux /proc), seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def cpu_seconds(pgid: int) -> float:
+    """User + system CPU time of the processes in group ``pgid`` (the server and its workers;
+    Linux /proc), seconds."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def pct(v: list[float], q: float) -> float:
@@ -154,12 +162,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--participants", type=int, default=200)
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--trial-s", type=float, default=5.0, help="seconds per trial (gaze batches per trial)")
+    ap.add_argument("--workers", type=int, default=1, help="server processes (uvicorn workers)")
     ap.add_argument("--database", default=None, help="database URL (default: SQLite in a temporary folder)")
     args = ap.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="gazetune_bench_"))
     extra = {"database": args.database} if args.database else {}
     load_before = os.getloadavg()
-    with StudyServer(work, trials_per_participant=50, real_fraction=0.5, synthetic_pool=20, **extra) as srv:
+    with StudyServer(work, trials_per_participant=50, real_fraction=0.5, synthetic_pool=20, workers=args.workers,
+                     **extra) as srv:
         cpu0 = cpu_seconds(srv.proc.pid)
         lat, acked, wall = asyncio.run(run(srv.url, args.participants, args.seconds, args.trial_s))
         server_cpu = cpu_seconds(srv.proc.pid) - cpu0

@@ -157,29 +157,41 @@ def _invalid_payload(errs: list[dict]) -> dict:
     return {"detail": _format_errors(errs), "errors": slim}
 
 
-_GAZE_PATH = re.compile(r"^/api/trials/(\d+)/gaze$")
+async def _db_call(store: StudyStore, fn, *args):  # noqa: ANN001, ANN202
+    """SQLite: run the short database call on the event loop (writes are serialised anyway; a
+    thread per request only adds GIL hand-offs and lock convoys under load).  PostgreSQL: in the
+    thread pool, so calls overlap."""
+    if store.db.is_sqlite:
+        return fn(*args)
+    return await run_in_threadpool(fn, *args)
 
 
-class _GazeRoute:
-    """``POST /api/trials/{id}/gaze`` as plain ASGI (the hottest endpoint: one call per
-    participant second).
+_TRIAL_PATH = re.compile(r"^/api/(?:trials/(\d+)/(gaze|start|answer)|me/(next))$")
 
-    Skips FastAPI's routing and dependency machinery: resolves the participant token, lets
-    pydantic parse the JSON bytes straight into :class:`GazeBatch` (no ``json.loads`` + dict
-    walk), converts and packs the batch, and answers once the batch's group commit is done.
-    Refusals are the same 4xx JSON as elsewhere.
+
+class _TrialRoutes:
+    """The endpoints a participant calls during the trials, as plain ASGI::
+
+        GET  /api/me/next                 POST /api/trials/{id}/start
+        POST /api/trials/{id}/gaze        POST /api/trials/{id}/answer
+
+    Together they are nearly every request of a running study (gaze: one per participant
+    second).  FastAPI's routing and dependency machinery cost more CPU than the work itself, so
+    these skip it: the participant token is resolved from the cache, pydantic parses the JSON
+    bytes straight into the strict models (no ``json.loads`` + dict walk), and gaze batches join
+    the next group commit.  Refusals are the same 4xx JSON as everywhere else.
     """
 
-    def __init__(self, app, store: StudyStore, writer: "GroupCommit") -> None:  # noqa: ANN001
-        self.app, self.store, self.writer = app, store, writer
+    def __init__(self, app, store: StudyStore, writer: "GroupCommit", state) -> None:  # noqa: ANN001
+        self.app, self.store, self.writer, self.state = app, store, writer, state
 
     async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
-        m = _GAZE_PATH.match(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
-        if m is None:
+        m = _TRIAL_PATH.match(scope["path"]) if scope["type"] == "http" else None
+        if m is None or scope["method"] != ("GET" if m.group(3) else "POST"):
             await self.app(scope, receive, send)
             return
         try:
-            status, payload = 200, await self._handle(int(m.group(1)), scope, receive)
+            status, payload = 200, await self._handle(m, scope, receive)
         except StudyError as e:
             status, payload = e.status, {"detail": e.message}
         except ValidationError as e:
@@ -189,12 +201,13 @@ class _GazeRoute:
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
 
-    async def _handle(self, trial_id: int, scope, receive) -> dict:  # noqa: ANN001
-        token = None
-        for k, v in scope["headers"]:
-            if k == b"x-participant-token":
-                token = v.decode("latin-1")
-        p = self.store.participant(token)
+    async def _handle(self, m: re.Match, scope, receive) -> dict:  # noqa: ANN001
+        store = self.store
+        token = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-participant-token"), None)
+        p = store.participant(token)
+        if m.group(3):
+            return await _db_call(store, store.next_trial, p)
+        trial_id, what = int(m.group(1)), m.group(2)
         chunks, size = [], 0
         while True:
             msg = await receive()
@@ -204,10 +217,27 @@ class _GazeRoute:
                 raise StudyError(413, f"request body is over the limit of {MAX_BODY_BYTES} bytes")
             if not msg.get("more_body"):
                 break
-        b = GazeBatch.model_validate_json(b"".join(chunks))
-        cols = {"t_ms": np.asarray(b.t_ms, dtype=np.float64), "screen_x": _nan(b.x), "screen_y": _nan(b.y),
-                "confidence": _nan(b.confidence)}
-        return await self.writer.submit(self.store.prepare_gaze(p, trial_id, b.seq, b.source, cols))
+        raw = b"".join(chunks)
+        lsl = self.state.lsl
+        if what == "gaze":
+            b = GazeBatch.model_validate_json(raw)
+            cols = {"t_ms": np.asarray(b.t_ms, dtype=np.float64), "screen_x": _nan(b.x), "screen_y": _nan(b.y),
+                    "confidence": _nan(b.confidence)}
+            return await self.writer.submit(store.prepare_gaze(p, trial_id, b.seq, b.source, cols))
+        if what == "start":
+            st = TrialStart.model_validate_json(raw)
+            onset = lsl.now() if lsl is not None else None
+            out = await _db_call(store, store.start_trial, p, trial_id, list(st.image_rect), st.viewport,
+                                 st.client_onset_ms, onset)
+            if lsl is not None:
+                lsl.trial_start(trial_id, onset)
+            return out
+        a = Answer.model_validate_json(raw)
+        offset = lsl.now() if lsl is not None else None
+        out = await _db_call(store, store.answer, p, trial_id, a.answer, a.rt_ms, a.timed_out, offset)
+        if lsl is not None and out["stored"]:
+            lsl.trial_end(trial_id, offset)
+        return out
 
 
 _CSP = (b"default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob: mediastream:; "
@@ -290,7 +320,7 @@ def create_app(cfg: StudyConfig, store: StudyStore | None = None) -> FastAPI:
 
     writer = GroupCommit(store)
     app.state.writer = writer
-    app.add_middleware(_GazeRoute, store=store, writer=writer)  # inside the limits and headers
+    app.add_middleware(_TrialRoutes, store=store, writer=writer, state=app.state)  # inside the limits
     app.add_middleware(_LimitsAndHeaders)
 
     # ------------------------------------------------------------------ pages
@@ -328,19 +358,9 @@ def create_app(cfg: StudyConfig, store: StudyStore | None = None) -> FastAPI:
         }
 
     # ------------------------------------------------------------------ participant API
-    inline = store.db.is_sqlite
-
-    async def db_call(fn, *args):  # noqa: ANN001, ANN202
-        """SQLite: run the short database call on the event loop (writes are serialised anyway;
-        a thread per request only adds GIL hand-offs and lock convoys under load).  PostgreSQL:
-        in the thread pool, so calls overlap."""
-        if inline:
-            return fn(*args)
-        return await run_in_threadpool(fn, *args)
-
     @app.post("/api/participants", status_code=201)
     async def new_participant(body: NewParticipant) -> dict:
-        return await db_call(store.create_participant, body.external_id, body.user_agent, body.screen)
+        return await _db_call(store, store.create_participant, body.external_id, body.user_agent, body.screen)
 
     @app.post("/api/me/screen")
     def screen(body: ScreenInfo, p: Part) -> dict:
@@ -352,10 +372,6 @@ def create_app(cfg: StudyConfig, store: StudyStore | None = None) -> FastAPI:
         return store.add_validation(p, body.kind, body.attempt, body.before_trial,
                                     [pt.model_dump() for pt in body.points])
 
-    @app.get("/api/me/next")
-    async def next_trial(p: Part) -> dict:
-        return await db_call(store.next_trial, p)
-
     @app.post("/api/me/complete")
     def complete(p: Part) -> dict:
         return store.complete(p)
@@ -364,25 +380,6 @@ def create_app(cfg: StudyConfig, store: StudyStore | None = None) -> FastAPI:
     def trial_image(trial_id: int, p: Part) -> Response:
         return Response(store.trial_image(p, trial_id), media_type="image/png",
                         headers={"Cache-Control": "no-store"})
-
-    @app.post("/api/trials/{trial_id}/start")
-    async def start(trial_id: int, body: TrialStart, p: Part) -> dict:
-        lsl = app.state.lsl
-        onset = lsl.now() if lsl is not None else None
-        out = await db_call(store.start_trial, p, trial_id, list(body.image_rect), body.viewport,
-                            body.client_onset_ms, onset)
-        if lsl is not None:
-            lsl.trial_start(trial_id, onset)
-        return out
-
-    @app.post("/api/trials/{trial_id}/answer")
-    async def answer(trial_id: int, body: Answer, p: Part) -> dict:
-        lsl = app.state.lsl
-        offset = lsl.now() if lsl is not None else None
-        out = await db_call(store.answer, p, trial_id, body.answer, body.rt_ms, body.timed_out, offset)
-        if lsl is not None and out["stored"]:
-            lsl.trial_end(trial_id, offset)
-        return out
 
     # ------------------------------------------------------------------ researcher API
     from gazetune.study import export as ex
@@ -491,6 +488,18 @@ class GroupCommit:
                         fut.set_result(res)
         finally:
             self._running = False
+
+
+CONFIG_ENV = "GAZETUNE_STUDY_CONFIG"
+"""Environment variable naming the resolved study config of a multi-worker server."""
+
+
+def app_from_env() -> FastAPI:
+    """App factory for ``uvicorn --workers N``: the config file named by :data:`CONFIG_ENV`
+    (written by ``gazetune study serve``, with the database already prepared)."""
+    from gazetune.config import load_config
+
+    return create_app(load_config(StudyConfig, os.environ[CONFIG_ENV]))
 
 
 def _vendor_dir() -> Path | None:

@@ -23,6 +23,7 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0 to let other machines in)."),
     port: int = typer.Option(8000, help="TCP port."),
     database: Optional[str] = typer.Option(None, help="Override the config's database URL."),
+    workers: int = typer.Option(1, min=1, help="Server processes (not with gaze_mode tracker / LSL streams)."),
 ) -> None:
     """Serve a study: participant page at /, dashboard at /admin?token=..."""
     import uvicorn
@@ -37,8 +38,15 @@ def serve(
         cfg.database = database
     token = cfg.ensure_admin_token()
     typer.echo("preparing stimuli and database ...", err=True)
+    uses_lsl = cfg.gaze_mode == "tracker" or bool(cfg.lsl_marker_streams)
+    if workers > 1:
+        if uses_lsl:
+            raise typer.BadParameter("--workers > 1 cannot be used with LSL (gaze_mode tracker or "
+                                     "lsl_marker_streams): one process must own the streams")
+        _serve_workers(cfg, host, port, workers)
+        return
     application = create_app(cfg)
-    if cfg.gaze_mode == "tracker" or cfg.lsl_marker_streams:
+    if uses_lsl:
         from gazetune.study.lsl import attach_lsl
 
         attach_lsl(application, cfg)
@@ -47,6 +55,24 @@ def serve(
     typer.echo(f"dashboard:    http://{shown}:{port}/admin?token={token}", err=True)
     typer.echo(f"admin token:  {token}", err=True)
     uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
+
+
+def _serve_workers(cfg, host: str, port: int, workers: int) -> None:  # noqa: ANN001
+    """Prepare the database once, then let uvicorn start ``workers`` processes on it."""
+    import os
+
+    import uvicorn
+
+    from gazetune.config import save_config
+    from gazetune.study.app import CONFIG_ENV
+    from gazetune.study.store import StudyStore
+
+    StudyStore(cfg).db.dispose()  # migrations and stimuli, before the workers race for them
+    path = Path(cfg.data_dir) / "resolved_study.toml"
+    save_config(cfg, path)
+    os.environ[CONFIG_ENV] = str(path.resolve())
+    uvicorn.run("gazetune.study.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+                log_level="warning", access_log=False)
 
 
 @app.command("import")

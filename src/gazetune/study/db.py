@@ -242,6 +242,10 @@ class Database:
             return
         with self._lock:
             with self.engine.begin() as conn:
+                # take SQLite's write lock up front: with several server processes (uvicorn
+                # workers) a read-then-write transaction could otherwise fail on the lock upgrade
+                # instead of waiting (busy_timeout)
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
                 yield conn
 
     @contextmanager

@@ -38,12 +38,15 @@ class StudyServer:
         Holds ``study.toml``, the server's log and (by default) the SQLite database.
     env : dict, optional
         Extra environment variables for the child.
+    workers : int
+        Server processes (``--workers``).
     **overrides
         :class:`StudyConfig` fields; ``database`` defaults to ``sqlite:///<workdir>/study.db``
         and ``admin_token`` to a random one (``.admin_token``).
     """
 
-    def __init__(self, workdir: str | Path, env: dict[str, str] | None = None, **overrides: Any) -> None:
+    def __init__(self, workdir: str | Path, env: dict[str, str] | None = None, workers: int = 1,
+                 **overrides: Any) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         overrides.setdefault("database", f"sqlite:///{self.workdir / 'study.db'}")
@@ -54,6 +57,7 @@ class StudyServer:
         self.config_path = self.workdir / "study.toml"
         save_config(self.config, self.config_path)
         self.env = env or {}
+        self.workers = workers
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
@@ -64,7 +68,7 @@ class StudyServer:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gazetune.study", "serve", "--config", str(self.config_path),
-             "--host", "127.0.0.1", "--port", str(self.port)],
+             "--host", "127.0.0.1", "--port", str(self.port)] + (["--workers", str(self.workers)] if self.workers > 1 else []),
             stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env}, start_new_session=True)
         log.close()
         deadline = time.monotonic() + timeout_s
@@ -84,9 +88,9 @@ class StudyServer:
         return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""
 
     def kill(self) -> None:
-        """SIGKILL, no clean-up (crash test)."""
+        """SIGKILL to the server and its worker processes, no clean-up (crash test)."""
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
+            os.killpg(self.proc.pid, signal.SIGKILL)  # its own session: the group is the server's
             self.proc.wait(10)
 
     def stop(self) -> None:

@@ -111,11 +111,10 @@ class StudyStore:
                 self._insert_stimuli(conn, syn)
 
     def current_version(self, conn: sa.Connection | None = None) -> int:
-        q = sa.select(sa.func.max(T.generator_versions.c.version))
         if conn is not None:
-            return int(conn.execute(q).scalar() or 0)
+            return int(conn.execute(_Q_VERSION).scalar() or 0)
         with self.db.read() as c:
-            return int(c.execute(q).scalar() or 0)
+            return int(c.execute(_Q_VERSION).scalar() or 0)
 
     def publish_generator(self, checkpoint: bytes, note: str | None, trained_on: Any) -> dict:
         """Store a new generator version from checkpoint bytes and render its synthetic pool.
@@ -247,11 +246,7 @@ class StudyStore:
         """The participant's next unanswered trial, or ``{"done": True}``.  The reply never says
         whether the image is real or synthetic."""
         with self.db.read() as conn:
-            row = conn.execute(
-                sa.select(T.trials.c.id, T.trials.c.idx, T.stimuli.c.width, T.stimuli.c.height)
-                .join(T.stimuli, T.stimuli.c.id == T.trials.c.stimulus_id)
-                .where((T.trials.c.participant_id == p.id) & (T.trials.c.status != "answered"))
-                .order_by(T.trials.c.idx).limit(1)).first()
+            row = conn.execute(_Q_NEXT, {"pid": p.id}).first()
         n = self.cfg.trials_per_participant
         if row is None:
             return {"done": True, "n_trials": n}
@@ -261,10 +256,7 @@ class StudyStore:
                 "height": int(row.height), "drift_check": bool(every and row.idx > 0 and row.idx % every == 0)}
 
     def _trial(self, conn: sa.Connection, p: ParticipantRef, trial_id: int) -> sa.Row:
-        row = conn.execute(
-            sa.select(T.trials, T.stimuli.c.width, T.stimuli.c.height)
-            .join(T.stimuli, T.stimuli.c.id == T.trials.c.stimulus_id)
-            .where(T.trials.c.id == trial_id)).first()
+        row = conn.execute(_Q_TRIAL, {"tid": trial_id}).first()
         if row is None:
             raise StudyError(404, f"trial_id {trial_id} does not exist")
         if row.participant_id != p.id:
@@ -284,9 +276,10 @@ class StudyStore:
             row = self._trial(conn, p, trial_id)
             if row.status == "answered":
                 raise StudyError(409, f"trial_id {trial_id} is already answered")
-            conn.execute(T.trials.update().where(T.trials.c.id == trial_id).values(
-                status="shown", image_rect=json.dumps(rect), viewport=json.dumps(viewport) if viewport else None,
-                shown_at=time.time(), client_onset_ms=client_onset_ms, lsl_onset=lsl_onset))
+            conn.execute(_U_TRIAL, dict(
+                tid=trial_id, status="shown", image_rect=json.dumps(rect),
+                viewport=json.dumps(viewport) if viewport else None, shown_at=time.time(),
+                client_onset_ms=client_onset_ms, lsl_onset=lsl_onset))
         self._trials[trial_id] = TrialInfo(p.id, "shown", tuple(rect), int(row.width), int(row.height))
         return {"trial_id": trial_id, "status": "shown"}
 
@@ -342,8 +335,7 @@ class StudyStore:
                 q = sa.select(c.trial_id, c.source, c.seq, c.digest).where(
                     sa.tuple_(c.trial_id, c.source, c.seq).in_(keys[i:i + 300]))
                 known.update({(r.trial_id, r.source, r.seq): r.digest for r in conn.execute(q)})
-            status = dict(conn.execute(sa.select(T.trials.c.id, T.trials.c.status)
-                                       .where(T.trials.c.id.in_(tids))).all())
+            status = dict(conn.execute(_Q_STATUS, {"tids": tids}).all())
             rows = []
             for k, b in enumerate(items):
                 key = (b.trial_id, b.source, b.seq)
@@ -456,10 +448,9 @@ class StudyStore:
             if row.status != "shown":
                 raise StudyError(409, f"trial_id {trial_id} has not started: POST /api/trials/{trial_id}/start first")
             now = time.time()
-            conn.execute(T.trials.update().where(T.trials.c.id == trial_id).values(
-                status="answered", answer=answer, rt_ms=rt_ms, timed_out=timed_out, answered_at=now,
-                lsl_offset=lsl_offset))
-            conn.execute(T.responses.insert().values(trial_id=trial_id, created_at=now))
+            conn.execute(_U_TRIAL, dict(tid=trial_id, status="answered", answer=answer, rt_ms=rt_ms,
+                                        timed_out=timed_out, answered_at=now, lsl_offset=lsl_offset))
+            conn.execute(_I_RESPONSE, dict(trial_id=trial_id, created_at=now))
         info = self._trials.get(trial_id)
         if info is not None:
             info.status = "answered"
@@ -517,6 +508,21 @@ class StudyStore:
         if png is None:
             raise StudyError(404, f"stimulus_id {stimulus_id!r} does not exist")
         return png
+
+
+# Statements of the hot paths, built once (building a SQLAlchemy statement per request costs
+# more than running it on SQLite).
+_Q_TRIAL = (sa.select(T.trials, T.stimuli.c.width, T.stimuli.c.height)
+            .join(T.stimuli, T.stimuli.c.id == T.trials.c.stimulus_id)
+            .where(T.trials.c.id == sa.bindparam("tid")))
+_Q_NEXT = (sa.select(T.trials.c.id, T.trials.c.idx, T.stimuli.c.width, T.stimuli.c.height)
+           .join(T.stimuli, T.stimuli.c.id == T.trials.c.stimulus_id)
+           .where((T.trials.c.participant_id == sa.bindparam("pid")) & (T.trials.c.status != "answered"))
+           .order_by(T.trials.c.idx).limit(1))
+_Q_STATUS = sa.select(T.trials.c.id, T.trials.c.status).where(T.trials.c.id.in_(sa.bindparam("tids", expanding=True)))
+_U_TRIAL = T.trials.update().where(T.trials.c.id == sa.bindparam("tid"))  # SET the columns given
+_I_RESPONSE = T.responses.insert()
+_Q_VERSION = sa.select(sa.func.max(T.generator_versions.c.version))
 
 
 @dataclass
