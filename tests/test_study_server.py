@@ -343,3 +343,34 @@ def test_sigkill_under_load_loses_no_acknowledged_batch(database, tmp_path):
         assert not lost, f"{len(lost)} acknowledged batches lost or changed, e.g. {lost[:5]}"
     finally:
         again.stop()
+
+
+def test_two_workers_store_each_batch_once(tmp_path):
+    """``--workers 2`` (SQLite, BEGIN IMMEDIATE): retried batches landing on either process are
+    stored once, a changed retry is refused, answers are one per trial."""
+    with StudyServer(tmp_path, workers=2, trials_per_participant=2, synthetic_pool=4) as srv:
+        clients = [participant(srv) for _ in range(4)]
+        trials = [start_next(c) for c in clients]
+
+        def send(c: httpx.Client, tid: int) -> None:
+            for seq in range(4):
+                for _ in range(3):  # each batch three times, on fresh connections (either worker)
+                    r = httpx.post(srv.url + f"/api/trials/{tid}/gaze", json=batch(seq, t0=seq * 1000.0),
+                                   headers=c.headers, timeout=30)
+                    assert r.status_code == 200, r.text
+
+        threads = [threading.Thread(target=send, args=(c, t)) for c, t in zip(clients, trials)]
+        [t.start() for t in threads]
+        [t.join(60) for t in threads]
+        changed = dict(batch(0), x=[v + 1 for v in batch(0)["x"]])
+        for c, tid in zip(clients, trials):
+            r = httpx.post(srv.url + f"/api/trials/{tid}/gaze", json=changed, headers=c.headers)
+            assert r.status_code == 409
+            assert c.post(f"/api/trials/{tid}/answer", json={"answer": 1, "rt_ms": 5.0}).json()["stored"]
+        text = httpx.get(srv.url + "/api/admin/export/samples.csv", headers=srv.admin_headers()).text
+    rows = list(csv.DictReader(io.StringIO(text)))
+    per = {}
+    for r in rows:
+        per[(int(r["trial_id"]), int(r["seq"]))] = per.get((int(r["trial_id"]), int(r["seq"])), 0) + 1
+    assert sorted(per) == sorted((t, s) for t in trials for s in range(4))
+    assert set(per.values()) == {60}
