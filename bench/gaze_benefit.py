@@ -152,11 +152,16 @@ def load_faces(cfg: BenchConfig):
     scale = cfg.size / 64.0
     raw = read_fixation_table(root / "face_fixations.csv")
     table = FixationTable()
+    dropped = 0
     for name in raw.images():
         for subj, f in raw.for_image(name).items():
             g = f.copy()
             g[:, :2] = (g[:, :2] + 0.5) * scale - 0.5  # pixel centres of the 64 px crop -> cfg.size
-            table.add(name, subj, g)
+            inside = np.all((g[:, :2] >= -0.5) & (g[:, :2] < cfg.size - 0.5), axis=1)
+            dropped += int((~inside).sum())
+            table.add(name, subj, g[inside])
+    log(f"real fixations: {table.n_fixations()} on {len(table.images())} faces; {dropped} on the crop's outer "
+        "edge (outside the scaled image) left out")
     return faces, half_a, half_b, table
 
 
