@@ -54,11 +54,11 @@ class DemoConfig:
     seed: int = 0
     device: str = "cpu"
     size: int = 32
-    pretrain_steps: int = 1500
-    tune_steps: int = 300
+    pretrain_steps: int = 800
+    tune_steps: int = 150
     batch: int = 32
-    g_width: int = 24
-    d_width: int = 16
+    g_width: int = 16
+    d_width: int = 8
     n_observers: int = 8
     n_real_shown: int = 50
     n_synthetic_shown: int = 50
@@ -69,7 +69,7 @@ class DemoConfig:
     sigma_deg: float = 1.0
     alpha: float = 1.0
     saliency_epochs: int = 60
-    saliency_width: int = 12
+    saliency_width: int = 16
     min_observed_direct: int = 32
     human_model: bool = True
     human_epochs: int = 30
@@ -82,7 +82,7 @@ class DemoConfig:
     @classmethod
     def quick_settings(cls, **kw: Any) -> "DemoConfig":
         base = dict(
-            pretrain_steps=120, tune_steps=30, batch=16, g_width=16, d_width=8, n_observers=4, n_real_shown=16,
+            pretrain_steps=120, tune_steps=30, batch=16, n_observers=4, n_real_shown=16,
             n_synthetic_shown=16, n_eval_real=16, n_eval_synthetic=12, saliency_epochs=6,
             saliency_width=8, min_observed_direct=16, human_epochs=4, loop_settings={},
         )
