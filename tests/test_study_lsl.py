@@ -110,6 +110,10 @@ def test_tracker_gaze_and_extra_stream_are_stored_with_the_right_trials(loopback
                                                          "viewport": {"width": 1280, "height": 800, "dpr": dpr}})
             assert r.status_code == 200, r.text
             rects[tid] = (rect, dpr)
+            # the page sends the pointer as well (source mouse); the trial's gaze is the tracker's
+            r = c.post(f"/api/trials/{tid}/gaze", json={"seq": 0, "source": "mouse", "t_ms": [1.0, 2.0],
+                                                        "x": [rect[0], rect[0]], "y": [rect[1], rect[1]]})
+            assert r.status_code == 200, r.text
             time.sleep(TRIAL_S)
             assert c.post(f"/api/trials/{tid}/answer", json={"answer": 1, "rt_ms": 1200.0}).status_code == 200
             time.sleep(0.4)  # gaze between the trials belongs to neither
@@ -122,6 +126,7 @@ def test_tracker_gaze_and_extra_stream_are_stored_with_the_right_trials(loopback
         trials = {int(t["trial_id"]): t for t in _rows(httpx.get(srv.url + "/api/admin/export/trials.csv", headers=h).text)}
         samples = _rows(httpx.get(srv.url + "/api/admin/export/samples.csv", headers=h).text)
         marks = _rows(httpx.get(srv.url + "/api/admin/export/markers.csv", headers=h).text)
+        responses = {r["trial_id"]: r for r in httpx.get(srv.url + "/api/trainer/responses", headers=h).json()["responses"]}
         got_markers = []
         while True:
             m, t = markers_in.pull_sample(timeout=1.0)
@@ -142,8 +147,9 @@ def test_tracker_gaze_and_extra_stream_are_stored_with_the_right_trials(loopback
 
     for tid, (rect, dpr) in rects.items():
         t0, t1 = float(trials[tid]["lsl_onset"]), float(trials[tid]["lsl_offset"])
-        mine = [s for s in samples if int(s["trial_id"]) == tid]
-        assert mine and {s["source"] for s in mine} == {"tracker"}
+        assert {s["source"] for s in samples if int(s["trial_id"]) == tid} == {"tracker", "mouse"}
+        mine = [s for s in samples if int(s["trial_id"]) == tid and s["source"] == "tracker"]
+        assert len(responses[tid]["samples"]["t_ms"]) == len(mine)  # the trainer gets the tracker's
         ts = np.array([float(s["t_ms"]) for s in mine]) / 1000.0
         assert np.all((ts >= t0) & (ts < t1)), f"trial {tid}: samples outside its window [{t0}, {t1})"
         assert np.all(np.diff(ts) > 0) and len({int(s['seq']) for s in mine}) >= 1

@@ -304,6 +304,7 @@ admin = _admin
 def create_app(cfg: StudyConfig, store: StudyStore | None = None) -> FastAPI:
     """The study's FastAPI application (opens the database and prepares stimuli if needed)."""
     store = store or StudyStore(cfg)
+    store.db.checkpoint_in_background()
     admin_token = cfg.ensure_admin_token()
     app = FastAPI(title="gazetune study", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.store = store

@@ -205,6 +205,7 @@ def make_engine(url: str, sqlite_synchronous: str = "NORMAL") -> Engine:
         engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 10},
                                   pool_size=20, max_overflow=20)
         sync = sqlite_synchronous.upper()
+        engine.info = {"autocheckpoint": True}  # type: ignore[attr-defined]
 
         @sa.event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record):  # noqa: ANN001
@@ -213,6 +214,8 @@ def make_engine(url: str, sqlite_synchronous: str = "NORMAL") -> Engine:
             cur.execute(f"PRAGMA synchronous={sync}")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=10000")
+            if not engine.info["autocheckpoint"]:  # type: ignore[attr-defined]
+                cur.execute("PRAGMA wal_autocheckpoint=0")
             cur.close()
 
         return engine
@@ -248,12 +251,45 @@ class Database:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
                 yield conn
 
+    def checkpoint_in_background(self, every_s: float = 0.5) -> None:
+        """SQLite: move WAL checkpoints off the request path.
+
+        By default the connection whose commit makes the WAL pass 1000 pages copies them into
+        the database file and syncs it, inside that request.  Here the serving connections
+        never checkpoint; a daemon thread with its own connection runs a PASSIVE checkpoint
+        every ``every_s`` seconds (writers go on meanwhile).  Commits stay as durable as before.
+        """
+        path = self.url.split("///", 1)[1] if "///" in self.url else ""
+        if not self.is_sqlite or not path or path == ":memory:" or getattr(self, "_checkpointer", None):
+            return
+        import sqlite3
+
+        self.engine.info["autocheckpoint"] = False  # type: ignore[attr-defined]
+        self.engine.dispose()  # pooled connections re-open with wal_autocheckpoint=0
+        stop = threading.Event()
+
+        def run() -> None:
+            conn = sqlite3.connect(path, timeout=10, check_same_thread=False)
+            while not stop.wait(every_s):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error:
+                    pass  # busy or locked: next time
+            conn.close()
+
+        self._checkpointer = (threading.Thread(target=run, daemon=True, name="sqlite-checkpoint"), stop)
+        self._checkpointer[0].start()
+
     @contextmanager
     def read(self) -> Iterator[Connection]:
         with self.engine.connect() as conn:
             yield conn
 
     def dispose(self) -> None:
+        if getattr(self, "_checkpointer", None):
+            self._checkpointer[1].set()
+            self._checkpointer[0].join(5)
+            self._checkpointer = None
         self.engine.dispose()
 
 

@@ -563,19 +563,28 @@ def _draw(rng: np.random.Generator, ids: list[str], k: int) -> list[str]:
     return out
 
 
+SOURCE_RANK = {"tracker": 0, "webcam": 1, "mouse": 2}
+"""When a trial has gaze from several sources (tracker mode: the lab tracker's samples and the
+page's pointer), the most accurate is the trial's gaze: tracker, then webcam, then mouse."""
+
+
 def load_batches(conn: sa.Connection, trial_ids: list[int], source: str | None = None) -> dict[int, dict[str, np.ndarray]]:
-    """All gaze samples of ``trial_ids``: ``{trial_id: {column: float64 (n,)}}``, batches
-    concatenated in ``(source, seq)`` order."""
+    """Gaze samples of ``trial_ids``: ``{trial_id: {column: float64 (n,)}}``, batches concatenated
+    in ``seq`` order, of ``source`` or else of each trial's best source (:data:`SOURCE_RANK`)."""
     if not trial_ids:
         return {}
-    q = sa.select(T.gaze_batches.c.trial_id, T.gaze_batches.c.data).where(
-        T.gaze_batches.c.trial_id.in_(trial_ids))
+    c = T.gaze_batches.c
+    q = sa.select(c.trial_id, c.source, c.data).where(c.trial_id.in_(trial_ids))
     if source is not None:
-        q = q.where(T.gaze_batches.c.source == source)
-    parts: dict[int, list[dict[str, np.ndarray]]] = {}
-    for row in conn.execute(q.order_by(T.gaze_batches.c.trial_id, T.gaze_batches.c.source, T.gaze_batches.c.seq)):
-        parts.setdefault(int(row.trial_id), []).append(unpack_samples(row.data))
-    return {tid: {k: np.concatenate([b[k] for b in bs]) for k in T.SAMPLE_COLUMNS} for tid, bs in parts.items()}
+        q = q.where(c.source == source)
+    parts: dict[int, dict[str, list[dict[str, np.ndarray]]]] = {}
+    for row in conn.execute(q.order_by(c.trial_id, c.source, c.seq)):
+        parts.setdefault(int(row.trial_id), {}).setdefault(row.source, []).append(unpack_samples(row.data))
+    out = {}
+    for tid, by_source in parts.items():
+        bs = by_source[min(by_source, key=lambda k: SOURCE_RANK.get(k, 9))]
+        out[tid] = {k: np.concatenate([b[k] for b in bs]) for k in T.SAMPLE_COLUMNS}
+    return out
 
 
 def _json_samples(s: dict[str, np.ndarray]) -> dict[str, list]:
