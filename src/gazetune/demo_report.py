@@ -76,6 +76,26 @@ def _fool_figure(rates: dict[str, dict]):
     return fig
 
 
+def _verdict(rates: dict[str, dict]) -> str:
+    """Plain-language comparison of each gaze arm with the no-gaze control (CIs must not overlap)."""
+    control = rates.get("no gaze (control)")
+    if control is None:
+        return ""
+    lines = []
+    for arm, r in rates.items():
+        if arm in ("no gaze (control)", "base (pretrained)"):
+            continue
+        if r["lo"] > control["hi"]:
+            word = "fooled the panel MORE often than"
+        elif r["hi"] < control["lo"]:
+            word = "fooled the panel LESS often than"
+        else:
+            word = "cannot be told apart (overlapping 95 % CIs) from"
+        lines.append(f"{arm} ({r['rate']:.2f}) {word} the same number of steps without gaze ({control['rate']:.2f}).")
+    return (" ".join(lines) + " This is one seed on a simulated panel: see docs/benchmarks.md for the multi-seed "
+            "benchmark with a fresh panel and a shuffled-map control.")
+
+
 def write_report(
     out: Path, cfg, results: dict[str, Any], trials, fixations, faces, fakes, real_idx, syn_names, maps,
     saliency_model, arm_runs: dict[str, Path], arm_samples: dict[str, np.ndarray], human_term,
@@ -105,6 +125,7 @@ def write_report(
     rows = [[arm, f"{r['rate']:.3f}", f"[{r['lo']:.3f}, {r['hi']:.3f}]", r["n"]] for arm, r in results["fool_rates"].items()]
     rep.add_table(rows, ["generator", "fool rate", "95 % CI (participants x images bootstrap)", "trials"])
     rep.add_figure(_fool_figure(results["fool_rates"]), "Share of synthetic faces the simulated observers called real")
+    rep.add_text(_verdict(results["fool_rates"]))
     rep.add_text(f"Real faces called real: {results['real_called_real']:.3f}. Mean realism (critic) of fresh samples: "
                  + ", ".join(f"{k} {v:.3f}" for k, v in results["critic_realism"].items()) + ".")
 
