@@ -6,6 +6,9 @@ from __future__ import annotations
 import json
 
 import httpx
+import csv
+import io
+
 import numpy as np
 import pytest
 import typer
@@ -87,6 +90,10 @@ def test_participant_uploads_arrive_complete(server, critic):
             assert s["answer"] == t.answer and s["rt_ms"] == pytest.approx(t.rt_ms, abs=1e-2)
             x = np.array([np.nan if v is None else v for v in s["samples"]["x"]])
             assert np.isfinite(x).mean() > 0.5 and np.nanmax(np.abs(x - SIZE / 2)) < SIZE  # image pixels
+    # simulated participants' gaze is labelled as such, never as a person's mouse or webcam
+    export = httpx.get(server.url + "/api/admin/export/samples.csv", headers=server.admin_headers(), timeout=60).text
+    rows = list(csv.DictReader(io.StringIO(export)))
+    assert rows and {r["source"] for r in rows} == {"simulated"}, export[:200]
 
 
 def test_trainer_publishes_and_cursor_advances(server, critic, base, tmp_path):

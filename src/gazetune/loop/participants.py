@@ -192,7 +192,7 @@ def run_participant(
             seqs = np.unique(k)
             for seq in seqs:
                 sel = k == seq
-                body = {"seq": int(seq), "source": "mouse", "t_ms": [round(float(v), 3) for v in t[sel]],
+                body = {"seq": int(seq), "source": "simulated", "t_ms": [round(float(v), 3) for v in t[sel]],
                         "x": _nullable(sx[sel]), "y": _nullable(sy[sel])}
                 http.request("POST", f"/api/trials/{tid}/gaze", json=body)
                 if resend_fraction > 0 and rng_resend.random() < resend_fraction:

@@ -110,7 +110,9 @@ class GazeBatch(_Strict):
     """One batch of gaze samples; ``x``, ``y`` are viewport CSS pixels (``null`` = lost)."""
 
     seq: int = Field(ge=0, le=10**9)
-    source: Literal["mouse", "webcam"]
+    # "simulated": gaze of gazetune.observers sent by gazetune.loop's simulated participants, so
+    # test data is never mistaken for people's
+    source: Literal["mouse", "webcam", "simulated"]
     t_ms: list[Finite] = Field(max_length=MAX_BATCH_SAMPLES)
     x: list[Optional[Coord]] = Field(max_length=MAX_BATCH_SAMPLES)
     y: list[Optional[Coord]] = Field(max_length=MAX_BATCH_SAMPLES)

@@ -563,7 +563,7 @@ def _draw(rng: np.random.Generator, ids: list[str], k: int) -> list[str]:
     return out
 
 
-SOURCE_RANK = {"tracker": 0, "webcam": 1, "mouse": 2}
+SOURCE_RANK = {"tracker": 0, "webcam": 1, "mouse": 2, "simulated": 3}
 """When a trial has gaze from several sources (tracker mode: the lab tracker's samples and the
 page's pointer), the most accurate is the trial's gaze: tracker, then webcam, then mouse."""
 
