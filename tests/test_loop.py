@@ -3,11 +3,11 @@ participants talking to it, the trainer pulling, tuning and publishing (claims 1
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 
 import httpx
-import csv
-import io
 
 import numpy as np
 import pytest
