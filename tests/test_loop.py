@@ -76,6 +76,33 @@ def test_parse_duration():
             parse_duration(bad)
 
 
+def test_response_geometry_is_the_participants_own():
+    """Pixels -> degrees in the participant's measured geometry (hand-computed), the trainer's
+    fallback where the browser measured nothing."""
+    import math
+
+    from gazetune.gaze.geometry import ScreenGeometry
+    from gazetune.loop.trainer import response_geometry, sigma_pixels
+
+    default = ScreenGeometry()
+    r = {"image_size": [64, 64], "image_rect": [0.0, 0.0, 320.0, 320.0],
+         "screen": {"viewport": {"width": 1500.0, "height": 900.0}, "px_per_mm": 4.2, "viewing_distance_mm": 575.0}}
+    g, measured = response_geometry(r, default)
+    assert measured and (g.screen_width_px, g.screen_height_px) == (1500, 900)
+    assert g.screen_width_cm == pytest.approx(1500 / 42.0) and g.distance_cm == pytest.approx(57.5)
+    # 1 deg at 57.5 cm and 42 px/cm: 2 * 57.5 * 42 * tan(0.5 deg) = 42.150 px
+    assert g.px_per_deg == pytest.approx(2 * 57.5 * 42 * math.tan(math.radians(0.5)), rel=1e-6)
+    # sigma: image px per degree = 64 / (320 / 42.150) = 8.430
+    assert sigma_pixels([r], default, 1.0) == pytest.approx(64 / (320 / g.px_per_deg), rel=1e-6)
+    # nothing measured (or an older server): the fallback geometry, flagged as such
+    for screen in (None, {"viewport": None, "px_per_mm": None, "viewing_distance_mm": None}):
+        g0, measured0 = response_geometry({"screen": screen}, default)
+        assert not measured0 and g0 == default
+    g1, measured1 = response_geometry({"screen": {"viewport": None, "px_per_mm": None, "viewing_distance_mm": 400.0}},
+                                      default)
+    assert not measured1 and g1.distance_cm == 40.0 and g1.screen_width_cm == pytest.approx(default.screen_width_cm)
+
+
 def test_participant_uploads_arrive_complete(server, critic):
     runs = run_participants(server.url, 2, critic, seed=3, resend_fraction=0.5, id_prefix="up")
     stored = {r["trial_id"]: r for r in all_responses(server)}

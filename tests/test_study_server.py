@@ -214,8 +214,12 @@ def test_trainer_cursor_and_exports(server):
     start = httpx.get(server.url + "/api/trainer/responses", params={"cursor": 0, "limit": 1000}, headers=h).json()
     cursor = start["next_cursor"]
     c = participant(server)
+    assert c.post("/api/me/screen", json={"px_per_mm": 4.2, "viewing_distance_mm": 575.0}).status_code == 200
     for k in range(3):
-        tid = start_next(c)
+        n = c.get("/api/me/next").json()
+        tid = n["trial_id"]
+        assert c.post(f"/api/trials/{tid}/start", json={"image_rect": RECT, "client_onset_ms": 1000.0,
+                                                        "viewport": {"width": 1500.0, "height": 900.0}}).status_code == 200
         c.post(f"/api/trials/{tid}/gaze", json=batch(0, t0=k * 5000))
         c.post(f"/api/trials/{tid}/answer", json={"answer": k % 2, "rt_ms": 700.0 + k})
     page1 = httpx.get(server.url + "/api/trainer/responses", params={"cursor": cursor, "limit": 2}, headers=h).json()
@@ -226,6 +230,9 @@ def test_trainer_cursor_and_exports(server):
     assert page3["next_cursor"] == page2["next_cursor"]
     got = page1["responses"] + page2["responses"]
     assert [r["rt_ms"] for r in got] == [700.0, 701.0, 702.0]
+    # each response carries its participant's measured viewing geometry for the trainer
+    assert all(r["screen"] == {"viewport": {"width": 1500.0, "height": 900.0}, "px_per_mm": 4.2,
+                               "viewing_distance_mm": 575.0} for r in got)
     for r in got:
         assert (r["kind"] == "real") == (r["generator_version"] is None)
         if r["kind"] == "synthetic":

@@ -117,8 +117,10 @@ class LoopConfig:
     fixation_method : str
         ``ivt`` or ``idt`` (:func:`detect_fixations`).
     screen_width_px, screen_height_px, screen_width_cm, screen_height_cm, distance_cm
-        Viewing geometry of the participants (for pixel -> degree conversion); the defaults are
-        :class:`ScreenGeometry`'s, which the simulated participants use.
+        Fallback viewing geometry (pixel -> degree conversion) for what a participant's browser
+        did not measure; each response carries its participant's own viewport, card-size scale
+        and blind-spot distance (:func:`response_geometry`).  The defaults are
+        :class:`ScreenGeometry`'s.
     sigma_deg : float
         Heatmap Gaussian sd, degrees of visual angle (converted with each trial's rectangle).
     saliency_epochs, saliency_width, saliency_depth, saliency_batch : int
@@ -343,6 +345,28 @@ def _abs(state_dir: Path, p: str) -> Path:
 # data -> fixations -> maps
 
 
+def response_geometry(r: dict, default: ScreenGeometry) -> tuple[ScreenGeometry, bool]:
+    """Viewing geometry of one response's participant, and whether it was measured.
+
+    The server reports the browser viewport (CSS px), the CSS px per mm of the card-size scaling
+    and the blind-spot viewing distance (mm).  The screen of :class:`ScreenGeometry` is then the
+    viewport (gaze coordinates are viewport CSS px): ``width_cm = width_px / px_per_mm / 10``.
+    Whatever was not measured (or a server too old to report it) is taken from ``default``; the
+    second value is ``True`` only when scale and distance were both measured.
+    """
+    screen = r.get("screen") or {}
+    vp = screen.get("viewport") or {}
+    w = float(vp.get("width") or default.screen_width_px)
+    h = float(vp.get("height") or default.screen_height_px)
+    ppmm = screen.get("px_per_mm")
+    px_per_cm = (10.0 * float(ppmm),) * 2 if ppmm else default.px_per_cm
+    dist_mm = screen.get("viewing_distance_mm")
+    geometry = ScreenGeometry(screen_width_px=int(round(w)), screen_height_px=int(round(h)),
+                              screen_width_cm=w / px_per_cm[0], screen_height_cm=h / px_per_cm[1],
+                              distance_cm=float(dist_mm) / 10.0 if dist_mm else default.distance_cm)
+    return geometry, bool(ppmm and dist_mm)
+
+
 def responses_to_fixations(responses: list[dict], geometry: ScreenGeometry,
                            method: str = "ivt") -> tuple[FixationTable, dict[str, Any]]:
     """Fixation table of the responses' gaze samples.
@@ -350,11 +374,14 @@ def responses_to_fixations(responses: list[dict], geometry: ScreenGeometry,
     Images are named by their real file name or :func:`synthetic_image_name` ``(server version,
     seed)``; subjects by server participant id.  Samples are rebuilt in the canonical record
     (image pixels, with the raw screen coordinates and the image rectangle) and passed to
-    :func:`detect_fixations`.  Trials without usable gaze and fixations centred off the image are
-    counted in the returned stats, never dropped silently.
+    :func:`detect_fixations` in each participant's own viewing geometry
+    (:func:`response_geometry`; ``geometry`` fills in what was not measured).  Trials without
+    usable gaze, trials on the default geometry and fixations centred off the image are counted
+    in the returned stats, never dropped silently.
     """
     table = FixationTable()
-    stats = {"trials": len(responses), "trials_without_gaze": 0, "fixations": 0, "fixations_off_image": 0}
+    stats = {"trials": len(responses), "trials_without_gaze": 0, "trials_default_geometry": 0, "fixations": 0,
+             "fixations_off_image": 0}
     for r in responses:
         s = r["samples"]
         name = image_name(r)
@@ -366,8 +393,10 @@ def responses_to_fixations(responses: list[dict], geometry: ScreenGeometry,
         samples = GazeSamples(t_ms=np.asarray(s["t_ms"], dtype=np.float64), x=nan("x"), y=nan("y"), source="mouse",
                               image_size=(w, h), image_rect=tuple(float(v) for v in r["image_rect"]),
                               screen_x=nan("screen_x"), screen_y=nan("screen_y"))
+        own, measured = response_geometry(r, geometry)
+        stats["trials_default_geometry"] += int(not measured)
         try:
-            fx = detect_fixations(samples, geometry, method=method)
+            fx = detect_fixations(samples, own, method=method)
         except ValueError:  # e.g. every sample lost
             stats["trials_without_gaze"] += 1
             continue
@@ -392,8 +421,9 @@ def image_name(r: dict) -> str:
 
 def sigma_pixels(responses: list[dict], geometry: ScreenGeometry, sigma_deg: float) -> float:
     """Heatmap sigma in image pixels: ``sigma_deg`` times the median image pixels per degree
-    (image width / on-screen width in degrees)."""
-    ppd = [int(r["image_size"][0]) / (float(r["image_rect"][2]) / geometry.px_per_deg)
+    (image width / on-screen width in degrees, each in its participant's geometry, see
+    :func:`response_geometry`)."""
+    ppd = [int(r["image_size"][0]) / (float(r["image_rect"][2]) / response_geometry(r, geometry)[0].px_per_deg)
            for r in responses if r.get("image_rect")]
     if not ppd:
         raise LoopError("no response has an on-screen image rectangle: cannot size the heatmaps")
@@ -543,7 +573,8 @@ class Trainer:
         sigma = sigma_pixels(responses, geometry, cfg.sigma_deg)
         maps = MapSet.from_fixations(table, sigma=sigma, shape=(h, w))
         maps.save(work / "maps.npz")
-        self.log(f"  {fstats['fixations']} fixations on {len(table.images())} images; maps sigma {sigma:.2f} px")
+        self.log(f"  {fstats['fixations']} fixations on {len(table.images())} images; maps sigma {sigma:.2f} px; "
+                 f"{fstats['trials_default_geometry']} trial(s) on the fallback screen geometry")
 
         # M_saliency on the shown images
         names, images = self._shown_images(responses, table.images())

@@ -473,12 +473,15 @@ class StudyStore:
     # ------------------------------------------------------------------ trainer side
     def responses_since(self, cursor: int, limit: int) -> dict:
         """Answered trials with ``responses.id > cursor`` (oldest first, at most ``limit``), each
-        with its stimulus provenance, answer, response time and gaze samples in image pixels."""
+        with its stimulus provenance, answer, response time, gaze samples in image pixels and the
+        participant's viewing geometry (``screen``: viewport in CSS px, CSS px per mm from the card
+        scaling, viewing distance in mm from the blind-spot test; ``None`` where not measured)."""
         with self.db.read() as conn:
             rows = conn.execute(
                 sa.select(T.responses.c.id.label("cursor"), T.trials, T.stimuli.c.kind, T.stimuli.c.name,
                           T.stimuli.c.generator_version, T.stimuli.c.seed, T.stimuli.c.width,
-                          T.stimuli.c.height, T.participants.c.external_id)
+                          T.stimuli.c.height, T.participants.c.external_id, T.participants.c.px_per_mm,
+                          T.participants.c.viewing_distance_mm)
                 .join(T.trials, T.trials.c.id == T.responses.c.trial_id)
                 .join(T.stimuli, T.stimuli.c.id == T.trials.c.stimulus_id)
                 .join(T.participants, T.participants.c.id == T.trials.c.participant_id)
@@ -497,6 +500,10 @@ class StudyStore:
                 "image_rect": json.loads(r["image_rect"]) if r["image_rect"] else None,
                 "answer": r["answer"], "answer_scale": self.cfg.answer_scale, "rt_ms": r["rt_ms"],
                 "timed_out": bool(r["timed_out"]),
+                # the participant's viewing geometry as measured in the browser (None = not measured):
+                # the trainer converts pixels to degrees with it, as the export does
+                "screen": {"viewport": json.loads(r["viewport"]) if r["viewport"] else None,
+                           "px_per_mm": r["px_per_mm"], "viewing_distance_mm": r["viewing_distance_mm"]},
                 "samples": _json_samples(s) if s is not None else {k: [] for k in ("t_ms", "x", "y", "screen_x", "screen_y")},
             })
         next_cursor = out[-1]["cursor"] if out else cursor
