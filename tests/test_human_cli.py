@@ -81,3 +81,16 @@ def test_human_train_cli_rejects_unknown_choices(tmp_path):
     r = CliRunner().invoke(app, ["train", "--trials", str(tmp_path / "trials.csv"), "--fixations", str(tmp_path / "fixations.csv"),
                                  "--images", str(tmp_path / "images.npz"), "--out", str(tmp_path / "m"), "--variant", "both"])
     assert r.exit_code != 0 and "variant must be one of" in r.output
+
+
+def test_human_train_cli_needs_one_data_source(tmp_path):
+    _export(tmp_path, n_images=4, n_participants=2)
+    runner = CliRunner()
+    r = runner.invoke(app, ["train", "--out", str(tmp_path / "m")])
+    assert r.exit_code != 0 and "--server" in r.output and "--trials" in r.output
+    r = runner.invoke(app, ["train", "--out", str(tmp_path / "m"), "--trials", str(tmp_path / "trials.csv"),
+                            "--fixations", str(tmp_path / "fixations.csv"), "--server", "http://127.0.0.1:9"])
+    assert r.exit_code != 0 and "not both" in r.output
+    r = runner.invoke(app, ["train", "--out", str(tmp_path / "m"), "--server", "http://127.0.0.1:9", "--token", "t"])
+    assert r.exit_code != 0 and "cannot reach the study server" in r.output
+    assert not (tmp_path / "m").exists()

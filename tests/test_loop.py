@@ -246,3 +246,36 @@ def test_run_loop_demo(tmp_path):
     for r in res["rates"].values():
         assert 0.0 <= r["fool_rate"]["rate"] <= 1.0 and r["fool_rate"]["n"] > 0
     assert json.loads((tmp_path / "demo" / "loop_results.json").read_text())["rates"] == res["rates"]
+
+
+def test_human_train_from_a_live_server(server, critic, tmp_path):
+    """``gazetune human train --server``: the answered trials, fixations and shown images come over
+    HTTP; the model is trained with a participant hold-out; a wrong token is a clear error."""
+    from gazetune.tune.human_cli import app as human_app
+    from gazetune.tune.human_live import trials_from_server
+
+    run_participants(server.url, 3, critic, seed=11, id_prefix="hm")
+    responses = all_responses(server)
+    live = trials_from_server(server.url, server.admin_token)
+    answered = [r for r in responses if r["answer"] is not None]
+    assert len(live.trials) == len(answered) and live.info["participants"] >= 3
+    assert live.images.shape[1:] == (1, SIZE, SIZE) and len(live.names) == len(set(live.trials.image))
+    assert live.info["fixations"] == sum(len(f) for f in live.trials.fixations) > 0
+    assert live.info["trials_default_geometry"] == 0  # simulated participants report their screen
+    # the shown image is the server's PNG, pixel for pixel
+    r0 = answered[0]
+    png = httpx.get(server.url + f"/api/trainer/stimuli/{r0['stimulus_id']}", headers=server.admin_headers()).content
+    k = live.names.index(trainer_mod.image_name(r0))
+    np.testing.assert_array_equal(live.images[k], decode_png(png))
+
+    out = tmp_path / "human"
+    res = CliRunner().invoke(human_app, ["train", "--server", server.url, "--token", server.admin_token,
+                                         "--out", str(out), "--steps", "4", "--batch", "8", "--width", "4"])
+    assert res.exit_code == 0, res.output
+    assert "answered trials of" in res.output and "held out: label AUC" in res.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["n_train_trials"] + report["n_holdout_trials"] == len(answered)
+
+    res = CliRunner().invoke(human_app, ["train", "--server", server.url, "--token", "wrong", "--out", str(out / "x")])
+    assert res.exit_code != 0 and "refused the admin token" in res.output
+    assert not (out / "x").exists()

@@ -1,7 +1,9 @@
 """``gazetune human train|predict``: the model of the human judge (FIG. 5, eq 11-15).
 
 ``train`` reads a study export (trials CSV + fixation table CSV, see
-:func:`gazetune.tune.human_train.read_study_export`) and the images that were shown, trains the
+:func:`gazetune.tune.human_train.read_study_export`) and the images that were shown, or a live
+study server (``--server URL --token T``, :func:`gazetune.tune.human_live.trials_from_server`:
+answered trials, gaze -> fixations in each participant's geometry, the shown PNGs), trains the
 joint or separate human-response model with a held-out split by participant, and writes
 
 * ``<out>`` (``.safetensors``; a directory gets ``human_model.safetensors``) with the config and the
@@ -80,14 +82,17 @@ def _regenerate(trials, names: list[str], images: np.ndarray, generator: Optiona
 
 @app.command("train")
 def train_command(
-    trials: Path = typer.Option(..., help="Trials CSV of a study export (participant, image, kind, answer, rt_ms[, seed])."),
-    fixations: Path = typer.Option(..., help="Fixation table CSV (image, subject, index, x, y, duration_ms)."),
     out: Path = typer.Option(..., help="Model file (.safetensors) or directory."),
+    trials: Optional[Path] = typer.Option(None, help="Trials CSV of a study export (participant, image, kind, answer, rt_ms[, seed])."),
+    fixations: Optional[Path] = typer.Option(None, help="Fixation table CSV of the export (image, subject, index, x, y, duration_ms)."),
+    server: Optional[str] = typer.Option(None, help="Read a live study server instead of an export (http://host:port)."),
+    token: Optional[str] = typer.Option(None, envvar="GAZETUNE_ADMIN_TOKEN", help="Admin token of --server."),
+    fixation_method: str = typer.Option("ivt", help="With --server: fixation detection, ivt or idt."),
     images: str = typer.Option("builtin", help="Images shown (folder, .npz or 'builtin'); names as in the trials CSV."),
     channels: Optional[int] = typer.Option(None, help="1 or 3 channels; default: the images'."),
     generator: Optional[Path] = typer.Option(None, help="Generator (checkpoint or TorchScript) to regenerate synthetic images by seed."),
     variant: str = typer.Option("joint", help="joint (eq 11) or separate (M_gaze then M_h-label, eq 14-15)."),
-    answer_scale: str = typer.Option("binary", help="binary (0 fake / 1 real) or likert5 (1-5, 5 = surely real)."),
+    answer_scale: Optional[str] = typer.Option(None, help="binary (0 fake / 1 real) or likert5 (1-5, 5 = surely real); default: the server's, else binary."),
     rt_weighting: str = typer.Option("none", help="Confidence weight from response time: none or inverse (slow = unsure)."),
     cyborg: float = typer.Option(0.0, help="CYBORG weight in [0, 1]: pull the label head's CAM toward the gaze map."),
     sigma: float = typer.Option(2.0, help="Heatmap Gaussian sigma in image pixels."),
@@ -98,27 +103,51 @@ def train_command(
     seed: int = typer.Option(0, help="Seed of the split, weights and batches."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
 ) -> None:
-    """Train the human-response model on a study export; report on held-out participants."""
+    """Train the human-response model on a study export or a live study server; report on
+    held-out participants."""
     from gazetune.config import save_config
     from gazetune.nets.human import save_human_model
     from gazetune.tune.human_train import HumanTrainConfig, read_study_export, train_from_trials
 
-    for p, hint in ((trials, "--trials"), (fixations, "--fixations")):
-        if not p.exists():
-            raise typer.BadParameter(f"file not found: {p}", param_hint=hint)
+    if server is not None and (trials is not None or fixations is not None):
+        raise typer.BadParameter("give either --server or --trials/--fixations, not both", param_hint="--server")
+    if server is None:
+        for p, hint in ((trials, "--trials"), (fixations, "--fixations")):
+            if p is None:
+                raise typer.BadParameter("missing: pass --trials and --fixations (a study export) or --server",
+                                         param_hint=hint)
+            if not p.exists():
+                raise typer.BadParameter(f"file not found: {p}", param_hint=hint)
+    source = server if server is not None else trials
     try:
+        if server is not None:
+            from gazetune.loop.trainer import LoopError
+            from gazetune.tune.human_live import trials_from_server
+
+            try:
+                live = trials_from_server(server, token or "", method=fixation_method, progress=True)
+            except LoopError as e:
+                raise typer.BadParameter(str(e), param_hint="--server/--token") from None
+            table, x, names = live.trials, live.images, live.names
+            i = live.info
+            typer.echo(f"{server}: {len(table)} answered trials of {i['participants']} participants on {i['images']} "
+                       f"images; {i['fixations']} fixations ({i['trials_without_gaze']} trials without usable gaze, "
+                       f"{i['trials_default_geometry']} on the fallback screen geometry)")
+            answer_scale = answer_scale or live.answer_scale
         cfg = HumanTrainConfig(
-            variant=variant, answer_scale=answer_scale, rt_weighting=rt_weighting,
+            variant=variant, answer_scale=answer_scale or "binary", rt_weighting=rt_weighting,
             cyborg_weight=cyborg, sigma_px=sigma, steps=steps, batch_size=batch, width=width,
             holdout_fraction=holdout, seed=seed, device=device,
         )
-        table = read_study_export(trials, fixations)
+        if server is None:
+            table = read_study_export(trials, fixations)
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
     if len(table) == 0:
-        raise typer.BadParameter(f"no answered trials in {trials}", param_hint="--trials")
-    image_set = _image_set(images, None, channels)  # as stored: fixations are in these pixels
-    x, names = _regenerate(table, list(image_set.names), image_set.images, generator, device)
+        raise typer.BadParameter(f"no answered trials in {source}", param_hint="--trials")
+    if server is None:
+        image_set = _image_set(images, None, channels)  # as stored: fixations are in these pixels
+        x, names = _regenerate(table, list(image_set.names), image_set.images, generator, device)
     model, report = train_from_trials(x, names, table, cfg, progress=True)
     path = save_human_model(model, _model_path(out), extra={"report": report.as_dict()})
     save_config(cfg, path.parent / "config.toml")
