@@ -42,15 +42,23 @@ def test_gan_cli_pretrain_maps_tune(tmp_path):
     r = runner.invoke(app, [
         "gan", "tune", "--checkpoint", str(pre), "--data", str(tmp_path / "data.npz"), "--maps",
         str(tmp_path / "maps.npz"), "--mode", "auto", "--min-observed", "4", "--alpha", "0.5", "--steps", "1",
-        "--out", str(tmp_path / "tuned"), "--batch", "4",
+        "--out", str(tmp_path / "tuned"), "--batch", "4", "--steps", "2", "--history-share", "0.5",
+        "--history-capacity", "3",
     ])
     assert r.exit_code == 0, r.output
     assert "map mode: direct" in r.output
+    # the SimGAN pool (images + their direct maps as one extra channel) is in the checkpoint
+    ck = read_checkpoint(tmp_path / "tuned" / "checkpoint.safetensors")
+    assert ck.tensors["history/items"].shape == (3, 2, 25, 25)
+    assert 'history_share = 0.5' in (tmp_path / "tuned" / "config.toml").read_text()
     first = json.loads((tmp_path / "tuned" / "log.jsonl").read_text().splitlines()[0])
     assert first["n_real_maps"] == 3 and first["n_synthetic_maps"] == 1
 
     r = runner.invoke(app, ["gan", "tune", "--checkpoint", str(pre), "--mode", "predicted", "--out", str(tmp_path / "x")])
     assert r.exit_code != 0 and "saliency model" in r.output
+    r = runner.invoke(app, ["gan", "tune", "--checkpoint", str(pre), "--mode", "none", "--history-share", "1",
+                            "--out", str(tmp_path / "y")])
+    assert r.exit_code != 0 and "--history-share" in r.output and "[0, 1)" in r.output
 
 
 def test_gan_cli_tune_against_human_model(tmp_path):

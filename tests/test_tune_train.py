@@ -133,3 +133,49 @@ def test_predicted_step_predicts_fakes_once_and_trains_neither_model():
     assert {"D/eq10b", "G/eq9b", "D/cutmix", "D/consistency"} <= set(stats)
     assert sal.calls == 2  # real batch once, fakes once (reused by Gmain: G unchanged after Dmain)
     assert sal.scale.grad is None
+
+
+def test_history_share_resumes_bit_identical_and_is_checkpointed(tmp_path):
+    """SimGAN history on (share 0.5): the pool goes into the checkpoint, and a run killed and
+    resumed ends with the same weights, optimiser state and pool as a straight run."""
+    cfg = TrainConfig(**SMALL, steps=4, sample_every=0, checkpoint_every=2, history_share=0.5, history_capacity=6)
+    straight = pretrain(cfg, _images(), tmp_path / "straight", progress=False)
+    out = tmp_path / "killed"
+    with pytest.raises(Killed):
+        pretrain(cfg, _images(), out, progress=False, hooks=[_kill_at(3)])
+    pretrain(cfg, _images(), out, resume=True, progress=False)
+    a, b = read_checkpoint(straight), read_checkpoint(out / "checkpoint.safetensors")
+    assert a.tensors["history/items"].shape == (6, 1, 25, 25)  # 2 per step, capped at the capacity
+    assert set(a.tensors) == set(b.tensors)
+    for k in a.tensors:
+        assert torch.equal(a.tensors[k], b.tensors[k]), k
+    # and the history changes training: same seed without it ends elsewhere
+    off = pretrain(TrainConfig(**SMALL, steps=4, sample_every=0, checkpoint_every=2), _images(), tmp_path / "off",
+                   progress=False)
+    c = read_checkpoint(off)
+    assert "history/items" not in c.tensors
+    assert any(not torch.equal(a.tensors[k], c.tensors[k]) for k in a.tensors if k.startswith("D/"))
+
+
+def test_history_carries_direct_maps_with_their_images():
+    """In direct mode an old fake comes back with its own map (one extra channel in the pool)."""
+    from gazetune.nets import DCGANGenerator, UNetDiscriminator
+    from gazetune.tune.history import HistoryBuffer
+    from gazetune.tune.train import GazeGANLoss
+
+    cfg = TuneConfig(**SMALL, steps=1)
+    loss = GazeGANLoss(DCGANGenerator(8, 25, 1, 4), UNetDiscriminator(25, 1, 4), cfg, MapProvider("none"),
+                       torch.Generator().manual_seed(0), history=HistoryBuffer(16, 0.5, seed=3))
+    seen_old = 0
+    for k in range(4):
+        fake = torch.rand(8, 1, 25, 25, generator=torch.Generator().manual_seed(k))
+        sm = fake.mean(dim=(2, 3), keepdim=True).expand(-1, 1, 25, 25) * 10 + k  # a map that names its image
+        mixed, mixed_sm = loss._mix_history(fake, sm)
+        assert mixed.shape == fake.shape and mixed_sm.shape == sm.shape
+        # every map still belongs to the image beside it
+        expect = mixed.mean(dim=(2, 3), keepdim=True) * 10
+        batch_of = torch.round(mixed_sm[:, :, :1, :1] - expect).flatten()
+        assert torch.allclose(mixed_sm[:, :, :1, :1] - expect, batch_of.view(-1, 1, 1, 1), atol=1e-4)
+        assert torch.equal(mixed[:4], fake[:4])  # current fakes first
+        seen_old += int((batch_of < k).sum())
+    assert seen_old > 0  # later batches really contain earlier images

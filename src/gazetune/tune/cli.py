@@ -117,6 +117,10 @@ def tune_command(
         None, help="Human-response model (gazetune human train): adds its eq 12 term to the generator loss (FIG. 5)."
     ),
     human_weight: float = typer.Option(1.0, help="Weight of the human-model term (eq 12)."),
+    history_share: Optional[float] = typer.Option(
+        None, help="SimGAN history: share of D's fake batch drawn from earlier generator outputs, [0, 1) (default 0 = off)."
+    ),
+    history_capacity: Optional[int] = typer.Option(None, help="SimGAN history pool size in images (default 512)."),
 ) -> None:
     """Fine-tune a pretrained GAN with gaze-weighted per-pixel losses (eq 9b/10b, FIG. 4) and/or
     against a model of the human judge (eq 12, FIG. 5).  Use --mode none with --human-model for
@@ -132,8 +136,13 @@ def tune_command(
     meta = read_checkpoint(ck_path).metadata
     gcfg = json.loads(meta["generator_config"])
     cfg = _base_config(
-        TuneConfig, config, steps=steps, alpha=alpha, mode=mode.value, min_observed=min_observed, batch=batch, device=device.value
+        TuneConfig, config, steps=steps, alpha=alpha, mode=mode.value, min_observed=min_observed, batch=batch, device=device.value,
+        history_share=history_share, history_capacity=history_capacity,
     )
+    if not 0 <= cfg.history_share < 1:
+        raise typer.BadParameter(f"must be in [0, 1); got {cfg.history_share}", param_hint="--history-share")
+    if cfg.history_capacity < 1:
+        raise typer.BadParameter(f"must be >= 1 image; got {cfg.history_capacity}", param_hint="--history-capacity")
     map_set = MapSet.load(maps) if maps is not None else None
     model = _load_saliency_model(saliency_model, device.value) if saliency_model is not None else None
     try:

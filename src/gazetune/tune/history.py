@@ -7,6 +7,9 @@ pool of earlier fakes; :meth:`HistoryBuffer.mix` replaces a ``share`` of each fa
 to a discriminator (the U-Net D, or the human model if it is trained online) with samples drawn
 from the pool, then stores some of the new fakes in the pool.
 
+Used by the training loop through ``TrainConfig.history_share`` / ``history_capacity``
+(:mod:`gazetune.tune.train`; ``gazetune gan tune --history-share``): ``Dmain`` mixes its fake
+batch, with direct maps carried along as an extra channel, and the pool is checkpointed.
 Off by default (``share=0`` returns the batch unchanged) until it shows a benefit.
 """
 

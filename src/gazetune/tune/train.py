@@ -18,7 +18,8 @@ discriminator of eq 12) is a callable ``term(fake_images, batch) -> {name: loss}
 Runs write to their directory: ``config.toml`` (the resolved :class:`TrainConfig` /
 :class:`TuneConfig`), ``log.jsonl`` (one JSON object per logged step: step, wall time, every loss
 term), ``samples_XXXXXX.png`` (grid from the EMA generator with fixed latent seeds ``0..n-1``) and
-``checkpoint.safetensors`` (G, D, EMA G, optimisers, RNG state, step; atomic).  A run restarted with
+``checkpoint.safetensors`` (G, D, EMA G, optimisers, RNG state, step, history buffer; atomic).  A run
+restarted with
 ``resume=True`` continues from the checkpoint to the same weights it would have reached without
 stopping: every random draw comes from one ``torch.Generator`` whose state is checkpointed.
 """
@@ -44,6 +45,7 @@ from gazetune.nets.generator import DCGANGenerator, check_generator
 from gazetune.nets.latent import latents_from_seeds
 from gazetune.tune import losses as L
 from gazetune.tune.augment import POLICIES, cutmix, diff_augment
+from gazetune.tune.history import HistoryBuffer
 from gazetune.tune.checkpoint import read_checkpoint, write_checkpoint
 from gazetune.tune.ema import EMA, ema_beta
 from gazetune.tune.maps import MapProvider
@@ -85,6 +87,12 @@ class TrainConfig:
         ``"cpu"`` or ``"cuda"``.
     log_every, sample_every, checkpoint_every, n_samples : int
         Intervals in steps (0 = only at the end) and the number of images in a sample grid.
+    history_share, history_capacity : float, int
+        SimGAN history (:class:`gazetune.tune.history.HistoryBuffer`): the share of each fake
+        batch that ``Dmain`` draws from earlier generator outputs (0 = off, the default: it has
+        not shown a benefit yet) and the pool size in images.  Direct maps travel with their
+        images through the pool; predicted maps are computed on the mixed batch.  The pool is
+        saved in the checkpoint, so a resumed run continues identically.
     """
 
     size: int = 32
@@ -112,6 +120,8 @@ class TrainConfig:
     sample_every: int = 500
     checkpoint_every: int = 500
     n_samples: int = 16
+    history_share: float = 0.0
+    history_capacity: int = 512
 
     def policy(self) -> tuple[str, ...]:
         pol = tuple(p.strip() for p in self.diffaug.split(",") if p.strip())
@@ -163,6 +173,8 @@ class GazeGANLoss:
     extra_generator_terms
         Callables ``term(fake (N, C, H, W), batch) -> {name: scalar loss}`` added to ``Gmain``
         (hook for eq 12: the human-response discriminator's generator term).
+    history
+        SimGAN pool of earlier fakes mixed into ``Dmain``'s fake batch (``None`` = off).
     """
 
     def __init__(
@@ -173,8 +185,10 @@ class GazeGANLoss:
         provider: MapProvider,
         gen: torch.Generator,
         extra_generator_terms: Sequence[GeneratorTerm] = (),
+        history: HistoryBuffer | None = None,
     ):
         self.G, self.D, self.cfg, self.provider, self.gen = G, D, cfg, provider, gen
+        self.history = history if history is not None and history.enabled else None
         self.alpha = getattr(cfg, "alpha", None)
         self.policy = cfg.policy()
         self.extra_generator_terms = list(extra_generator_terms)
@@ -195,6 +209,17 @@ class GazeGANLoss:
         maps = self.provider.fake_maps(x, None)
         self._map_cache = (x, maps)
         return maps
+
+    def _mix_history(self, fake: torch.Tensor, sm: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Replace a share of the fakes (and their direct maps, carried as one extra channel so
+        an old image keeps its own map) with earlier ones from the history pool."""
+        if self.history is None:
+            return fake, sm
+        if sm is None:
+            return self.history.mix(fake), None
+        both = self.history.mix(torch.cat([fake, sm.to(fake.dtype)], dim=1))
+        c = fake.shape[1]
+        return both[:, :c], both[:, c:]
 
     def _weights(self, sm: torch.Tensor | None) -> torch.Tensor | None:
         if sm is None or self.alpha is None:
@@ -221,9 +246,10 @@ class GazeGANLoss:
         elif phase == "Dmain":
             with torch.no_grad():
                 fake = self.G(batch["z"])
+            fake, sm_fake = self._mix_history(fake, batch["sm_fake"])
             real = batch["real"]
             w_real = self._weights(batch["sm_real"])
-            w_fake = self._weights(self._fake_maps(fake, batch["sm_fake"]))
+            w_fake = self._weights(self._fake_maps(fake, sm_fake))
             if (w_real is None) != (w_fake is None):  # one side observed only: the other unweighted
                 w_real = torch.ones_like(real[:, :1]) if w_real is None else w_real
                 w_fake = torch.ones_like(fake[:, :1]) if w_fake is None else w_fake
@@ -280,6 +306,16 @@ def train_step(loss: GazeGANLoss, opts: dict[str, torch.optim.Optimizer], ema: E
     return stats
 
 
+class _HistoryItems:
+    """The history pool as a checkpoint "module" (``state_dict() -> {"items": (K, C, H, W)}``)."""
+
+    def __init__(self, history: HistoryBuffer):
+        self.history = history
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"items": self.history.state_dict()["items"]}
+
+
 class _Run:
     """State of one run: networks, optimisers, EMA, RNG, step; saving and restoring it."""
 
@@ -296,6 +332,8 @@ class _Run:
             "D": torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=betas),
         }
         self.gen = torch.Generator().manual_seed(cfg.seed + 1)
+        self.history = (HistoryBuffer(cfg.history_capacity, cfg.history_share, seed=cfg.seed + 2)
+                        if cfg.history_share > 0 else None)
         self.step = 0
         self.version_prefix = out_dir.name
 
@@ -310,11 +348,16 @@ class _Run:
             "discriminator_config": json.dumps(self.D.config()),
             "train_config": json.dumps(dataclasses.asdict(self.cfg)),
         }
+        modules: dict = {"G": self.G, "D": self.D, "G_ema": self.ema.model}
+        rng = {"loop": self.gen.get_state(), "torch": torch.get_rng_state()}
+        if self.history is not None and len(self.history):
+            modules["history"] = _HistoryItems(self.history)
+            rng["history"] = self.history.state_dict()["rng"]
         write_checkpoint(
             self.out / CHECKPOINT,
-            modules={"G": self.G, "D": self.D, "G_ema": self.ema.model},
+            modules=modules,
             optimizers={f"opt_{k}": o for k, o in self.opts.items()},
-            rng={"loop": self.gen.get_state(), "torch": torch.get_rng_state()},
+            rng=rng,
             metadata=meta,
         )
 
@@ -328,6 +371,9 @@ class _Run:
         self.gen.set_state(ck.rng("loop"))
         torch.set_rng_state(ck.rng("torch"))
         self.step = int(ck.metadata["step"])
+        if self.history is not None and ck.has("history"):
+            self.history.load_state_dict({"capacity": self.cfg.history_capacity, "share": self.cfg.history_share,
+                                          "items": ck.state_dict("history")["items"], "rng": ck.rng("history")})
 
     @torch.no_grad()
     def samples(self) -> None:
@@ -360,7 +406,7 @@ def _loop(
     hooks: Sequence[Callable[[int, dict], None]],
 ) -> Path:
     cfg = run.cfg
-    loss = GazeGANLoss(run.G, run.D, cfg, provider, run.gen, extra_generator_terms)
+    loss = GazeGANLoss(run.G, run.D, cfg, provider, run.gen, extra_generator_terms, history=run.history)
     log_path = run.out / "log.jsonl"
     t0 = time.perf_counter()
 
