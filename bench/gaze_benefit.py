@@ -55,8 +55,16 @@ Defaults are the issue's benchmark (32 px, 3 seeds, CPU; meant to finish within 
 cores); ``--quick`` shrinks every stage for a smoke run.  Output: a table on stdout and
 ``OUT/results.json``.  The run can be restarted: finished runs in ``OUT`` are reused.
 
+The arms and the scoring run in ``--set workers=2`` forked processes (one torch thread each).
+FID/KID use the first ``n_fid`` of the ``n_eval`` samples (Inception costs about 0.15 CPU-s an
+image); compare them only between arms of one run (same ``n_fid``).  ``--set arms=no_gaze,history``
+runs other arms, e.g. the SimGAN history buffer (``history``) against plain continuation; a run
+with the same ``--out`` reuses the base GAN and every finished arm.
+
     nice .venv/bin/python bench/gaze_benefit.py --data ../shared/data --out bench_out/gaze_benefit
     nice .venv/bin/python bench/gaze_benefit.py --data ../shared/data --quick --out /tmp/gb_quick
+    nice .venv/bin/python bench/gaze_benefit.py --data ../shared/data --out bench_out/gaze_benefit \
+        --set arms=no_gaze,history
 """
 
 from __future__ import annotations
@@ -66,6 +74,7 @@ import contextlib
 import csv
 import json
 import math
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -76,6 +85,9 @@ import numpy as np
 import torch
 
 ARMS = ("no_gaze", "fig4_direct", "fig4_predicted", "fig5", "fig4_fig5", "shuffled")
+#: arms run only when named in ``--set arms=...``: ``history`` = plain continuation with the SimGAN
+#: history buffer (half of D's fake batch from earlier generator outputs, pool of 512 images)
+EXTRA_ARMS = ("history",)
 CONTROLS = ("no_gaze", "shuffled")
 EVAL_SEED0 = 1_000_000  # latent seeds of the evaluation samples (never used in training)
 
@@ -115,6 +127,7 @@ class BenchConfig:
     n_panel_real: int = 60
     n_panel: int = 40
     metrics: str = "swd,fid,kid"
+    arms: str = ",".join(ARMS)
 
     @classmethod
     def quick(cls, **kw: Any) -> "BenchConfig":
@@ -345,7 +358,8 @@ def tune_arm(cfg, out, arm, seed, faces, half_a, base_version, maps, shuffled, s
     }.get(arm, lambda: MapProvider("none"))()
     tcfg = TuneConfig(batch=cfg.batch, steps=cfg.tune_steps, seed=1000 + seed, device=cfg.device,
                       alpha=cfg.alpha if gaze else 0.0, mode=provider.requested, log_every=10, sample_every=0,
-                      checkpoint_every=max(50, cfg.tune_steps), n_samples=16, ema_half_life=200.0)
+                      checkpoint_every=max(50, cfg.tune_steps), n_samples=16, ema_half_life=200.0,
+                      history_share=0.5 if arm == "history" else 0.0, history_capacity=512)
     extra = [human_term] if arm in ("fig5", "fig4_fig5") else []
     train = faces.subset(half_a)
     t0 = time.perf_counter()
@@ -445,7 +459,7 @@ def panel_scores(cfg, out, seed, faces, ref_idx, salient_map, critic_b) -> dict[
     from gazetune.tune.maps import synthetic_image_name
 
     eval_seeds = list(range(EVAL_SEED0, EVAL_SEED0 + cfg.n_panel))
-    runs = {"base": out / "pretrain", **{a: out / "arms" / f"{a}_s{seed}" for a in ARMS}}
+    runs = {"base": out / "pretrain", **{a: out / "arms" / f"{a}_s{seed}" for a in active_arms(cfg)}}
     items = [PanelItem(faces.images[i], "real", faces.names[i]) for i in ref_idx[: cfg.n_panel_real]]
     versions: dict[str, str] = {}
     for arm, run in runs.items():
@@ -470,15 +484,28 @@ def panel_scores(cfg, out, seed, faces, ref_idx, salient_map, critic_b) -> dict[
 LOWER_IS_BETTER = ("swd", "swd_salient", "fid", "fid_salient", "kid", "kid_salient")
 
 
+def active_arms(cfg: BenchConfig) -> tuple[str, ...]:
+    """The arms of this run (``--set arms=a,b,...``), in the order given."""
+    arms = tuple(a.strip() for a in cfg.arms.split(",") if a.strip())
+    bad = [a for a in arms if a not in ARMS + EXTRA_ARMS]
+    if bad or not arms:
+        sys.exit(f"gaze_benefit: unknown arm(s) {bad or cfg.arms!r}; choose from {', '.join(ARMS + EXTRA_ARMS)}")
+    return arms
+
+
 def summarise(per_seed: list[dict], walls: dict[str, list[float]]) -> dict[str, Any]:
+    """Per-arm mean and CI over seeds, paired gains over each control present, and the verdict
+    (the metrics on which an arm's gain over *every* control has a CI above zero)."""
+    arms = tuple(walls)  # the arms of this run
+    controls = tuple(c for c in CONTROLS if c in arms)
     metrics = [m for m in per_seed[0]["base"]]
-    table = {arm: {m: mean_ci([s[arm][m] for s in per_seed]) for m in metrics} for arm in ("base",) + ARMS}
-    for arm in ARMS:
+    table = {arm: {m: mean_ci([s[arm][m] for s in per_seed]) for m in metrics} for arm in ("base",) + arms}
+    for arm in arms:
         table[arm]["wall_s"] = mean_ci(walls[arm])
     gains: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
-    for arm in ARMS:
+    for arm in arms:
         gains[arm] = {}
-        for ctl in CONTROLS:
+        for ctl in controls:
             if ctl == arm:
                 continue
             gains[arm][ctl] = {}
@@ -486,12 +513,11 @@ def summarise(per_seed: list[dict], walls: dict[str, list[float]]) -> dict[str, 
                 sign = -1.0 if m in LOWER_IS_BETTER else 1.0
                 gains[arm][ctl][m] = mean_ci([sign * (s[arm][m] - s[ctl][m]) for s in per_seed])
     verdict = {}
-    for arm in ARMS:
-        if arm in CONTROLS:
+    for arm in arms:
+        if arm in controls:
             continue
-        verdict[arm] = [m for m in metrics
-                        if all(gains[arm][c][m]["lo"] > 0 for c in CONTROLS)]
-    return {"table": table, "gains": gains, "verdict": verdict, "metrics": metrics}
+        verdict[arm] = [m for m in metrics if all(gains[arm][c][m]["lo"] > 0 for c in controls)]
+    return {"table": table, "gains": gains, "verdict": verdict, "metrics": metrics, "controls": list(controls)}
 
 
 def fmt(ci: dict[str, float], digits: int = 3) -> str:
@@ -525,11 +551,13 @@ def print_report(summary: dict, cfg: BenchConfig, fid_note: str) -> None:
     wins = {a: ms for a, ms in summary["verdict"].items() if ms}
     if cfg.seeds < 2:
         print("VERDICT: one seed only: no confidence interval, no verdict (run with --seeds >= 2)")
+    elif not summary["controls"]:
+        print("VERDICT: no control arm (no_gaze, shuffled) in this run: no verdict")
     elif not wins:
-        print("VERDICT: no arm beats both the no-gaze and the shuffled-map control by more than its 95 % CI "
+        print(f"VERDICT: no arm beats every control ({', '.join(summary['controls'])}) by more than its 95 % CI "
               "on any metric")
     else:
-        print("VERDICT: gain over both no-gaze and shuffled controls larger than its 95 % CI: "
+        print(f"VERDICT: gain over every control ({', '.join(summary['controls'])}) larger than its 95 % CI: "
               + "; ".join(f"{a}: {', '.join(ms)}" for a, ms in wins.items())
               + "; every other arm/metric: no such gain")
 
@@ -607,7 +635,8 @@ def run_bench(cfg: BenchConfig) -> dict:
     shuffled = shuffled_maps(maps, cfg.split_seed)
     timings["study_models_s"] = time.perf_counter() - t0
 
-    walls: dict[str, list[float]] = {a: [0.0] * cfg.seeds for a in ARMS}
+    arms = active_arms(cfg)
+    walls: dict[str, list[float]] = {a: [0.0] * cfg.seeds for a in arms}
     critic_b = PatchRealismCritic(seed=cfg.split_seed + 1).fit(faces.images[half_b])
     ref_idx = eval_reference(cfg, faces, half_b)
     real = faces.images[ref_idx]
@@ -622,7 +651,7 @@ def run_bench(cfg: BenchConfig) -> dict:
                 real_features=real_features, salient_map=prior_b,
                 eval_seeds=list(range(EVAL_SEED0, EVAL_SEED0 + cfg.n_eval)))
     # the base is scored once (it does not change with the seed); every arm at every seed
-    tasks = [("base", 0)] + [(arm, seed) for seed in range(cfg.seeds) for arm in ARMS]
+    tasks = [("base", 0)] + [(arm, seed) for seed in range(cfg.seeds) for arm in arms]
     dist: dict[tuple[str, int], dict[str, float]] = {}
     t0 = time.perf_counter()
     for k, (arm, seed, wall, scores) in enumerate(run_tasks(cfg, tasks), 1):
@@ -637,13 +666,20 @@ def run_bench(cfg: BenchConfig) -> dict:
     for seed in range(cfg.seeds):
         panel = panel_scores(cfg, out, seed, faces, ref_idx, prior_b, critic_b)
         row = {arm: {**dist[(arm if arm != "base" else "base", seed if arm != "base" else 0)], **panel[arm]}
-               for arm in ("base",) + ARMS}
+               for arm in ("base",) + arms}
         row["real"] = panel["real"]
         per_seed.append(row)
-        log(f"seed {seed} fresh panel: " + ", ".join(f"{a} {row[a]['fool_rate']:.3f}" for a in ("base",) + ARMS))
+        log(f"seed {seed} fresh panel: " + ", ".join(f"{a} {row[a]['fool_rate']:.3f}" for a in ("base",) + arms))
     timings["fresh_panels_s"] = time.perf_counter() - t0
     summary = summarise(per_seed, walls)
     timings["total_s"] = time.perf_counter() - t_start
+    # CPU seconds of this process and its (reaped) workers: wall time depends on what else runs on
+    # the machine, CPU time much less; on 2 free cores the run needs about cpu_s / 2 of wall time
+    import resource
+
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    timings["cpu_s"] = own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+    timings["load_average_end"] = list(os.getloadavg())
     results = {"config": asdict(cfg), "split": {"half_a": len(half_a), "half_b": len(half_b), "overlap": src_overlap},
                "panel_vs_real_fixations_cc": match, "study": study_info, "per_seed": per_seed,
                "summary": summary, "timings": timings, "fid_note": fid_note,
@@ -651,7 +687,8 @@ def run_bench(cfg: BenchConfig) -> dict:
     (out / "results.json").write_text(json.dumps(results, indent=2, default=float))
     print_report(summary, cfg, fid_note)
     print(f"fresh panel: real faces called real {fmt(results['real_called_real'])}; "
-          f"panel-vs-real fixation CC {match}; total {timings['total_s']:.0f} s; results in {out / 'results.json'}")
+          f"panel-vs-real fixation CC {match}; total {timings['total_s']:.0f} s wall, {timings['cpu_s']:.0f} CPU-s (load average at the end "
+          f"{timings['load_average_end'][1]:.1f}); results in {out / 'results.json'}")
     return results
 
 
