@@ -53,7 +53,8 @@ Pipeline (everything seeded):
 
 Defaults are the issue's benchmark (32 px, 3 seeds, CPU; meant to finish within an hour on 2 free
 cores); ``--quick`` shrinks every stage for a smoke run.  Output: a table on stdout and
-``OUT/results.json``.  The run can be restarted: finished runs in ``OUT`` are reused.
+``OUT/results.json`` (another ``arms=`` set: ``OUT/results_<arms>.json``).  The run can be
+restarted: finished runs in ``OUT`` are reused.
 
 The arms and the scoring run in ``--set workers=2`` forked processes (one torch thread each).
 FID/KID use the first ``n_fid`` of the ``n_eval`` samples (Inception costs about 0.15 CPU-s an
@@ -684,11 +685,14 @@ def run_bench(cfg: BenchConfig) -> dict:
                "panel_vs_real_fixations_cc": match, "study": study_info, "per_seed": per_seed,
                "summary": summary, "timings": timings, "fid_note": fid_note,
                "real_called_real": mean_ci([s["real"]["real_called_real"] for s in per_seed])}
-    (out / "results.json").write_text(json.dumps(results, indent=2, default=float))
+    # the default arms write results.json; another set of arms its own file, so a side run
+    # (e.g. arms=no_gaze,history) never overwrites the main results
+    results_path = out / ("results.json" if arms == ARMS else f"results_{'_'.join(arms)}.json")
+    results_path.write_text(json.dumps(results, indent=2, default=float))
     print_report(summary, cfg, fid_note)
     print(f"fresh panel: real faces called real {fmt(results['real_called_real'])}; "
           f"panel-vs-real fixation CC {match}; total {timings['total_s']:.0f} s wall, {timings['cpu_s']:.0f} CPU-s (load average at the end "
-          f"{timings['load_average_end'][1]:.1f}); results in {out / 'results.json'}")
+          f"{timings['load_average_end'][1]:.1f}); results in {results_path}")
     return results
 
 
