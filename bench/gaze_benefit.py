@@ -271,26 +271,26 @@ def demo_settings(cfg: BenchConfig):
 
 def study(cfg, out, faces, half_a, prior, real_table):
     """Study round on half A with the training panel -> maps, M_saliency, human-model term."""
-    from gazetune.demo import _detect, _fixation_table, _sample, _train_human, _train_saliency, _checkpoint_version
+    from gazetune.demo import detect_simulated, simulated_fixation_table, sample_run, train_human_stage, train_saliency_stage, checkpoint_version
     from gazetune.gaze import FixationTable
     from gazetune.observers import ObserverPanel, PanelItem, PatchRealismCritic, run_panel
     from gazetune.tune.maps import MapSet, synthetic_image_name
 
-    base_version = _checkpoint_version(out / "pretrain")
+    base_version = checkpoint_version(out / "pretrain")
     train_set = faces.subset(half_a)
     critic = PatchRealismCritic(seed=cfg.split_seed).fit(train_set.images)
     panel = ObserverPanel.lab(cfg.n_observers, seed=cfg.split_seed, observer={"image_deg": cfg.image_deg})
     rng = np.random.default_rng(cfg.split_seed)
     shown = np.sort(rng.choice(len(train_set), size=min(cfg.n_study_real, len(train_set)), replace=False))
     seeds = list(range(cfg.n_study_synthetic))
-    fakes = _sample(out / "pretrain", seeds, cfg.device)
+    fakes = sample_run(out / "pretrain", seeds, cfg.device)
     syn_names = [synthetic_image_name(base_version, s) for s in seeds]
     items = [PanelItem(train_set.images[i], "real", train_set.names[i]) for i in shown]
     items += [PanelItem(fakes[k], "synthetic", syn_names[k], s) for k, s in enumerate(seeds)]
     with observers_prior(prior, cfg.prior_weight):
         trials = run_panel(panel, items, critic=critic, seed=cfg.split_seed, display_ms=3000.0)
-    fixations = _detect(trials, "fixations")
-    panel_table, _ = _fixation_table(trials, fixations, cfg.size)
+    fixations = detect_simulated(trials, "fixations")
+    panel_table, _ = simulated_fixation_table(trials, fixations, cfg.size)
     # maps: real faces from the real human fixations, synthetic images from the panel
     table = FixationTable()
     for name in train_set.names:
@@ -306,9 +306,9 @@ def study(cfg, out, faces, half_a, prior, real_table):
     dcfg = demo_settings(cfg)
     log(f"study: {len(trials)} trials; maps of {len(maps.real)} real faces (human fixations) and "
         f"{len(maps.synthetic)} synthetic images (panel); M_saliency on {len(observed)} real + {len(seeds)} synthetic")
-    saliency_model, sal = _train_saliency(dcfg, out, train_set, fakes, np.array(observed), syn_names, table, maps,
+    saliency_model, sal = train_saliency_stage(dcfg, out, train_set, fakes, np.array(observed), syn_names, table, maps,
                                           sigma_px(cfg))
-    human_term, hum = _train_human(dcfg, out, train_set, fakes, shown, syn_names, trials, fixations)
+    human_term, hum = train_human_stage(dcfg, out, train_set, fakes, shown, syn_names, trials, fixations)
     info = {"trials": len(trials), "real_maps": len(maps.real), "synthetic_maps": len(maps.synthetic),
             "saliency_metrics": sal["metrics"], "human_model_holdout": hum["holdout"],
             "study_fool_rate_base": float(np.mean([t.answer_real for t in trials if t.kind == "synthetic"])),
@@ -417,7 +417,7 @@ _CTX: dict[str, Any] = {}
 def arm_task(task: tuple[str, int]) -> tuple[str, int, float, dict[str, float]]:
     """Worker: tune one arm at one seed (``base`` = no tuning), then its distances; restartable
     (results kept in ``scores.json`` of the run folder)."""
-    from gazetune.demo import _sample
+    from gazetune.demo import sample_run
 
     arm, seed = task
     c = _CTX
@@ -432,7 +432,7 @@ def arm_task(task: tuple[str, int]) -> tuple[str, int, float, dict[str, float]]:
     cache = run / f"scores_s{seed}.json"
     if cache.exists():
         return arm, seed, wall, json.loads(cache.read_text())
-    fakes = _sample(run, c["eval_seeds"], cfg.device)
+    fakes = sample_run(run, c["eval_seeds"], cfg.device)
     scores = distances(cfg, c["real"], fakes, c["salient_map"], seed, c["real_features"])
     tmp = cache.with_suffix(".tmp")
     tmp.write_text(json.dumps(scores))
@@ -454,7 +454,7 @@ def run_tasks(cfg, tasks: list[tuple[str, int]]) -> Iterator[tuple[str, int, flo
 def panel_scores(cfg, out, seed, faces, ref_idx, salient_map, critic_b) -> dict[str, dict[str, float]]:
     """Fool rate of a fresh panel (observers from another seed, critic fitted on half B) on a
     blinded mix of half-B faces and ``n_panel`` samples of every arm at this seed."""
-    from gazetune.demo import _checkpoint_version, _human_trials, _sample
+    from gazetune.demo import checkpoint_version, simulated_human_trials, sample_run
     from gazetune.evaluate.human import fool_rate
     from gazetune.observers import ObserverPanel, PanelItem, run_panel
     from gazetune.tune.maps import synthetic_image_name
@@ -464,8 +464,8 @@ def panel_scores(cfg, out, seed, faces, ref_idx, salient_map, critic_b) -> dict[
     items = [PanelItem(faces.images[i], "real", faces.names[i]) for i in ref_idx[: cfg.n_panel_real]]
     versions: dict[str, str] = {}
     for arm, run in runs.items():
-        fakes = _sample(run, eval_seeds, cfg.device)
-        version = f"{arm}|{_checkpoint_version(run)}"
+        fakes = sample_run(run, eval_seeds, cfg.device)
+        version = f"{arm}|{checkpoint_version(run)}"
         for k, s in enumerate(eval_seeds):
             name = synthetic_image_name(version, s)
             versions[name] = arm
@@ -473,7 +473,7 @@ def panel_scores(cfg, out, seed, faces, ref_idx, salient_map, critic_b) -> dict[
     fresh = ObserverPanel.lab(cfg.n_observers, seed=50_000 + seed, observer={"image_deg": cfg.image_deg})
     with observers_prior(salient_map, cfg.prior_weight):
         trials = run_panel(fresh, items, critic=critic_b, seed=60_000 + seed, display_ms=3000.0)
-    human = _human_trials(trials, versions)
+    human = simulated_human_trials(trials, versions)
     scores = {arm: {"fool_rate": fool_rate(human, generator=arm, n_boot=200, seed=seed).rate} for arm in runs}
     scores["real"] = {"real_called_real": float(np.mean([t.answer_real for t in trials if t.kind == "real"]))}
     return scores

@@ -12,7 +12,7 @@ Design (all seeded)
    **A** = DCGAN G width 16 / D width 8, z 64, 400 steps, seed 0;
    **B** = another architecture and version: G width 24 / D width 12, z 32, 300 steps, seed 1.
    Samples come from the EMA generator at fixed latent seeds
-   (:func:`gazetune.demo._sample`) and are named ``synthetic/<version>/<seed>``.
+   (:func:`gazetune.demo.sample_run`) and are named ``synthetic/<version>/<seed>``.
 2. **Real faces** are split in two disjoint halves: half 1 is shown in the training study, half 2
    in the test study.  No image appears in both studies.
 3. **Training study**: panel ``P_train`` (``n_train_observers`` lab observers, panel seed 0)
@@ -23,7 +23,7 @@ Design (all seeded)
    from 700 000) in one blinded session.  Both panels read the same realism critic
    (:class:`PatchRealismCritic` fitted on all 100 faces: a shared "visual system", individual
    thresholds, gains and scanpaths).  Fixations are detected from the 60 Hz samples with I-VT
-   (:func:`gazetune.demo._detect`), as in the demo.
+   (:func:`gazetune.demo.detect_simulated`), as in the demo.
 4. **Human-response model** (:func:`gazetune.tune.human_train.train_from_trials` on the training
    study): width 12, depth 2, ``human_steps`` Adam steps of batch 32, heatmap targets with sigma
    = 1 degree (``size / image_deg`` px), pooled per image over training participants; a quarter of
@@ -153,7 +153,7 @@ def log(msg: str) -> None:
 
 def generator(cfg: HumanBenchConfig, out: Path, name: str, faces) -> tuple[Path, str, float]:
     """Pretrain generator ``name`` ("a" or "b") once; returns (run dir, version, wall seconds)."""
-    from gazetune.demo import _checkpoint_version
+    from gazetune.demo import checkpoint_version
     from gazetune.tune.train import TrainConfig, pretrain
 
     arch = cfg.gen_a if name == "a" else cfg.gen_b
@@ -162,7 +162,7 @@ def generator(cfg: HumanBenchConfig, out: Path, name: str, faces) -> tuple[Path,
     marker = run / "done.json"
     if marker.exists() and json.loads(marker.read_text()).get("settings") == settings:
         log(f"generator {name.upper()}: reusing {run}")
-        return run, _checkpoint_version(run), float(json.loads(marker.read_text())["seconds"])
+        return run, checkpoint_version(run), float(json.loads(marker.read_text())["seconds"])
     if run.exists():
         import shutil
 
@@ -175,17 +175,17 @@ def generator(cfg: HumanBenchConfig, out: Path, name: str, faces) -> tuple[Path,
     pretrain(tcfg, faces.images, run, progress=False)
     seconds = time.perf_counter() - t0
     marker.write_text(json.dumps({"settings": settings, "seconds": seconds}))
-    return run, _checkpoint_version(run), seconds
+    return run, checkpoint_version(run), seconds
 
 
 def samples(cfg: HumanBenchConfig, run: Path, version: str, seed0: int) -> list:
     """``n_synthetic`` panel items of generator ``run`` at latent seeds ``seed0, seed0 + 1, ...``."""
-    from gazetune.demo import _sample
+    from gazetune.demo import sample_run
     from gazetune.observers import PanelItem
     from gazetune.tune.maps import synthetic_image_name
 
     seeds = list(range(seed0, seed0 + cfg.n_synthetic))
-    images = _sample(run, seeds, cfg.device)
+    images = sample_run(run, seeds, cfg.device)
     return [PanelItem(images[k], "synthetic", synthetic_image_name(version, s), s) for k, s in enumerate(seeds)]
 
 
@@ -194,13 +194,13 @@ def study(cfg: HumanBenchConfig, items: list, critic, n_obs: int, panel_seed: in
 
     Returns the trial table (:class:`HumanTrials`, participants ``prefix + observer id``), the
     images by name, and each trial's simulated P(real) (the observer's own, for reference)."""
-    from gazetune.demo import _detect
+    from gazetune.demo import detect_simulated
     from gazetune.observers import ObserverPanel, run_panel
     from gazetune.tune.human_train import trials_from_simulated
 
     panel = ObserverPanel.lab(n_obs, seed=panel_seed, observer={"image_deg": cfg.image_deg})
     sim = run_panel(panel, items, critic=critic, seed=panel_seed + 1, display_ms=cfg.display_ms)
-    detected = _detect(sim, f"fixations ({prefix[:-1]})")
+    detected = detect_simulated(sim, f"fixations ({prefix[:-1]})")
     rows = [dict(participant=prefix + t.observer_id, image=t.image_id, answer=float(t.answer_real), rt_ms=t.rt_ms,
                  fixations=f.as_array(), kind=t.kind) for t, f in zip(sim, detected)]
     return {

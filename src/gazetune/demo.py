@@ -21,6 +21,11 @@ The steps follow the data flow of the patent (FIG. 2-4):
 
 Everything is seeded; ``--quick`` shrinks every stage so the run takes well under two minutes on
 two CPU cores (used by the test suite).
+
+The stage helpers (:func:`sample_run`, :func:`checkpoint_version`, :func:`detect_simulated`,
+:func:`simulated_fixation_table`, :func:`simulated_human_trials`, :func:`train_saliency_stage`,
+:func:`train_human_stage`) are public: ``bench/gaze_benefit.py`` and ``bench/human_model.py`` run
+the same stages on other data.
 """
 
 from __future__ import annotations
@@ -98,14 +103,14 @@ def _step(title: str) -> None:
     console.rule(f"[bold cyan]{title}")
 
 
-def _checkpoint_version(run_dir: Path) -> str:
+def checkpoint_version(run_dir: Path) -> str:
     from gazetune.tune.checkpoint import read_checkpoint
 
     return read_checkpoint(run_dir / "checkpoint.safetensors").metadata["generator_version"]
 
 
 @torch.no_grad()
-def _sample(run_dir: Path, seeds: list[int], device: str) -> np.ndarray:
+def sample_run(run_dir: Path, seeds: list[int], device: str) -> np.ndarray:
     """EMA generator of ``run_dir`` at latent ``seeds`` -> (N, C, H, W) float32 in [-1, 1]."""
     from gazetune.nets.generator import load_generator
     from gazetune.nets.latent import latents_from_seeds
@@ -115,7 +120,7 @@ def _sample(run_dir: Path, seeds: list[int], device: str) -> np.ndarray:
     return g(z).clamp(-1, 1).cpu().numpy().astype(np.float32)
 
 
-def _detect(trials: list, desc: str) -> list:
+def detect_simulated(trials: list, desc: str) -> list:
     """Fixations (pymovements I-VT, eq 3) of every simulated trial, with a progress bar."""
     from gazetune.gaze.fixations import detect_fixations
 
@@ -125,7 +130,7 @@ def _detect(trials: list, desc: str) -> list:
     return out
 
 
-def _fixation_table(trials: list, fixations: list, size: int):
+def simulated_fixation_table(trials: list, fixations: list, size: int):
     """Fixation table of the detected fixations; fixations centred off the image (tracker noise
     near the border) are left out and counted, never silently dropped."""
     from gazetune.gaze import FixationTable
@@ -140,7 +145,7 @@ def _fixation_table(trials: list, fixations: list, size: int):
     return table, outside
 
 
-def _human_trials(trials: list, versions: dict[str, str]):
+def simulated_human_trials(trials: list, versions: dict[str, str]):
     """Simulated trials -> :class:`gazetune.evaluate.human.Trial` records."""
     from gazetune.evaluate.human import Trial
 
@@ -182,7 +187,7 @@ def run_demo(cfg: DemoConfig) -> Path:
         ema_half_life=500.0,
     )
     pretrain(pcfg, faces.images, out / "pretrain")
-    base_version = _checkpoint_version(out / "pretrain")
+    base_version = checkpoint_version(out / "pretrain")
     timings["pretrain"] = time.perf_counter() - t0
 
     # 2. study round with simulated observers ------------------------------------------------------
@@ -193,7 +198,7 @@ def run_demo(cfg: DemoConfig) -> Path:
     rng = np.random.default_rng(cfg.seed)
     real_idx = np.sort(rng.choice(len(faces), size=min(cfg.n_real_shown, len(faces)), replace=False))
     seeds = list(range(cfg.n_synthetic_shown))
-    fakes = _sample(out / "pretrain", seeds, cfg.device)
+    fakes = sample_run(out / "pretrain", seeds, cfg.device)
     syn_names = [synthetic_image_name(base_version, s) for s in seeds]
     items = [PanelItem(faces.images[i], "real", faces.names[i]) for i in real_idx]
     items += [PanelItem(fakes[k], "synthetic", syn_names[k], s) for k, s in enumerate(seeds)]
@@ -203,8 +208,8 @@ def run_demo(cfg: DemoConfig) -> Path:
     # 3. gaze -> fixations -> maps -----------------------------------------------------------------
     _step("3/8 gaze samples -> fixations (I-VT) -> pooled heatmaps")
     t0 = time.perf_counter()
-    fixations = _detect(trials, "fixations")
-    table, n_outside = _fixation_table(trials, fixations, cfg.size)
+    fixations = detect_simulated(trials, "fixations")
+    table, n_outside = simulated_fixation_table(trials, fixations, cfg.size)
     write_fixation_table(table, out / "fixations.csv")
     sigma_px = cfg.size / cfg.image_deg * cfg.sigma_deg
     maps = MapSet.from_fixations(table, sigma=sigma_px, shape=(cfg.size, cfg.size))
@@ -221,7 +226,7 @@ def run_demo(cfg: DemoConfig) -> Path:
     # 4. saliency model ----------------------------------------------------------------------------
     _step("4/8 train M_saliency on 80 % of the observed images, score it on the rest")
     t0 = time.perf_counter()
-    saliency_model, saliency_results = _train_saliency(cfg, out, faces, fakes, real_idx, syn_names, table, maps, sigma_px)
+    saliency_model, saliency_results = train_saliency_stage(cfg, out, faces, fakes, real_idx, syn_names, table, maps, sigma_px)
     results["saliency"] = saliency_results
     timings["saliency"] = time.perf_counter() - t0
 
@@ -230,7 +235,7 @@ def run_demo(cfg: DemoConfig) -> Path:
     if cfg.human_model:
         _step("5/8 train the human-response model (FIG. 5, eq 11) on the panel's answers and gaze")
         t0 = time.perf_counter()
-        human_term, results["human_model"] = _train_human(cfg, out, faces, fakes, real_idx, syn_names, trials, fixations)
+        human_term, results["human_model"] = train_human_stage(cfg, out, faces, fakes, real_idx, syn_names, trials, fixations)
         timings["human_model"] = time.perf_counter() - t0
     else:
         _step("5/8 human-response model skipped (--no-human-model)")
@@ -274,9 +279,9 @@ def run_demo(cfg: DemoConfig) -> Path:
     arm_samples: dict[str, np.ndarray] = {}
     arm_version: dict[str, str] = {}
     for arm, run in arm_runs.items():
-        version = f"{arm}|{_checkpoint_version(run)}"
+        version = f"{arm}|{checkpoint_version(run)}"
         arm_version[arm] = version
-        imgs = _sample(run, eval_seeds, cfg.device)
+        imgs = sample_run(run, eval_seeds, cfg.device)
         arm_samples[arm] = imgs
         save_image_grid(imgs[:64], out / f"samples_{run.name}.png", nrow=8)
         for k, s in enumerate(eval_seeds):
@@ -285,7 +290,7 @@ def run_demo(cfg: DemoConfig) -> Path:
             eval_items.append(PanelItem(imgs[k], "synthetic", name, s))
     eval_panel = ObserverPanel.lab(cfg.n_observers, seed=cfg.seed, observer={"image_deg": cfg.image_deg})
     eval_trials = run_panel(eval_panel, eval_items, critic=critic, seed=cfg.seed + 1000, display_ms=cfg.display_ms)
-    human = _human_trials(eval_trials, versions)
+    human = simulated_human_trials(eval_trials, versions)
     rates = {}
     for arm in arm_runs:
         est = fool_rate(human, generator=arm_version[arm], n_boot=1000, seed=cfg.seed)
@@ -349,7 +354,7 @@ def _write_json(path: Path, results: dict) -> None:
     tmp.replace(path)
 
 
-def _train_saliency(cfg, out, faces, fakes, real_idx, syn_names, table, maps, sigma_px):
+def train_saliency_stage(cfg, out, faces, fakes, real_idx, syn_names, table, maps, sigma_px):
     """Train M_saliency on observed images and score it on held-out ones (metrics vs baselines)."""
     from gazetune.images import split_indices
     from gazetune.saliency.baselines import gaussian_center_bias
@@ -393,7 +398,7 @@ def _synthetic_map(maps, name: str) -> np.ndarray:
     return maps.synthetic[parse_synthetic_name(name)]
 
 
-def _train_human(cfg, out, faces, fakes, real_idx, syn_names, trials, fixations):
+def train_human_stage(cfg, out, faces, fakes, real_idx, syn_names, trials, fixations):
     """FIG. 5: train the joint human-response model (eq 11) on the panel's answers and *detected*
     fixations, held out by participant, and wrap it as the eq 12 generator term."""
     from gazetune.nets.human import save_human_model
