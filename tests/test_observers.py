@@ -310,3 +310,9 @@ def test_detection_recovers_simulated_fixations(faces) -> None:
             err.append(np.min(np.hypot(t.fixations.x - x, t.fixations.y - y)))
     assert 0.6 * n_true <= n_found <= 1.1 * n_true
     assert np.median(err) < 1.0 * 3.2  # within a degree of a true fixation
+
+
+def test_panel_ids_are_stable_per_seed_and_distinct_across_seeds():
+    a, again, b = ObserverPanel.lab(3, seed=0), ObserverPanel.lab(3, seed=0), ObserverPanel.lab(3, seed=7)
+    assert [o.observer_id for o in a] == [o.observer_id for o in again] == ["sim0-000", "sim0-001", "sim0-002"]
+    assert not {o.observer_id for o in a} & {o.observer_id for o in b}  # two panels never merge people

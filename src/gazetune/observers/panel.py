@@ -249,7 +249,8 @@ class ObserverPanel:
     ----------
     n_observers : int
     seed : int
-        Same seed, same observers.
+        Same seed, same observers.  Observers are named ``sim<seed>-<index>`` (``sim0-003``), so
+        panels drawn from different seeds never share a participant id.
     noise_deg : float
         Tracker noise sd, degrees: 0.5 for a lab tracker (:meth:`lab`), 3-4 for a webcam
         (:meth:`webcam`).
@@ -294,7 +295,7 @@ class ObserverPanel:
             self.observers.append(
                 replace(
                     template,
-                    observer_id=f"sim{i:03d}",
+                    observer_id=f"sim{int(self.seed)}-{i:03d}",
                     threshold=float(g.normal(template.threshold, self.threshold_sd)),
                     gain=float(template.gain * np.exp(g.normal(0.0, self.gain_log_sd))),
                     rt_base_ms=float(template.rt_base_ms * np.exp(g.normal(0.0, self.rt_log_sd))),
