@@ -19,8 +19,10 @@ The steps follow the data flow of the patent (FIG. 2-4):
    loopback, simulated participants taking part through its API, and the trainer pulling their
    responses, tuning and publishing a new generator version twice.
 
-Everything is seeded; ``--quick`` shrinks every stage so the run takes well under two minutes on
-two CPU cores (used by the test suite).
+Stages 1-7 are seeded and repeat exactly.  Stage 8 does not: its simulated participants join the
+server concurrently, so their server ids and trial assignment follow arrival order, and its fool
+rates vary from run to run within their intervals.  ``--quick`` shrinks every stage so the run
+takes well under two minutes on two CPU cores (used by the test suite).
 
 The stage helpers (:func:`sample_run`, :func:`checkpoint_version`, :func:`detect_simulated`,
 :func:`simulated_fixation_table`, :func:`simulated_human_trials`, :func:`train_saliency_stage`,
