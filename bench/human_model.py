@@ -24,7 +24,7 @@ Design (all seeded)
    (:class:`PatchRealismCritic` fitted on all 100 faces: a shared "visual system", individual
    thresholds, gains and scanpaths).  Fixations are detected from the 60 Hz samples with I-VT
    (:func:`gazetune.demo.detect_simulated`), as in the demo.
-4. **Human-response model** (:func:`gazetune.tune.human_train.train_from_trials` on the training
+4. **Human-response model** (:func:`gazetune.human.train.train_from_trials` on the training
    study): width 12, depth 2, ``human_steps`` Adam steps of batch 32, heatmap targets with sigma
    = 1 degree (``size / image_deg`` px), pooled per image over training participants; a quarter of
    the training participants held out.  Four arms: variant ``joint`` (eq 11) or ``separate``
@@ -53,7 +53,7 @@ Numbers (all AUCs are the Mann-Whitney area under the ROC curve of the model's P
   people, new images, same generator).
 * ``AUC B``: against the test panel's answers on half-2 faces + B samples (new people, new
   images, **another generator**: the CYBORG transfer question).  ``boot CI`` is the participant
-  bootstrap 95 % interval (:func:`gazetune.tune.human_train.auc_bootstrap_ci`, 500 resamples of
+  bootstrap 95 % interval (:func:`gazetune.human.train.auc_bootstrap_ci`, 500 resamples of
   whole test observers, as :func:`evaluate_human_model` reports it), its bounds averaged over seeds.
 * ``truth B``: AUC of P(real) as a detector of real vs synthetic on the B subset.
 * ``NSS B`` / ``CC B``: the gaze head on the B subset against the test panel's gaze, per image
@@ -196,7 +196,7 @@ def study(cfg: HumanBenchConfig, items: list, critic, n_obs: int, panel_seed: in
     images by name, and each trial's simulated P(real) (the observer's own, for reference)."""
     from gazetune.demo import detect_simulated
     from gazetune.observers import ObserverPanel, run_panel
-    from gazetune.tune.human_train import trials_from_simulated
+    from gazetune.human.train import trials_from_simulated
 
     panel = ObserverPanel.lab(n_obs, seed=panel_seed, observer={"image_deg": cfg.image_deg})
     sim = run_panel(panel, items, critic=critic, seed=panel_seed + 1, display_ms=cfg.display_ms)
@@ -216,7 +216,7 @@ def study(cfg: HumanBenchConfig, items: list, critic, n_obs: int, panel_seed: in
 
 def view(trials, images: dict[str, np.ndarray], rows: np.ndarray, cfg: HumanBenchConfig) -> dict[str, Any]:
     """The arrays :func:`evaluate_human_model` reads, for trial ``rows`` of a study."""
-    from gazetune.tune.human_train import trial_maps
+    from gazetune.human.train import trial_maps
 
     sub = trials.subset(rows)
     x = np.stack([images[name] for name in sub.image]).astype(np.float32)
@@ -225,7 +225,8 @@ def view(trials, images: dict[str, np.ndarray], rows: np.ndarray, cfg: HumanBenc
 
 def score(model, v: dict[str, Any]) -> tuple[dict[str, Any], np.ndarray]:
     """Held-out label and gaze scores of ``model`` on view ``v``, and its P(real) per trial."""
-    from gazetune.tune.human_train import evaluate_human_model, predict
+    from gazetune.human.predict import predict
+    from gazetune.human.train import evaluate_human_model
 
     t = v["trials"]
     res = evaluate_human_model(model, v["x"], v["maps"], labels=t.answer, participants=t.participant,
@@ -253,7 +254,7 @@ def image_oracle_auc(t, p_observer: np.ndarray) -> float:
     """AUC against each answer of the *other* observers' mean simulated P(real) on the same image:
     the simulator's own image-level answer probability, a reference for image-only predictors
     (the left-out observer's answer noise does not enter it)."""
-    from gazetune.tune.human_train import auc
+    from gazetune.human.train import auc
 
     image = np.asarray(t.image)
     p = np.asarray(p_observer, dtype=np.float64)
@@ -281,7 +282,7 @@ def paired_participant_bootstrap(p_new: list[np.ndarray], p_old: list[np.ndarray
                                  groups: list[str], n_boot: int, seed: int = 0) -> tuple[float, float]:
     """95 % percentile interval of mean over seeds of AUC(p_new[s]) - AUC(p_old[s]), resampling
     whole participants (one resample shared by both arms and all seeds)."""
-    from gazetune.tune.human_train import auc
+    from gazetune.human.train import auc
 
     g = np.asarray(groups)
     members = [np.flatnonzero(g == u) for u in np.unique(g)]
@@ -310,7 +311,7 @@ def arm_name(variant: str, cyborg: bool) -> str:
 def run_bench(cfg: HumanBenchConfig) -> dict[str, Any]:
     from gazetune.images import load_image_set
     from gazetune.observers import PanelItem, PatchRealismCritic
-    from gazetune.tune.human_train import HumanTrainConfig, train_from_trials
+    from gazetune.human.train import HumanTrainConfig, train_from_trials
 
     torch.set_num_threads(max(1, cfg.threads))
     out = Path(cfg.out)
@@ -405,7 +406,7 @@ def run_bench(cfg: HumanBenchConfig) -> dict[str, Any]:
 
 
 def _auc_of(scores: np.ndarray, answers: np.ndarray) -> float:
-    from gazetune.tune.human_train import auc
+    from gazetune.human.train import auc
 
     return auc(np.asarray(scores), np.asarray(answers) > 0.5)
 

@@ -80,8 +80,8 @@ def one(size: int, pipeline: str, batch: int, steps: int, device: str, threads: 
         provider = MapProvider("none")
     extra = []
     if pipeline in ("human", "both"):
-        from gazetune.nets.human import HumanModelConfig, build_human_model
-        from gazetune.tune.human_losses import HumanModelTerm
+        from gazetune.human.losses import HumanModelTerm
+        from gazetune.human.model import HumanModelConfig, build_human_model
 
         hm = build_human_model(HumanModelConfig(in_channels=channels, image_size=(size, size), width=12, depth=2))
         extra = [HumanModelTerm(hm.to(device), weight=0.5)]

@@ -10,9 +10,9 @@ import torch
 from typer.testing import CliRunner
 
 from gazetune.nets.generator import DCGANGenerator
-from gazetune.nets.human import load_human_model_info
-from gazetune.tune.human_cli import app
-from gazetune.tune.human_train import trials_from_simulated, write_study_export
+from gazetune.human.cli import app
+from gazetune.human.model import load_human_model_info
+from gazetune.human.train import trials_from_simulated, write_study_export
 from test_human_train import one_thread, simulated_study  # noqa: F401  (one_thread is autouse)
 
 

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from gazetune.nets.generator import DCGANGenerator
-from gazetune.nets.human import save_human_model
+from gazetune.human.model import save_human_model
 from gazetune.nets.latent import latents_from_seeds
-from gazetune.tune.human_losses import HumanModelTerm
-from gazetune.tune.human_train import HumanTrainConfig, train_human_model
+from gazetune.human.losses import HumanModelTerm
+from gazetune.human.train import HumanTrainConfig, train_human_model
 from test_human_train import one_thread  # noqa: F401  (autouse: tiny models run on one thread)
 
 SIZE = 25

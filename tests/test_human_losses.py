@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from gazetune.tune import human_losses as HL
+from gazetune.human import losses as HL
 
 LN2 = math.log(2.0)
 

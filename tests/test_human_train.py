@@ -10,7 +10,7 @@ import pytest
 import torch
 from scipy.ndimage import gaussian_filter
 
-from gazetune.nets.human import (
+from gazetune.human.model import (
     HumanModelConfig,
     HumanResponseModel,
     SeparateHumanModel,
@@ -18,7 +18,7 @@ from gazetune.nets.human import (
     load_human_model_info,
     save_human_model,
 )
-from gazetune.tune.human_train import (
+from gazetune.human.train import (
     HumanTrainConfig,
     HumanTrials,
     auc,

@@ -14,10 +14,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from gazetune.images import load_image_set
+from gazetune.images import decode_png, load_image_set
 from gazetune.loop import trainer as trainer_mod
 from gazetune.loop.cli import loop_command
-from gazetune.loop.participants import decode_png, run_participants
+from gazetune.loop.participants import run_participants
 from gazetune.loop.trainer import LoopConfig, LoopError, Trainer, parse_duration
 from gazetune.observers import PatchRealismCritic
 from gazetune.study.runner import StudyServer, free_port
@@ -82,7 +82,8 @@ def test_response_geometry_is_the_participants_own():
     import math
 
     from gazetune.gaze.geometry import ScreenGeometry
-    from gazetune.loop.trainer import response_geometry, sigma_pixels
+    from gazetune.loop.trainer import sigma_pixels
+    from gazetune.study.client import response_geometry
 
     default = ScreenGeometry()
     r = {"image_size": [64, 64], "image_rect": [0.0, 0.0, 320.0, 320.0],
@@ -251,8 +252,9 @@ def test_run_loop_demo(tmp_path):
 def test_human_train_from_a_live_server(server, critic, tmp_path):
     """``gazetune human train --server``: the answered trials, fixations and shown images come over
     HTTP; the model is trained with a participant hold-out; a wrong token is a clear error."""
-    from gazetune.tune.human_cli import app as human_app
-    from gazetune.tune.human_live import trials_from_server
+    from gazetune.human.cli import app as human_app
+    from gazetune.human.live import trials_from_server
+    from gazetune.study.client import image_name
 
     run_participants(server.url, 3, critic, seed=11, id_prefix="hm")
     responses = all_responses(server)
@@ -265,7 +267,7 @@ def test_human_train_from_a_live_server(server, critic, tmp_path):
     # the shown image is the server's PNG, pixel for pixel
     r0 = answered[0]
     png = httpx.get(server.url + f"/api/trainer/stimuli/{r0['stimulus_id']}", headers=server.admin_headers()).content
-    k = live.names.index(trainer_mod.image_name(r0))
+    k = live.names.index(image_name(r0))
     np.testing.assert_array_equal(live.images[k], decode_png(png))
 
     out = tmp_path / "human"

@@ -63,7 +63,7 @@ def test_gan_cli_pretrain_maps_tune(tmp_path):
 
 def test_gan_cli_tune_against_human_model(tmp_path):
     """FIG. 5 alone from the command line: --mode none --human-model adds eq 12 and logs P(real)."""
-    from gazetune.nets.human import HumanModelConfig, build_human_model, save_human_model
+    from gazetune.human.model import HumanModelConfig, build_human_model, save_human_model
 
     rng = np.random.default_rng(1)
     np.savez(tmp_path / "data.npz", images=rng.integers(0, 256, (8, 25, 25), dtype=np.uint8))

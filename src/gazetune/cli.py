@@ -14,7 +14,7 @@ from gazetune.gaze.cli import app as gaze_app
 from gazetune.saliency.cli import app as saliency_app
 from gazetune.study.cli import app as study_app
 from gazetune.tune.cli import app as gan_app
-from gazetune.tune.human_cli import app as human_app
+from gazetune.human.cli import app as human_app
 from gazetune.demo import demo_command
 from gazetune.loop.cli import loop_command
 

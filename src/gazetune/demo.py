@@ -403,9 +403,9 @@ def _synthetic_map(maps, name: str) -> np.ndarray:
 def train_human_stage(cfg, out, faces, fakes, real_idx, syn_names, trials, fixations):
     """FIG. 5: train the joint human-response model (eq 11) on the panel's answers and *detected*
     fixations, held out by participant, and wrap it as the eq 12 generator term."""
-    from gazetune.nets.human import save_human_model
-    from gazetune.tune.human_losses import HumanModelTerm
-    from gazetune.tune.human_train import HumanTrainConfig, train_from_trials, trials_from_simulated
+    from gazetune.human.losses import HumanModelTerm
+    from gazetune.human.model import save_human_model
+    from gazetune.human.train import HumanTrainConfig, train_from_trials, trials_from_simulated
 
     records = [
         {"participant": t.observer_id, "image": t.image_id, "answer": float(t.answer_real), "rt_ms": t.rt_ms,

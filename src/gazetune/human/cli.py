@@ -1,8 +1,8 @@
 """``gazetune human train|predict``: the model of the human judge (FIG. 5, eq 11-15).
 
 ``train`` reads a study export (trials CSV + fixation table CSV, see
-:func:`gazetune.tune.human_train.read_study_export`) and the images that were shown, or a live
-study server (``--server URL --token T``, :func:`gazetune.tune.human_live.trials_from_server`:
+:func:`gazetune.human.train.read_study_export`) and the images that were shown, or a live
+study server (``--server URL --token T``, :func:`gazetune.human.live.trials_from_server`:
 answered trials, gaze -> fixations in each participant's geometry, the shown PNGs), trains the
 joint or separate human-response model with a held-out split by participant, and writes
 
@@ -10,7 +10,7 @@ joint or separate human-response model with a held-out split by participant, and
   report in its header, and ``<out>.json`` beside it;
 * ``report.json`` (held-out label AUC with a participant-bootstrap CI, accuracy against the
   majority baseline, gaze NSS / CC, final losses) and ``config.toml`` (the resolved
-  :class:`~gazetune.tune.human_train.HumanTrainConfig`) in the same directory.
+  :class:`~gazetune.human.train.HumanTrainConfig`) in the same directory.
 
 Synthetic images that are not in ``--images`` are regenerated from ``--generator`` and the
 trial's latent seed (the ``seed`` column of the export, or a ``synthetic/<version>/<seed>`` name).
@@ -21,13 +21,14 @@ trial's latent seed (the ``seed`` column of the export, or a ``synthetic/<versio
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 import typer
+
+from gazetune.gaze._atomic import atomic_write
 
 app = typer.Typer(no_args_is_help=True, help="Model of the human judge: where people look and what they answer (FIG. 5).")
 
@@ -37,15 +38,18 @@ def _model_path(out: Path) -> Path:
 
 
 def _image_set(images: str, size: Optional[int], channels: Optional[int]):
-    """``ImageSet`` from a folder, an ``.npz`` file or ``builtin`` (the loader of ``gazetune gan``)."""
-    from gazetune.tune.cli import _load_images
+    """``ImageSet`` from a folder, an ``.npz`` file or ``builtin`` (the scikit-image faces)."""
+    from gazetune.images import load_image_set
 
-    return _load_images(images, size, channels)
+    try:
+        return load_image_set(None if images == "builtin" else images, size=size, channels=channels)
+    except FileNotFoundError as e:
+        raise typer.BadParameter(str(e), param_hint="--images") from None
 
 
 def _regenerate(trials, names: list[str], images: np.ndarray, generator: Optional[Path], device: str) -> tuple[np.ndarray, list[str]]:
     """Append the synthetic trial images missing from ``names``, rendered by ``generator``."""
-    from gazetune.tune.maps import parse_synthetic_name
+    from gazetune.images.names import parse_synthetic_name
 
     have = set(names)
     wanted: dict[str, int] = {}
@@ -106,8 +110,8 @@ def train_command(
     """Train the human-response model on a study export or a live study server; report on
     held-out participants."""
     from gazetune.config import save_config
-    from gazetune.nets.human import save_human_model
-    from gazetune.tune.human_train import HumanTrainConfig, read_study_export, train_from_trials
+    from gazetune.human.model import save_human_model
+    from gazetune.human.train import HumanTrainConfig, read_study_export, train_from_trials
 
     if server is not None and (trials is not None or fixations is not None):
         raise typer.BadParameter("give either --server or --trials/--fixations, not both", param_hint="--server")
@@ -121,12 +125,12 @@ def train_command(
     source = server if server is not None else trials
     try:
         if server is not None:
-            from gazetune.loop.trainer import LoopError
-            from gazetune.tune.human_live import trials_from_server
+            from gazetune.human.live import trials_from_server
+            from gazetune.study.client import TrainerError
 
             try:
                 live = trials_from_server(server, token or "", method=fixation_method, progress=True)
-            except LoopError as e:
+            except TrainerError as e:
                 raise typer.BadParameter(str(e), param_hint="--server/--token") from None
             table, x, names = live.trials, live.images, live.names
             i = live.info
@@ -151,7 +155,8 @@ def train_command(
     model, report = train_from_trials(x, names, table, cfg, progress=True)
     path = save_human_model(model, _model_path(out), extra={"report": report.as_dict()})
     save_config(cfg, path.parent / "config.toml")
-    (path.parent / "report.json").write_text(json.dumps(report.as_dict(), indent=2))
+    with atomic_write(path.parent / "report.json", "w") as fh:
+        fh.write(json.dumps(report.as_dict(), indent=2))
     h = report.holdout
     typer.echo(
         f"{cfg.variant} human model: {report.n_train_trials} training trials, "
@@ -174,8 +179,8 @@ def predict_command(
     device: str = typer.Option("cpu", help="cpu or cuda."),
 ) -> None:
     """P(a person calls it real) and the predicted gaze map of every image."""
-    from gazetune.nets.human import load_human_model, load_human_model_info
-    from gazetune.tune.human_train import predict
+    from gazetune.human.model import load_human_model, load_human_model_info
+    from gazetune.human.predict import predict, write_predictions
 
     if not model.exists():
         raise typer.BadParameter(f"model not found: {model}", param_hint="--model")
@@ -183,11 +188,5 @@ def predict_command(
     image_set = _image_set(images, None, mcfg.in_channels)
     net = load_human_model(model, map_location=device)
     p_real, maps = predict(net, image_set.images)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["image", "p_real"])
-        for name, p in zip(image_set.names, p_real):
-            w.writerow([name, f"{p:.6f}"])
-    np.savez_compressed(out.with_suffix(".npz"), names=np.asarray(image_set.names), maps=maps.astype(np.float32))
+    write_predictions(image_set.names, p_real, maps, out)
     typer.echo(f"{len(p_real)} images, mean P(real) {float(p_real.mean()):.3f}: {out}")

@@ -1,10 +1,10 @@
 """Training data of the human-response model straight from a running study server.
 
 ``gazetune human train --server URL --token T`` reads the same records as the trainer node of
-``gazetune loop`` (the trainer API, :class:`gazetune.loop.trainer.TrainerClient`): every answered
+``gazetune loop`` (the trainer API, :class:`gazetune.study.client.TrainerClient`): every answered
 trial with its gaze samples (image pixels), its participant's viewing geometry and the shown
 image, which the server returns as the exact PNG the participant saw.  Fixations are detected here
-(I-VT or I-DT in each participant's own geometry, :func:`gazetune.loop.trainer.responses_to_fixations`),
+(I-VT or I-DT in each participant's own geometry, :func:`gazetune.study.client.responses_to_fixations`),
 so a live server and an export (``gazetune study`` ``fixations.csv``) give the model the same
 kind of targets.  Nothing is written to the server.
 """
@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 
 from gazetune.gaze.geometry import ScreenGeometry
-from gazetune.tune.human_train import HumanTrials
+from gazetune.human.train import HumanTrials
 
-#: study-server answer scale -> :class:`~gazetune.tune.human_train.HumanTrainConfig` ``answer_scale``
+#: study-server answer scale -> :class:`~gazetune.human.train.HumanTrainConfig` ``answer_scale``
 ANSWER_SCALES = {"binary": "binary", "rating": "likert5"}
 
 
@@ -70,15 +70,15 @@ def trials_from_server(server: str, token: str, *, geometry: ScreenGeometry | No
 
     Raises
     ------
-    gazetune.loop.trainer.LoopError
+    gazetune.study.client.TrainerError
         Server unreachable, token refused, or an inconsistent record (the message says which).
     ValueError
         No answered trial, or shown images of different sizes.
     """
     from rich.progress import track
 
-    from gazetune.loop.participants import decode_png
-    from gazetune.loop.trainer import TrainerClient, image_name, responses_to_fixations
+    from gazetune.images import decode_png
+    from gazetune.study.client import TrainerClient, image_name, responses_to_fixations
 
     client = TrainerClient(server, token, timeout_s=timeout_s)
     try:

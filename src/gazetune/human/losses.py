@@ -293,8 +293,8 @@ class HumanModelTerm:
 
     @classmethod
     def load(cls, path, weight: float = 1.0, device: str | torch.device = "cpu") -> "HumanModelTerm":
-        """Load a model saved by :func:`gazetune.nets.human.save_human_model`."""
-        from gazetune.nets.human import load_human_model
+        """Load a model saved by :func:`gazetune.human.model.save_human_model`."""
+        from gazetune.human.model import load_human_model
 
         return cls(load_human_model(path, map_location=device), weight)
 

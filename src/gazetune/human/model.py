@@ -27,7 +27,7 @@ Both variants share the contract of DESIGN.md, ``forward(x) -> (label_logit, gaz
 Optional scanpath head (¶112): a linear layer on the pooled deepest features of the encoder
 (``M_gaze``'s encoder for the separate variant) predicts a fixed-length scanpath ``(N, K, 3)`` of
 ``x / W``, ``y / H`` and ``duration_ms / max_duration_ms``, all in [0, 1] via a sigmoid; trained
-with MSE (see :func:`gazetune.tune.human_losses.gaze_loss_eq14`).
+with MSE (see :func:`gazetune.human.losses.gaze_loss_eq14`).
 
 Save/load: :func:`save_human_model` writes one ``.safetensors`` file whose header metadata holds
 the JSON config (so weights and config can never disagree) atomically (temporary file + rename),

@@ -28,7 +28,7 @@ train and held-out sets (``holdout_fraction``), so the report measures how well 
 against the held-out participants' gaze.  Joint variant: eq 11 (= eq 14 gaze term + eq 15 label
 term on one network).  Separate variant: eq 14 trains ``M_gaze``; eq 15 trains ``M_h-label`` on
 the detached predicted map.  With ``cyborg_weight > 0`` the label term becomes the CYBORG blend
-(:func:`gazetune.tune.human_losses.cyborg_loss`) of its cross-entropy and the distance between the
+(:func:`gazetune.human.losses.cyborg_loss`) of its cross-entropy and the distance between the
 label head's class-activation map (CAM of the class the person answered) and the gaze target.
 """
 
@@ -48,9 +48,11 @@ import torch
 
 from gazetune.gaze.fixation_table import FixationTable, read_fixation_table, write_fixation_table
 from gazetune.gaze.heatmap import heatmap
-from gazetune.nets.human import HumanModelConfig, HumanResponseModel, SeparateHumanModel, build_human_model
+from gazetune.human.model import HumanModelConfig, HumanResponseModel, SeparateHumanModel, build_human_model
+from gazetune.human.predict import as_tensor as _as_tensor
+from gazetune.human.predict import predict
 from gazetune.saliency.metrics import _auc_all_thresholds, cc, nss
-from gazetune.tune import human_losses as HL
+from gazetune.human import losses as HL
 
 TRIAL_COLUMNS = ("participant", "image", "kind", "answer", "rt_ms", "seed")
 _ANSWER_WORDS = {"real": 1.0, "fake": 0.0, "synthetic": 0.0}
@@ -228,13 +230,13 @@ class HumanTrainConfig:
     """Training of a human-response model.
 
     Model: ``variant`` (joint | separate), ``width``, ``depth``, ``scanpath_len``,
-    ``label_reads_image`` (see :class:`gazetune.nets.human.HumanModelConfig`).
+    ``label_reads_image`` (see :class:`gazetune.human.model.HumanModelConfig`).
     Targets: ``answer_scale`` (binary | likert5), ``gaze_kind`` (heatmap | scanpath; scanpath needs
     the joint variant and ``scanpath_len > 0``), ``sigma_px`` (heatmap Gaussian, pixels),
     ``pool_maps`` (target map of a trial = map pooled over all *training* participants who saw the
     image, ¶58; else the trial's own map), ``max_duration_ms`` (scanpath durations scale).
     Confidence: ``rt_weighting`` (none | inverse, see
-    :func:`gazetune.tune.human_losses.rt_confidence_weights`), ``rt_floor``.
+    :func:`gazetune.human.losses.rt_confidence_weights`), ``rt_floor``.
     Losses: ``gaze_coef`` (weight of the gaze term, 1 = eq 11), ``cyborg_weight`` (0 = plain CE).
     Optimisation: ``steps``, ``batch_size``, ``lr``, ``flip`` (horizontal-flip augmentation of
     images with their maps), ``seed``, ``device``.
@@ -391,10 +393,6 @@ def _cam_for_answer(cam: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return cam * sign[:, None, None]
 
 
-def _as_tensor(a: Any, dtype=torch.float32) -> torch.Tensor:
-    return torch.as_tensor(np.asarray(a) if not torch.is_tensor(a) else a, dtype=dtype)
-
-
 def train_human_model(
     images: np.ndarray | torch.Tensor,
     gaze_maps: np.ndarray | torch.Tensor,
@@ -535,20 +533,6 @@ def train_human_model(
         final_losses=last, seconds=round(time.time() - t0, 2), config=dataclasses.asdict(cfg),
     )
     return model, report
-
-
-@torch.no_grad()
-def predict(model: HumanResponseModel | SeparateHumanModel, images: np.ndarray | torch.Tensor, batch_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
-    """``(P(real) (N,), gaze maps sigmoid(logits) (N, H, W))`` as float32 numpy arrays."""
-    x_all = _as_tensor(images)
-    dev = next(model.parameters()).device
-    ps, ms = [], []
-    model.eval()
-    for i in range(0, len(x_all), batch_size):
-        label, gaze = model(model.prepare(x_all[i : i + batch_size].to(dev)))
-        ps.append(torch.sigmoid(label).cpu())
-        ms.append(torch.sigmoid(gaze)[:, 0].cpu())
-    return torch.cat(ps).numpy(), torch.cat(ms).numpy()
 
 
 def evaluate_human_model(

@@ -203,6 +203,19 @@ def _pil_to_array(im: Image.Image) -> np.ndarray:
     return arr / 127.5 - 1.0
 
 
+def decode_png(data: bytes) -> np.ndarray:
+    """Encoded image bytes (PNG, or any format Pillow reads) -> float32 ``(C, H, W)`` in [-1, 1].
+
+    Grey images give C = 1, colour images C = 3 (alpha dropped), as :func:`load_image_set` reads
+    files; the trainer API serves every shown image this way.
+    """
+    import io
+
+    with Image.open(io.BytesIO(data)) as im:
+        im.load()
+        return _pil_to_array(im)
+
+
 def _read_image_file(path: Path) -> np.ndarray:
     """Read one file fully (so truncation is detected now) as ``(C, H, W)`` in [-1, 1]."""
     with Image.open(path) as im:  # checks the header (UnidentifiedImageError for non-images)

@@ -19,7 +19,6 @@ batch once), and ``resend_fraction`` re-sends some batches on purpose to exercis
 
 from __future__ import annotations
 
-import io
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -27,10 +26,10 @@ from typing import Any, Callable, Optional, Sequence
 
 import httpx
 import numpy as np
-from PIL import Image
 
 from gazetune.gaze.geometry import ScreenGeometry
 from gazetune.gaze.samples import image_to_screen
+from gazetune.images import decode_png
 from gazetune.observers import ObserverPanel, PatchRealismCritic, SimulatedObserver
 
 SCREEN = ScreenGeometry()
@@ -47,14 +46,6 @@ def quiet_http_logs() -> None:
     import logging
 
     logging.getLogger("httpx").setLevel(logging.WARNING)
-
-
-def decode_png(png: bytes) -> np.ndarray:
-    """PNG bytes -> float32 ``(C, H, W)`` in [-1, 1] (C = 1 for grey, 3 for colour)."""
-    img = Image.open(io.BytesIO(png))
-    arr = np.asarray(img.convert("L") if img.mode in ("L", "LA", "I", "I;16") else img.convert("RGB"), dtype=np.float32)
-    arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
-    return arr / 127.5 - 1.0
 
 
 @dataclass

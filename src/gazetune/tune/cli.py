@@ -154,7 +154,7 @@ def tune_command(
         raise typer.BadParameter(str(e), param_hint="--mode") from None
     terms = []
     if human_model is not None:
-        from gazetune.tune.human_losses import HumanModelTerm
+        from gazetune.human.losses import HumanModelTerm
 
         if not human_model.exists():
             raise typer.BadParameter(f"human model not found: {human_model}", param_hint="--human-model")

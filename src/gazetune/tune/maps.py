@@ -31,37 +31,12 @@ from torch.nn import functional as F
 
 from gazetune.gaze.fixation_table import FixationTable
 from gazetune.gaze.heatmap import pooled_heatmap
+from gazetune.images.names import SYNTHETIC_PREFIX, parse_synthetic_name, synthetic_image_name  # noqa: F401 (re-exported)
 from gazetune.nets.latent import latents_from_seeds
 from gazetune.tune.checkpoint import atomic_write_bytes
 
 Mode = Literal["none", "direct", "predicted", "auto"]
 MODES = ("none", "direct", "predicted", "auto")
-SYNTHETIC_PREFIX = "synthetic/"
-
-
-def synthetic_image_name(version: str, seed: int) -> str:
-    """Name of synthetic image ``seed`` of generator ``version`` in fixation tables and stores.
-
-    >>> synthetic_image_name("run1@2000", 7)
-    'synthetic/run1@2000/7'
-    """
-    if int(seed) < 0:
-        raise ValueError(f"latent seed must be >= 0; got {seed}")
-    return f"{SYNTHETIC_PREFIX}{version}/{int(seed)}"
-
-
-def parse_synthetic_name(name: str) -> tuple[str, int] | None:
-    """``(version, seed)`` of a name made by :func:`synthetic_image_name`; ``None`` for real images.
-
-    >>> parse_synthetic_name("synthetic/run1@2000/7"), parse_synthetic_name("face_003.png")
-    (('run1@2000', 7), None)
-    """
-    if not name.startswith(SYNTHETIC_PREFIX):
-        return None
-    version, _, seed = name[len(SYNTHETIC_PREFIX):].rpartition("/")
-    if not version or not seed.isdigit():
-        raise ValueError(f"synthetic image name must be 'synthetic/<version>/<seed>'; got {name!r}")
-    return version, int(seed)
 
 
 @dataclass
