@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import logging
 import os
 import re
 from pathlib import Path
@@ -41,11 +42,11 @@ from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from starlette.concurrency import run_in_threadpool
 
 from gazetune.study.config import StudyConfig
-from gazetune.study.store import ParticipantRef, PendingBatch, StudyError, StudyStore
+from gazetune.study.store import VIEWPORT_RANGE_PX, ParticipantRef, PendingBatch, StudyError, StudyStore
 
 MAX_BATCH_SAMPLES = 2000
 """Most samples in one gaze batch (33 s at 60 Hz; clients send one batch a second)."""
@@ -53,9 +54,36 @@ MAX_BODY_BYTES = 2 * 1024 * 1024
 """Largest accepted request body except generator checkpoints, bytes."""
 MAX_CHECKPOINT_BYTES = 512 * 1024 * 1024
 STATIC_DIR = Path(__file__).parent / "static"
+_log = logging.getLogger("gazetune.study")
+
+MAX_DB_INT = 2**31 - 1
+"""Largest id the database holds (``INTEGER`` of PostgreSQL); a larger trial id or cursor names
+nothing that exists."""
+MAX_TRAINED_ON_CHARS = 100_000
+"""Longest ``trained_on`` JSON accepted when a generator version is published, characters."""
+MAX_JSON_DEPTH = 32
+"""Deepest nesting of lists and objects accepted in ``trained_on``."""
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 Coord = Annotated[float, Field(allow_inf_nan=False, ge=-1e6, le=1e6)]
+TimeMs = Annotated[float, Field(allow_inf_nan=False, ge=-1e13, le=1e13)]
+"""A time stamp in ms (``performance.now()``, LSL clock in ms): bounded so differences stay finite."""
+
+
+def _clean_text(v: str) -> str:
+    """Strings are stored as UTF-8 text: refuse NUL (PostgreSQL text cannot hold it) and lone
+    surrogates (not encodable)."""
+    if "\x00" in v:
+        raise ValueError(f"must not contain the NUL character (at position {v.index(chr(0))})")
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ValueError(f"is not valid Unicode text (lone surrogate at position {e.start})") from None
+    return v
+
+
+Text = Annotated[str, AfterValidator(_clean_text)]
+Key = Annotated[str, AfterValidator(_clean_text), Field(max_length=100)]
 
 
 class _Strict(BaseModel):
@@ -64,15 +92,15 @@ class _Strict(BaseModel):
 
 class NewParticipant(_Strict):
     consent: Literal[True]
-    external_id: Optional[str] = Field(None, max_length=200)
-    user_agent: Optional[str] = Field(None, max_length=500)
-    screen: Optional[dict[str, Finite]] = Field(None, max_length=20)
+    external_id: Optional[Text] = Field(None, max_length=200)
+    user_agent: Optional[Text] = Field(None, max_length=500)
+    screen: Optional[dict[Key, Finite]] = Field(None, max_length=20)
 
 
 class ScreenInfo(_Strict):
     px_per_mm: Optional[Annotated[float, Field(allow_inf_nan=False, gt=0.5, lt=50)]] = None
     viewing_distance_mm: Optional[Annotated[float, Field(allow_inf_nan=False, gt=100, lt=3000)]] = None
-    screen: Optional[dict[str, Finite]] = Field(None, max_length=20)
+    screen: Optional[dict[Key, Finite]] = Field(None, max_length=20)
 
 
 class ValidationPoint(_Strict):
@@ -90,19 +118,35 @@ class ValidationPoint(_Strict):
 class Validation(_Strict):
     kind: Literal["validation", "drift"]
     attempt: int = Field(1, ge=1, le=100)
-    before_trial: Optional[int] = Field(None, ge=0)
+    before_trial: Optional[int] = Field(None, ge=0, le=MAX_DB_INT)
     points: list[ValidationPoint] = Field(min_length=1, max_length=25)
 
 
+VIEWPORT_PX = VIEWPORT_RANGE_PX
+"""Accepted browser viewport width and height, CSS px (a window the study's image fits in; the
+largest canvas browsers allow)."""
+
+
+class Viewport(_Strict):
+    """The browser window in CSS px and its device pixel ratio: the screen of the participant's
+    viewing geometry (degrees of visual angle, fixation detection)."""
+
+    width: Annotated[float, Field(allow_inf_nan=False, ge=VIEWPORT_PX[0], le=VIEWPORT_PX[1])]
+    height: Annotated[float, Field(allow_inf_nan=False, ge=VIEWPORT_PX[0], le=VIEWPORT_PX[1])]
+    dpr: Optional[Annotated[float, Field(allow_inf_nan=False, gt=0, le=16)]] = None
+
+
 class TrialStart(_Strict):
-    image_rect: list[Annotated[float, Field(allow_inf_nan=False)]] = Field(min_length=4, max_length=4)
-    viewport: Optional[dict[str, Finite]] = Field(None, max_length=10)
-    client_onset_ms: Finite
+    image_rect: list[Coord] = Field(min_length=4, max_length=4)
+    viewport: Optional[Viewport] = None
+    client_onset_ms: TimeMs
 
     @model_validator(mode="after")
     def _positive(self) -> "TrialStart":
-        if self.image_rect[2] <= 0 or self.image_rect[3] <= 0:
-            raise ValueError(f"image_rect width and height must be > 0; got {self.image_rect[2:]}")
+        w, h = self.image_rect[2:]
+        if not (1 <= w <= VIEWPORT_PX[1] and 1 <= h <= VIEWPORT_PX[1]):
+            raise ValueError(f"image_rect width and height must be 1 .. {VIEWPORT_PX[1]:g} CSS px; "
+                             f"got {self.image_rect[2:]}")
         return self
 
 
@@ -113,7 +157,7 @@ class GazeBatch(_Strict):
     # "simulated": gaze of gazetune.observers sent by gazetune.loop's simulated participants, so
     # test data is never mistaken for people's
     source: Literal["mouse", "webcam", "simulated"]
-    t_ms: list[Finite] = Field(max_length=MAX_BATCH_SAMPLES)
+    t_ms: list[TimeMs] = Field(max_length=MAX_BATCH_SAMPLES)
     x: list[Optional[Coord]] = Field(max_length=MAX_BATCH_SAMPLES)
     y: list[Optional[Coord]] = Field(max_length=MAX_BATCH_SAMPLES)
     confidence: Optional[list[Optional[Finite]]] = Field(None, max_length=MAX_BATCH_SAMPLES)
@@ -138,6 +182,32 @@ class Answer(_Strict):
     timed_out: bool = False
 
 
+def parse_trained_on(text: str) -> Any:
+    """The ``trained_on`` query value: JSON (no NaN or Infinity, at most :data:`MAX_JSON_DEPTH`
+    levels deep), or 422 naming what is wrong."""
+    def no_constant(name: str) -> None:
+        raise ValueError(f"{name} is not allowed")
+
+    depth = level = 0
+    in_string = escaped = False
+    for ch in text:  # nesting depth before parsing: json.loads recurses once per level
+        if in_string:
+            escaped, in_string = (False, True) if escaped else (ch == "\\", ch != '"')
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            level += 1
+            depth = max(depth, level)
+        elif ch in "]}":
+            level -= 1
+    if depth > MAX_JSON_DEPTH:
+        raise StudyError(422, f"trained_on is nested {depth} levels deep; at most {MAX_JSON_DEPTH} are allowed")
+    try:
+        return json.loads(text, parse_constant=no_constant)
+    except (ValueError, RecursionError) as e:
+        raise StudyError(422, f"trained_on = {_short(text)} is not valid JSON: {str(e)[:100]}") from None
+
+
 def _nan(v: list[Optional[float]] | None) -> np.ndarray | None:
     return None if v is None else np.array([np.nan if a is None else a for a in v], dtype=np.float64)
 
@@ -147,9 +217,25 @@ def _format_errors(errors: list[dict]) -> str:
     for e in errors[:5]:
         loc = ".".join(str(x) for x in e.get("loc", ()) if x != "body")
         val = e.get("input")
-        shown = "" if isinstance(val, (dict, list)) or val is None else f" (got {val!r})"
+        shown = "" if isinstance(val, (dict, list)) or val is None else f" (got {_short(val)})"
         parts.append(f"{loc or 'body'}: {e.get('msg')}{shown}")
     return "; ".join(parts)
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    """``repr`` of a refused value, cut to ``limit`` characters (a 5,000-digit id is not echoed)."""
+    if isinstance(value, int) and abs(value) >= 10**limit:
+        return f"an integer of more than {limit} digits"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 5] + " ...'"
+
+
+def parse_id(text: str, name: str = "trial_id") -> int:
+    """A database id from a URL segment: an id that is not a number, or too large for the
+    database, names nothing that exists (404)."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 10 or int(text) > MAX_DB_INT:
+        raise StudyError(404, f"{name} {_short(text, 40)} does not exist")
+    return int(text)
 
 
 def _invalid_payload(errs: list[dict]) -> dict:
@@ -168,7 +254,7 @@ async def _db_call(store: StudyStore, fn, *args):  # noqa: ANN001, ANN202
     return await run_in_threadpool(fn, *args)
 
 
-_TRIAL_PATH = re.compile(r"^/api/(?:trials/(\d+)/(gaze|start|answer)|me/(next))$")
+_TRIAL_PATH = re.compile(r"^/api/(?:trials/([^/]+)/(gaze|start|answer)|me/(next))$")
 
 
 class _TrialRoutes:
@@ -198,6 +284,9 @@ class _TrialRoutes:
             status, payload = e.status, {"detail": e.message}
         except ValidationError as e:
             status, payload = 422, _invalid_payload(e.errors())
+        except Exception:  # a bug, not the participant's fault: logged here, never shown
+            _log.exception("%s %s failed", scope["method"], scope["path"][:200])
+            status, payload = 500, {"detail": "internal error (logged on the server)"}
         body = json.dumps(payload).encode()
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
@@ -209,7 +298,7 @@ class _TrialRoutes:
         p = store.participant(token)
         if m.group(3):
             return await _db_call(store, store.next_trial, p)
-        trial_id, what = int(m.group(1)), m.group(2)
+        trial_id, what = parse_id(m.group(1)), m.group(2)
         chunks, size = [], 0
         while True:
             msg = await receive()
@@ -229,7 +318,8 @@ class _TrialRoutes:
         if what == "start":
             st = TrialStart.model_validate_json(raw)
             onset = lsl.now() if lsl is not None else None
-            out = await _db_call(store, store.start_trial, p, trial_id, list(st.image_rect), st.viewport,
+            out = await _db_call(store, store.start_trial, p, trial_id, list(st.image_rect),
+                                 st.viewport.model_dump(exclude_none=True) if st.viewport else None,
                                  st.client_onset_ms, onset)
             if lsl is not None:
                 lsl.trial_start(trial_id, onset)
@@ -248,9 +338,14 @@ _CSP = (b"default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:
 
 
 class _LimitsAndHeaders:
-    """Pure ASGI middleware: refuses bodies over the size limit (413, from Content-Length) and
-    adds a Content-Security-Policy that lets pages contact this server only (``blob:`` for
-    images, WebAssembly for the face mesh)."""
+    """Pure ASGI middleware: refuses bodies over the size limit (413) and adds a
+    Content-Security-Policy that lets pages contact this server only (``blob:`` for images,
+    WebAssembly for the face mesh).
+
+    A body announced by ``Content-Length`` is checked before it is read.  A chunked body (no
+    ``Content-Length``) is read here, up to the limit, before the application sees any of it, so
+    an oversized one is refused whole and nothing of it is stored.
+    """
 
     def __init__(self, app) -> None:  # noqa: ANN001
         self.app = app
@@ -262,15 +357,19 @@ class _LimitsAndHeaders:
         headers = dict(scope["headers"])
         length = headers.get(b"content-length")
         limit = MAX_CHECKPOINT_BYTES if scope["path"] == "/api/trainer/generators" else MAX_BODY_BYTES
+        problem = None
         if length is not None:
-            problem = None
             if not length.isdigit():
-                problem = (400, f"Content-Length {length.decode(errors='replace')!r} is not a number")
-            elif int(length) > limit:
-                problem = (413, f"request body is {int(length)} bytes; the limit is {limit} bytes")
-            if problem:
-                await JSONResponse({"detail": problem[1]}, status_code=problem[0])(scope, receive, send)
-                return
+                problem = (400, f"Content-Length {length.decode(errors='replace')[:40]!r} is not a number")
+            elif len(length) > 15 or int(length) > limit:
+                problem = (413, f"request body is {_short(int(length), 20)} bytes; the limit is {limit} bytes")
+        elif b"chunked" in headers.get(b"transfer-encoding", b"").lower():
+            receive, size = await _buffer_body(receive, limit)
+            if size > limit:
+                problem = (413, f"request body is over {limit} bytes (chunked); the limit is {limit} bytes")
+        if problem:
+            await JSONResponse({"detail": problem[1]}, status_code=problem[0])(scope, receive, send)
+            return
 
         async def send_with_headers(message) -> None:  # noqa: ANN001
             if message["type"] == "http.response.start":
@@ -279,6 +378,33 @@ class _LimitsAndHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+async def _buffer_body(receive, limit: int):  # noqa: ANN001, ANN202
+    """Read a request body of unknown length, stopping once it passes ``limit`` bytes.  Returns
+    a ``receive`` that replays what was read, then the original, and the number of bytes read."""
+    chunks, size = [], 0
+    while size <= limit:
+        msg = await receive()
+        if msg["type"] != "http.request":  # the client went away: the app sees the disconnect
+            async def gone() -> dict:
+                return msg
+            return gone, size
+        chunks.append(msg.get("body", b""))
+        size += len(chunks[-1])
+        if not msg.get("more_body"):
+            break
+    body = b"".join(chunks)
+    sent = False
+
+    async def replay() -> dict:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay, size
 
 
 async def _participant(request: Request,
@@ -295,7 +421,7 @@ def _admin(request: Request, authorization: Annotated[Optional[str], Header()] =
         given = authorization[7:].strip()
     if not given:
         raise StudyError(401, "admin token missing: send 'Authorization: Bearer <token>' or ?token=")
-    if not hmac.compare_digest(given.encode(), request.app.state.admin_token.encode()):
+    if not hmac.compare_digest(given.encode("utf-8", "replace"), request.app.state.admin_token.encode()):
         raise StudyError(403, "admin token is wrong")
 
 
@@ -316,6 +442,11 @@ def create_app(cfg: StudyConfig, store: StudyStore | None = None) -> FastAPI:
     @app.exception_handler(StudyError)
     async def _study_error(_req: Request, exc: StudyError) -> JSONResponse:
         return JSONResponse({"detail": exc.message}, status_code=exc.status)
+
+    @app.exception_handler(Exception)
+    async def _bug(req: Request, exc: Exception) -> JSONResponse:  # logged here, never shown
+        _log.error("%s %s failed", req.method, req.url.path[:200], exc_info=exc)
+        return JSONResponse({"detail": "internal error (logged on the server)"}, status_code=500)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_req: Request, exc: RequestValidationError) -> JSONResponse:
@@ -380,8 +511,8 @@ def create_app(cfg: StudyConfig, store: StudyStore | None = None) -> FastAPI:
         return store.complete(p)
 
     @app.get("/api/trials/{trial_id}/image")
-    def trial_image(trial_id: int, p: Part) -> Response:
-        return Response(store.trial_image(p, trial_id), media_type="image/png",
+    def trial_image(trial_id: str, p: Part) -> Response:
+        return Response(store.trial_image(p, parse_id(trial_id)), media_type="image/png",
                         headers={"Cache-Control": "no-store"})
 
     # ------------------------------------------------------------------ researcher API
@@ -405,7 +536,7 @@ def create_app(cfg: StudyConfig, store: StudyStore | None = None) -> FastAPI:
 
     # ------------------------------------------------------------------ trainer API
     @app.get("/api/trainer/responses", dependencies=[Depends(admin)])
-    def responses(cursor: Annotated[int, Query(ge=0)] = 0,
+    def responses(cursor: Annotated[int, Query(ge=0, le=MAX_DB_INT)] = 0,
                   limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> dict:
         return store.responses_since(cursor, limit)
 
@@ -418,13 +549,9 @@ def create_app(cfg: StudyConfig, store: StudyStore | None = None) -> FastAPI:
         return {"versions": store.generator_versions()}
 
     @app.post("/api/trainer/generators", status_code=201, dependencies=[Depends(admin)])
-    async def publish(request: Request, note: Optional[str] = None, trained_on: Optional[str] = None) -> dict:
-        meta: Any = None
-        if trained_on:
-            try:
-                meta = json.loads(trained_on)
-            except json.JSONDecodeError:
-                raise StudyError(422, f"trained_on = {trained_on[:80]!r} is not valid JSON") from None
+    async def publish(request: Request, note: Annotated[Optional[Text], Query(max_length=2000)] = None,
+                      trained_on: Annotated[Optional[str], Query(max_length=MAX_TRAINED_ON_CHARS)] = None) -> dict:
+        meta = parse_trained_on(trained_on) if trained_on else None
         body = await request.body()
         return await run_in_threadpool(store.publish_generator, body, note, meta)
 

@@ -121,15 +121,16 @@ def fixations_table(store: "StudyStore") -> pa.Table:
         s = batches.get(t["trial_id"])
         if s is None or not t["rect_width"] or len(s["t_ms"]) < 6:
             continue
-        geometry = participant_geometry(t["px_per_mm"], t["viewing_distance_mm"], viewports.get(t["trial_id"]))
-        samples = GazeSamples(t_ms=s["t_ms"], x=s["x"], y=s["y"], source=t["gaze_mode"],
-                              image_size=(t["width"], t["height"]),
-                              image_rect=(t["rect_left"], t["rect_top"], t["rect_width"], t["rect_height"]),
-                              screen_x=s["screen_x"], screen_y=s["screen_y"])
         try:
+            geometry = participant_geometry(t["px_per_mm"], t["viewing_distance_mm"], viewports.get(t["trial_id"]))
+            samples = GazeSamples(t_ms=s["t_ms"], x=s["x"], y=s["y"], source=t["gaze_mode"],
+                                  image_size=(t["width"], t["height"]),
+                                  image_rect=(t["rect_left"], t["rect_top"], t["rect_width"], t["rect_height"]),
+                                  screen_x=s["screen_x"], screen_y=s["screen_y"])
             fx = detect_fixations(samples, geometry, method="idt", dispersion_threshold_deg=IDT_DISPERSION_DEG,
                                   min_duration_ms=IDT_MIN_DURATION_MS)
-        except ValueError:  # e.g. all samples lost
+        except Exception:  # noqa: BLE001  one trial's odd data (all samples lost, a rect stored before
+            # the checks) must not take the table away from everyone: that trial has no fixations
             continue
         for k, (fx_x, fx_y, dur) in enumerate(fx.as_array()):
             rows["image"].append(t["image"])
@@ -147,8 +148,9 @@ def participant_geometry(px_per_mm: float | None, distance_mm: float | None, vie
     """:class:`~gazetune.gaze.geometry.ScreenGeometry` of a participant's browser window (CSS px),
     with the defaults of :mod:`gazetune.study.calibration` where a measurement is missing."""
     from gazetune.gaze.geometry import ScreenGeometry
+    from gazetune.study.store import valid_viewport
 
-    vp = json.loads(viewport_json) if viewport_json else {}
+    vp = valid_viewport(viewport_json) or {}  # a stored width of -100 or 1e308 counts as not measured
     w, h = float(vp.get("width") or 1280), float(vp.get("height") or 800)
     ppm = px_per_mm or DEFAULT_PX_PER_MM
     return ScreenGeometry(screen_width_px=int(w), screen_height_px=int(h), screen_width_cm=w / ppm / 10,

@@ -137,7 +137,8 @@ class StudyStore:
                                         self.cfg.image_size, self.cfg.channels)
             except Exception as e:  # any failure to load or run is the checkpoint's problem
                 tmp.unlink(missing_ok=True)
-                raise StudyError(422, f"generator checkpoint ({len(checkpoint)} bytes) cannot be used: {e}") from None
+                why = _without_paths(str(e), tmp, folder)
+                raise StudyError(422, f"generator checkpoint ({len(checkpoint)} bytes) cannot be used: {why}") from None
             tmp.replace(path)
             with self.db.write() as conn:
                 conn.execute(T.generator_versions.insert().values(
@@ -145,12 +146,23 @@ class StudyStore:
                     trained_on=json.dumps(trained_on) if trained_on is not None else None,
                     created_at=time.time()))
                 self._insert_stimuli(conn, syn)
-        return {"version": version, "n_images": len(syn), "checkpoint": str(path)}
+        return {"version": version, "n_images": len(syn), "checkpoint": self._shown_path(str(path))}
+
+    def _shown_path(self, source: str | None) -> str | None:
+        """A stored file name as replies show it: relative to ``data_dir`` (``generators/G_v2.pt``),
+        else its last part, so no reply reveals the server's folders."""
+        if not source or source.startswith("builtin:"):
+            return source
+        try:
+            return Path(source).resolve().relative_to(Path(self.cfg.data_dir).resolve()).as_posix()
+        except ValueError:
+            return Path(source).name
 
     def generator_versions(self) -> list[dict]:
         with self.db.read() as conn:
             rows = conn.execute(sa.select(T.generator_versions).order_by(T.generator_versions.c.version)).mappings()
-            return [{**dict(r), "trained_on": json.loads(r["trained_on"]) if r["trained_on"] else None} for r in rows]
+            return [{**dict(r), "source": self._shown_path(r["source"]),
+                     "trained_on": _loads_or_none(r["trained_on"])} for r in rows]
 
     # ------------------------------------------------------------------ participants
     def create_participant(self, external_id: str | None, user_agent: str | None,
@@ -409,7 +421,7 @@ class StudyStore:
         if row is None:
             return None
         return {"rect": tuple(json.loads(row.image_rect)) if row.image_rect else None,
-                "viewport": json.loads(row.viewport) if row.viewport else {},
+                "viewport": valid_viewport(row.viewport) or {},
                 "lsl_onset": row.lsl_onset, "lsl_offset": row.lsl_offset, "status": row.status,
                 "width": int(row.width), "height": int(row.height)}
 
@@ -502,7 +514,7 @@ class StudyStore:
                 "timed_out": bool(r["timed_out"]),
                 # the participant's viewing geometry as measured in the browser (None = not measured):
                 # the trainer converts pixels to degrees with it, as the export does
-                "screen": {"viewport": json.loads(r["viewport"]) if r["viewport"] else None,
+                "screen": {"viewport": valid_viewport(r["viewport"]),
                            "px_per_mm": r["px_per_mm"], "viewing_distance_mm": r["viewing_distance_mm"]},
                 "samples": _json_samples(s) if s is not None else {k: [] for k in ("t_ms", "x", "y", "screen_x", "screen_y")},
             })
@@ -592,6 +604,49 @@ def load_batches(conn: sa.Connection, trial_ids: list[int], source: str | None =
         bs = by_source[min(by_source, key=lambda k: SOURCE_RANK.get(k, 9))]
         out[tid] = {k: np.concatenate([b[k] for b in bs]) for k in T.SAMPLE_COLUMNS}
     return out
+
+
+def _without_paths(text: str, *paths: Path) -> str:
+    """``text`` with the given files and folders replaced by their last part."""
+    for p in sorted({str(p) for p in paths} | {str(Path(p).resolve()) for p in paths}, key=len, reverse=True):
+        text = text.replace(p, Path(p).name)
+    return text
+
+
+def _loads_or_none(text: str | None) -> Any:
+    """Stored JSON, or ``None`` when absent or unreadable (rows written before validation)."""
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+
+
+VIEWPORT_RANGE_PX = (100.0, 32768.0)
+"""Viewport width and height (CSS px) that are a real browser window: the start endpoint refuses
+others; rows stored before that check are treated as not measured."""
+
+
+def valid_viewport(text: str | None) -> dict | None:
+    """The parts of a trial's stored viewport ``{width, height, dpr}`` that are a real window:
+    width and height (both, within :data:`VIEWPORT_RANGE_PX`) and ``dpr`` (in (0, 16]), each
+    kept only when valid; ``None`` when nothing is.  So nothing computes a geometry from a width
+    of -100 or 1e308 stored before the start endpoint checked it."""
+    vp = _loads_or_none(text)
+    if not isinstance(vp, dict):
+        return None
+
+    def number(v: Any, lo: float, hi: float, lo_open: bool = False) -> bool:
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and v <= hi
+        return ok and (v > lo if lo_open else v >= lo)
+
+    out = {}
+    if all(number(vp.get(k), *VIEWPORT_RANGE_PX) for k in ("width", "height")):
+        out.update(width=vp["width"], height=vp["height"])
+    if number(vp.get("dpr"), 0.0, 16.0, lo_open=True):
+        out["dpr"] = vp["dpr"]
+    return out or None
 
 
 def _json_samples(s: dict[str, np.ndarray]) -> dict[str, list]:
