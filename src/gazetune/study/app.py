@@ -477,11 +477,13 @@ def create_app(cfg: StudyConfig, store: StudyStore | None = None) -> FastAPI:
 
     @app.get("/api/health")
     def health() -> dict:
+        """Liveness, schema version and LSL streams (tracker mode)."""
         lsl = app.state.lsl
         return {"ok": True, "schema_version": store.db.version, "lsl": lsl.status() if lsl is not None else None}
 
     @app.get("/api/study")
     def study_info() -> dict:
+        """Public study settings for the page: no secrets, nothing about image kinds."""
         return {
             "title": cfg.title, "answer_scale": cfg.answer_scale, "gaze_mode": cfg.gaze_mode,
             "n_trials": cfg.trials_per_participant, "max_display_ms": cfg.max_display_ms,
@@ -494,24 +496,29 @@ def create_app(cfg: StudyConfig, store: StudyStore | None = None) -> FastAPI:
     # ------------------------------------------------------------------ participant API
     @app.post("/api/participants", status_code=201)
     async def new_participant(body: NewParticipant) -> dict:
+        """Consent given: a participant with a blinded trial plan and its token."""
         return await _db_call(store, store.create_participant, body.external_id, body.user_agent, body.screen)
 
     @app.post("/api/me/screen")
     def screen(body: ScreenInfo, p: Part) -> dict:
+        """Viewing geometry: CSS px per mm (card scaling), viewing distance (blind-spot test)."""
         store.set_screen(p, body.px_per_mm, body.viewing_distance_mm, body.screen)
         return {"ok": True}
 
     @app.post("/api/me/validation")
     def validation(body: Validation, p: Part) -> dict:
+        """Gaze on validation or drift-check targets: accuracy and precision (px, degrees) are stored."""
         return store.add_validation(p, body.kind, body.attempt, body.before_trial,
                                     [pt.model_dump() for pt in body.points])
 
     @app.post("/api/me/complete")
     def complete(p: Part) -> dict:
+        """The completion code, once every trial is answered (409 before)."""
         return store.complete(p)
 
     @app.get("/api/trials/{trial_id}/image")
     def trial_image(trial_id: str, p: Part) -> Response:
+        """PNG of the trial's image (the participant's own trials only)."""
         return Response(store.trial_image(p, parse_id(trial_id)), media_type="image/png",
                         headers={"Cache-Control": "no-store"})
 
@@ -520,10 +527,12 @@ def create_app(cfg: StudyConfig, store: StudyStore | None = None) -> FastAPI:
 
     @app.get("/api/admin/summary", dependencies=[Depends(admin)])
     def summary() -> dict:
+        """Dashboard numbers: participants, trials, validation quality, rates per generator version."""
         return ex.summary(store)
 
     @app.get("/api/admin/export/{name}", dependencies=[Depends(admin)])
     def export(name: str) -> Response:
+        """`{trials,samples,fixations,validations,markers}.{csv,parquet}`."""
         table, _, fmt = name.partition(".")
         if table not in ex.TABLES:
             raise StudyError(404, f"export table {table!r} is unknown; known: {', '.join(ex.TABLES)}")
@@ -538,22 +547,38 @@ def create_app(cfg: StudyConfig, store: StudyStore | None = None) -> FastAPI:
     @app.get("/api/trainer/responses", dependencies=[Depends(admin)])
     def responses(cursor: Annotated[int, Query(ge=0, le=MAX_DB_INT)] = 0,
                   limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> dict:
+        """Answered trials after `cursor`, oldest first, with gaze in image px and viewing geometry."""
         return store.responses_since(cursor, limit)
 
     @app.get("/api/trainer/stimuli/{stimulus_id}", dependencies=[Depends(admin)])
     def stimulus(stimulus_id: str) -> Response:
+        """PNG of any stimulus, as shown."""
         return Response(store.stimulus_png(stimulus_id), media_type="image/png")
 
     @app.get("/api/trainer/generators", dependencies=[Depends(admin)])
     def generators() -> dict:
+        """Generator versions and what each was trained on."""
         return {"versions": store.generator_versions()}
 
-    @app.post("/api/trainer/generators", status_code=201, dependencies=[Depends(admin)])
+    @app.post("/api/trainer/generators", status_code=201, dependencies=[Depends(admin)], openapi_extra={
+        "requestBody": {"required": True, "description": f"checkpoint bytes, at most {MAX_CHECKPOINT_BYTES} bytes",
+                        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
     async def publish(request: Request, note: Annotated[Optional[Text], Query(max_length=2000)] = None,
                       trained_on: Annotated[Optional[str], Query(max_length=MAX_TRAINED_ON_CHARS)] = None) -> dict:
+        """New generator version from checkpoint bytes (safetensors or TorchScript; the body). A
+        checkpoint that does not load changes nothing (422)."""
         meta = parse_trained_on(trained_on) if trained_on else None
         body = await request.body()
         return await run_in_threadpool(store.publish_generator, body, note, meta)
+
+    @app.get("/api/admin/openapi.json", dependencies=[Depends(admin)])
+    def openapi_document() -> dict:
+        """This description of the whole API (OpenAPI 3.1), plain-ASGI trial endpoints included."""
+        if getattr(app.state, "openapi", None) is None:
+            from gazetune.study.openapi import study_openapi
+
+            app.state.openapi = study_openapi(app)
+        return app.state.openapi
 
     @app.get("/api/admin", include_in_schema=False)
     def admin_redirect() -> RedirectResponse:

@@ -522,6 +522,8 @@ class StudyStore:
         return {"responses": out, "next_cursor": next_cursor, "current_version": version}
 
     def stimulus_png(self, stimulus_id: str) -> bytes:
+        if not (len(stimulus_id) <= 32 and stimulus_id.isascii() and stimulus_id.isalnum()):
+            raise StudyError(404, f"stimulus_id {stimulus_id[:40]!r} does not exist")
         with self.db.read() as conn:
             png = conn.execute(sa.select(T.stimuli.c.png).where(T.stimuli.c.id == stimulus_id)).scalar()
         if png is None:
