@@ -17,6 +17,7 @@ from gazetune.tune.cli import app as gan_app
 from gazetune.human.cli import app as human_app
 from gazetune.demo import demo_command
 from gazetune.loop.cli import loop_command
+from gazetune.refine.cli import app as refine_app
 
 app = typer.Typer(
     name="gazetune",
@@ -30,6 +31,7 @@ app.add_typer(gan_app, name="gan", help="Pretrain a GAN and tune it with gaze ma
 app.add_typer(human_app, name="human", help="Model of the human judge: gaze + real/fake verdict (FIG. 5, eq 11-15).")
 app.add_typer(study_app, name="study", help="Run a real-vs-fake study with gaze capture.")
 app.add_typer(eval_app, name="eval", help="Evaluate generators and studies.")
+app.add_typer(refine_app, name="refine", help="Refine the outputs of a generator you cannot tune (SimGAN, gaze-weighted).")
 app.command("demo")(demo_command)
 app.command("loop")(loop_command)
 
