@@ -94,7 +94,7 @@ def test_study_rates_and_csv_roundtrip(tmp_path):
     path = tmp_path / "trials.csv"
     write_trials_csv(trials, path)
     back = read_trials_csv(path)
-    assert back == trials
+    assert list(back) == trials
     rows = study_rates(back, n_boot=200)
     assert [r.generator for r in rows] == ["A", "B"]
     assert rows[0].fool.rate == 0.5 and rows[0].median_rt_ms == 1500.0
@@ -104,11 +104,11 @@ def test_study_rates_and_csv_roundtrip(tmp_path):
 def test_read_trials_csv_names_bad_row(tmp_path):
     path = tmp_path / "t.csv"
     path.write_text("participant,image,kind,generator,answer_real,rt_ms\np,i,synthetic,v1,maybe,10\n")
-    with pytest.raises(ValueError, match=r"t.csv:2: answer_real"):
+    with pytest.raises(ValueError, match=r"t.csv:2: column 'answer_real': 'maybe'"):
         read_trials_csv(path)
     path.write_text("participant,image,kind,generator,answer_real\np,i,synthetic,,1\n")
-    with pytest.raises(ValueError, match=r"t.csv:2: .*no generator version"):
-        read_trials_csv(path)
+    with pytest.raises(ValueError, match=r"1 synthetic trials have no generator version, e.g. image 'i'"):
+        study_rates(read_trials_csv(path))
 
 
 def test_read_study_export(tmp_path):
@@ -127,4 +127,37 @@ def test_read_study_export(tmp_path):
         "participant_id,image,kind,generator_version,status,answer,rt_ms\n"
         "p1,a.png,real,,answered,5,900\np1,s1,synthetic,v2,answered,3,1200\np1,s2,synthetic,v2,answered,4,1200\n"
     )
-    assert [t.answer_real for t in read_trials_csv(path)] == [True, False, True]  # ratings: >= 4 is "real"
+    # ratings 1-5: 4-5 are "real", 1-2 "fake", 3 undecided (left out of every rate)
+    assert [t.answer_real for t in read_trials_csv(path)] == [True, None, True]
+    assert fool_rate(read_trials_csv(path), "v2", method="wilson").n == 1
+
+
+def test_rates_and_human_training_read_an_export_alike(tmp_path):
+    """One export, read by the rates and by the human model: the same rows (empty status kept,
+    other statuses and unanswered rows dropped) and the same rule (realness > 0.5 = called real,
+    the middle undecided), the disagreement issue 14 found."""
+    from gazetune.human.losses import label_targets
+    from gazetune.human.train import read_study_export
+
+    path = tmp_path / "export.csv"
+    path.write_text(
+        "participant_id,image,kind,generator_version,status,answer,rt_ms\n"
+        "p1,a.png,real,,answered,5,900\n"     # real end: called real
+        "p1,s1,synthetic,v2,,4,1000\n"        # empty status: an answer like any other
+        "p1,s2,synthetic,v2,answered,3,1100\n"  # the middle: undecided
+        "p2,s1,synthetic,v2,timed_out,,\n"    # no answer: dropped
+        "p2,s2,synthetic,v2,answered,2,700\n"
+        "p2,a.png,real,,answered,1,800\n"
+    )
+    rates = read_trials_csv(path)
+    human = read_study_export(path)
+    assert [(t.participant, t.image) for t in rates] == [(t.participant, t.image) for t in human] == [
+        ("p1", "a.png"), ("p1", "s1"), ("p1", "s2"), ("p2", "s2"), ("p2", "a.png")]
+    assert rates.dropped == human.dropped == {"status timed_out": 1}
+    targets = label_targets(human.answer, human.scale.name, human.scale.real_end)
+    assert targets.tolist() == [1.0, 0.75, 0.5, 0.25, 0.0]  # (rating - 1) / 4 by hand
+    verdicts = [t.answer_real for t in rates]
+    assert verdicts == [True, True, None, False, False]
+    assert verdicts == [None if v == 0.5 else bool(v > 0.5) for v in targets]
+    # the fool rate counts the decided synthetic answers only: s1 called real, s2 by p2 called fake
+    assert fool_rate(rates, "v2", method="wilson").rate == 0.5

@@ -54,7 +54,7 @@ def test_human_train_and_predict_cli(tmp_path):
 def test_human_train_cli_regenerates_synthetic_images(tmp_path):
     _export(tmp_path, n_images=4, n_participants=2)
     with (tmp_path / "trials.csv").open("a") as fh:  # two trials on a generated image not in --images
-        fh.write("p0,synthetic/g@1/7,synthetic,0,900.0,7\np1,synthetic/g@1/7,synthetic,1,800.0,7\n")
+        fh.write("p0,synthetic/g@1/7,synthetic,g@1,0,900.0,7\np1,synthetic/g@1/7,synthetic,g@1,1,800.0,7\n")
     args = ["train", "--trials", str(tmp_path / "trials.csv"), "--fixations", str(tmp_path / "fixations.csv"),
             "--images", str(tmp_path / "images.npz"), "--out", str(tmp_path / "m.safetensors"),
             "--steps", "2", "--batch", "4", "--width", "4"]

@@ -66,9 +66,10 @@ def test_generator_human_term_eq12_hand_values_and_stability():
 def test_label_targets_binary_and_likert():
     assert HL.label_targets([0, 1, 1]).tolist() == [0.0, 1.0, 1.0]
     assert HL.label_targets([1, 2, 3, 4, 5], "likert5").tolist() == [0.0, 0.25, 0.5, 0.75, 1.0]
-    with pytest.raises(ValueError, match="binary answers"):
+    assert HL.label_targets([1, 4, 7], "1-7", real_end="low").tolist() == [1.0, 0.5, 0.0]
+    with pytest.raises(ValueError, match=r"answer 2 at index 1 is not on the binary scale"):
         HL.label_targets([0, 2])
-    with pytest.raises(ValueError, match=r"\[1, 5\]"):
+    with pytest.raises(ValueError, match=r"not on the 1-5 scale \(1..5\)"):
         HL.label_targets([0], "likert5")
 
 

@@ -18,6 +18,7 @@ from gazetune.human.model import (
     load_human_model_info,
     save_human_model,
 )
+from gazetune.trials import Trial
 from gazetune.human.train import (
     HumanTrainConfig,
     HumanTrials,
@@ -72,7 +73,7 @@ def simulated_study(n_images: int = 24, n_participants: int = 8, seed: int = 0):
                 answer = 0 if rng.random() < 0.9 else 1
             else:
                 answer = 1 if rng.random() < 0.85 else 0
-            trials.append({"observer": f"p{p}", "image_index": i, "answer": answer,
+            trials.append({"participant": f"p{p}", "image_index": i, "answer": answer,
                            "rt_ms": float(rng.uniform(600, 1500)), "fixations": np.asarray(fix), "kind": kinds[i]})
     return np.stack(images), names, trials
 
@@ -171,7 +172,7 @@ def test_study_export_roundtrip(tmp_path, study):
 
 def test_unknown_trial_images_are_named(study):
     images, names, trials = study
-    bad = HumanTrials(["nope.png"], ["p0"], [1], [500.0], [np.zeros((0, 3))])
+    bad = HumanTrials([Trial("p0", "nope.png", answer_real=True, rt_ms=500.0, fixations=np.zeros((0, 3)))])
     with pytest.raises(ValueError, match="nope.png"):
         train_from_trials(images, names, bad, HumanTrainConfig(steps=1))
 

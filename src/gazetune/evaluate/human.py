@@ -16,69 +16,26 @@ often its participant and its image were drawn (Owen, "The pigeonhole bootstrap"
 Applied Statistics 2007).  The Wilson score interval of a plain binomial is available as
 ``method="wilson"``.
 
-The trial record on disk is a CSV (see :func:`read_trials_csv`)::
-
-    participant,image,kind,generator,answer_real,rt_ms
-    p01,real_0007.png,real,,1,1840
-    p01,g3_seed42,synthetic,v3,0,2210
+Trials are the project's one trial record, :class:`gazetune.trials.Trial` (re-exported here): a
+verdict ``answer_real`` of None (the middle of a rating scale) is undecided and left out of every
+rate; :func:`read_trials_csv` reads any long table (:func:`gazetune.trials.read_trials`).
 """
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterable, Literal, Sequence
 
 import numpy as np
 from scipy import stats
 
-Kind = Literal["real", "synthetic"]
+from gazetune.trials import AnswerScale, Trial, TrialTable, read_trials, write_trials
+
 Method = Literal["bootstrap", "wilson"]
-
-_TRUE = {"1", "true", "yes", "real", "r"}
-_FALSE = {"0", "false", "no", "fake", "f", "synthetic"}
-
-
-@dataclass(frozen=True)
-class Trial:
-    """One answer of one participant on one image.
-
-    Attributes
-    ----------
-    participant
-        Participant id.
-    image
-        Image id (file name, or ``"<version>/<seed>"`` for a synthetic image).
-    kind
-        ``"real"`` or ``"synthetic"``.
-    generator
-        Generator version of a synthetic image; ``None`` (or ``""``) for real images.
-    answer_real
-        True when the participant called the image real.
-    rt_ms
-        Response time in milliseconds (NaN when unknown).
-    """
-
-    participant: str
-    image: str
-    kind: Kind
-    generator: str | None
-    answer_real: bool
-    rt_ms: float = float("nan")
-
-    def __post_init__(self) -> None:
-        if self.kind not in ("real", "synthetic"):
-            raise ValueError(f"trial kind must be 'real' or 'synthetic'; got {self.kind!r}")
-        if self.kind == "synthetic" and not self.generator:
-            raise ValueError(f"synthetic trial on image {self.image!r} has no generator version")
-
-    @property
-    def correct(self) -> bool:
-        """True when the answer matches the truth (real called real, synthetic called fake)."""
-        return self.answer_real == (self.kind == "real")
+__all__ = ["Trial", "RateEstimate", "read_trials_csv", "write_trials_csv", "wilson_interval", "two_way_bootstrap",
+           "fool_rate", "error_rate", "called_real", "study_rates", "GeneratorRates", "SourceRate"]
 
 
 @dataclass(frozen=True)
@@ -125,101 +82,28 @@ class RateEstimate:
 # reading trials
 
 
-def _parse_bool(value: str, where: str) -> bool:
-    v = str(value).strip().lower()
-    if v in _TRUE:
-        return True
-    if v in _FALSE:
-        return False
-    raise ValueError(f"{where}: answer_real must be 1/0, true/false or real/fake; got {value!r}")
+def read_trials_csv(
+    path: str | os.PathLike,
+    scale: AnswerScale | str | None = None,
+    real_end: Literal["high", "low"] = "high",
+    image_table: str | os.PathLike | None = None,
+    exclude_column: str | None = None,
+) -> TrialTable:
+    """Read trials from a CSV long table: the trial record, the study's ``trials`` export or
+    another study's table (:func:`gazetune.trials.read_trials`, which documents the columns).
 
-
-def read_trials_csv(path: str | os.PathLike, scale: Literal["auto", "binary", "rating"] = "auto") -> list[Trial]:
-    """Read trials from a CSV: the trial record, or the study's ``trials`` export.
-
-    The trial record has columns ``participant, image, kind, generator, answer_real, rt_ms``:
-    ``kind`` is ``real`` or ``synthetic``; ``generator`` is empty for real images;
-    ``answer_real`` is ``1``/``0``, ``true``/``false`` or ``real``/``fake``; ``rt_ms`` (optional
-    column) is the response time in milliseconds.
-
-    The study export (``gazetune.study``; columns ``participant_id, image, kind,
-    generator_version, status, answer, rt_ms``) is read too: rows whose ``status`` is not
-    ``answered`` are skipped; ``answer`` is 1 (real) / 0 (generated) on the binary scale, or a
-    1-5 rating (5 = surely real) counted as "called real" when it is 4 or 5.  ``scale="auto"``
-    takes ratings when any answer is above 1.
-
-    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` naming the file and line of
-    the first bad row.
+    ``scale`` (``binary``, ``likert5``, ``1-7``, ...; None infers binary or 1-5) and ``real_end``
+    say what an answer means; ``image_table`` gives the truth per image; ``exclude_column`` drops
+    the participants it marks.  Out-of-scale answers and unanswered rows are counted in
+    ``TrialTable.dropped``.  Raises ``FileNotFoundError`` for a missing file and ``ValueError``
+    naming the file, line and column of the first bad cell.
     """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"trials file not found: {path}")
-    with path.open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        header = list(reader.fieldnames or [])
-        rows = list(reader)
-    export = "answer_real" not in header and {"participant_id", "generator_version", "answer"} <= set(header)
-    if export:
-        rows = [r for r in rows if r.get("status", "answered") == "answered" and (r.get("answer") or "") != ""]
-        answers = [float(r["answer"]) for r in rows if _is_number(r["answer"])]
-        rating = scale == "rating" or (scale == "auto" and any(a > 1 for a in answers))
-        header = [{"participant_id": "participant", "generator_version": "generator", "answer": "answer_real"}.get(h, h) for h in header]
-    need = ("participant", "image", "kind", "generator", "answer_real")
-    missing = [c for c in need if c not in header]
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {missing}; header is {header}")
-    trials: list[Trial] = []
-    for lineno, row in enumerate(rows, start=2):
-        where = f"{path}:{lineno}"
-        if export:
-            row = {"participant": row["participant_id"], "generator": row["generator_version"],
-                   "answer_real": _rating_to_real(row["answer"], rating, where), **row}
-        rt = row.get("rt_ms") or "nan"
-        if not _is_number(rt):
-            raise ValueError(f"{where}: rt_ms is not a number: {rt!r}")
-        try:
-            trials.append(Trial(
-                participant=row["participant"], image=row["image"], kind=row["kind"].strip(),  # type: ignore[arg-type]
-                generator=(row["generator"] or "").strip() or None,
-                answer_real=_parse_bool(row["answer_real"], where), rt_ms=float(rt),
-            ))
-        except ValueError as err:
-            if str(err).startswith(where):
-                raise
-            raise ValueError(f"{where}: {err}") from None
-    return trials
-
-
-def _is_number(v: object) -> bool:
-    try:
-        float(v)  # type: ignore[arg-type]
-        return True
-    except (TypeError, ValueError):
-        return False
-
-
-def _rating_to_real(answer: str, rating: bool, where: str) -> str:
-    if not _is_number(answer):
-        raise ValueError(f"{where}: answer is not a number: {answer!r}")
-    a = float(answer)
-    if rating:
-        if not 1 <= a <= 5:
-            raise ValueError(f"{where}: rating answer must be in 1..5; got {answer!r}")
-        return "1" if a >= 4 else "0"
-    if a not in (0, 1):
-        raise ValueError(f"{where}: binary answer must be 0 (generated) or 1 (real); got {answer!r}")
-    return str(int(a))
+    return read_trials(path, scale, real_end, image_table=image_table, exclude_column=exclude_column)
 
 
 def write_trials_csv(trials: Iterable[Trial], path: str | os.PathLike) -> None:
-    """Write trials in the format read by :func:`read_trials_csv`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["participant", "image", "kind", "generator", "answer_real", "rt_ms"])
-        for t in trials:
-            w.writerow([t.participant, t.image, t.kind, t.generator or "", int(t.answer_real), t.rt_ms])
+    """Write trials in a format read by :func:`read_trials_csv` (:func:`gazetune.trials.write_trials`)."""
+    write_trials(trials, path)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -409,7 +293,23 @@ def _estimate(
 
 
 # ----------------------------------------------------------------------------------------------
-# the two rates
+# the rates
+
+
+def _decided(trials: Iterable[Trial]) -> list[Trial]:
+    """Trials with a verdict (undecided answers, the middle of a rating scale, count in no rate)."""
+    return [t for t in trials if t.answer_real is not None]
+
+
+def _check_truth(trials: Sequence[Trial]) -> None:
+    unknown = [t for t in trials if not t.kind]
+    if unknown:
+        raise ValueError(f"{len(unknown)} trials have no truth (real or synthetic), e.g. image {unknown[0].image!r}: "
+                         "give a kind/synthetic column or an image table")
+    nameless = [t for t in trials if t.kind == "synthetic" and not t.generator]
+    if nameless:
+        raise ValueError(f"{len(nameless)} synthetic trials have no generator version, e.g. image "
+                         f"{nameless[0].image!r}: give a generator/generator_version/source column")
 
 
 def fool_rate(
@@ -436,9 +336,9 @@ def fool_rate(
     Returns
     -------
     RateEstimate
-        Rate in [0, 1] and its interval; ``n`` is the number of synthetic trials.
+        Rate in [0, 1] and its interval; ``n`` is the number of decided synthetic trials.
     """
-    fake = [t for t in trials if t.kind == "synthetic" and (generator is None or t.generator == generator)]
+    fake = [t for t in _decided(trials) if t.kind == "synthetic" and (generator is None or t.generator == generator)]
     if not fake:
         which = "any generator" if generator is None else f"generator {generator!r}"
         raise ValueError(f"no synthetic trials of {which}")
@@ -463,6 +363,7 @@ def error_rate(
 
     Parameters and return value as in :func:`fool_rate`; ``n`` counts real plus synthetic trials.
     """
+    trials = _decided(trials)
     if generator is None:
         chosen = list(trials)
     else:
@@ -504,20 +405,71 @@ def study_rates(
 ) -> list[GeneratorRates]:
     """Fool rate and HYPE-infinity error rate of every generator version in ``trials``.
 
-    Versions are sorted by name; ``error`` is ``None`` when the study has no real trials.
+    Versions are sorted by name; ``error`` is ``None`` when the study has no real trials.  Every
+    trial needs its truth, and a synthetic one its generator version (``ValueError`` otherwise);
+    undecided answers are left out.
     ``median_rt_ms`` is the median response time on that version's synthetic images (NaN if unknown).
     """
+    _check_truth(trials)
     versions = sorted({t.generator for t in trials if t.kind == "synthetic" and t.generator})
     if not versions:
         raise ValueError("no synthetic trials in the study")
     has_real = any(t.kind == "real" for t in trials)
     rows = []
     for v in versions:
-        rts = np.array([t.rt_ms for t in trials if t.generator == v and t.kind == "synthetic"], dtype=float)
         rows.append(GeneratorRates(
             generator=v,
             fool=fool_rate(trials, v, method, n_boot, confidence, seed),
             error=error_rate(trials, v, method, n_boot, confidence, seed) if has_real else None,
-            median_rt_ms=float(np.nanmedian(rts)) if np.any(np.isfinite(rts)) else float("nan"),
+            median_rt_ms=_median_rt([t for t in trials if t.generator == v and t.kind == "synthetic"]),
         ))
+    return rows
+
+
+def _median_rt(trials: Sequence[Trial]) -> float:
+    rts = np.array([t.rt_ms for t in trials], dtype=float)
+    return float(np.nanmedian(rts)) if np.any(np.isfinite(rts)) else float("nan")
+
+
+@dataclass(frozen=True)
+class SourceRate:
+    """Share of trials called real for one source (``real`` or a generator version)."""
+
+    source: str
+    called_real: RateEstimate
+    n_undecided: int
+    median_rt_ms: float
+
+    def as_dict(self) -> dict[str, object]:
+        return {"source": self.source, "called_real": self.called_real.as_dict(), "n_undecided": self.n_undecided,
+                "median_rt_ms": self.median_rt_ms}
+
+
+def called_real(
+    trials: Sequence[Trial],
+    method: Method = "bootstrap",
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> list[SourceRate]:
+    """Rate of "called real" per source: the real images first, then each generator version.
+
+    For real images it is the share of correct answers, for a generator its fool rate; set side by
+    side they show whether people call that generator's faces real more often than real photos.
+    Undecided answers are left out (counted in ``n_undecided``); intervals as in :func:`fool_rate`.
+    """
+    _check_truth(trials)
+    groups: dict[str, list[Trial]] = {}
+    for t in trials:
+        groups.setdefault("real" if t.kind == "real" else str(t.generator), []).append(t)
+    order = (["real"] if "real" in groups else []) + sorted(k for k in groups if k != "real")
+    rows = []
+    for src in order:
+        ts = groups[src]
+        decided = _decided(ts)
+        if not decided:
+            raise ValueError(f"source {src!r}: every one of its {len(ts)} answers is undecided")
+        y = np.array([t.answer_real for t in decided], dtype=np.float64)
+        rows.append(SourceRate(src, _estimate(y, decided, method, n_boot, confidence, seed), len(ts) - len(decided),
+                               _median_rt(ts)))
     return rows

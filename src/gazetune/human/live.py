@@ -17,10 +17,7 @@ from typing import Any
 import numpy as np
 
 from gazetune.gaze.geometry import ScreenGeometry
-from gazetune.human.train import HumanTrials
-
-#: study-server answer scale -> :class:`~gazetune.human.train.HumanTrainConfig` ``answer_scale``
-ANSWER_SCALES = {"binary": "binary", "rating": "likert5"}
+from gazetune.trials import TrialTable
 
 
 @dataclass
@@ -29,7 +26,7 @@ class LiveStudyData:
 
     Attributes
     ----------
-    trials : HumanTrials
+    trials : gazetune.trials.TrialTable
         One row per answered trial (images named as in fixation tables: real file name or
         ``synthetic/<server version>/<seed>``; participants by server id).
     images : float32 ``(N, C, H, W)`` in [-1, 1]
@@ -37,13 +34,13 @@ class LiveStudyData:
     names : list of str
         Name of each image in ``images``.
     answer_scale : str
-        ``binary`` or ``likert5`` (from the server's study config).
+        ``binary`` or ``1-5`` (from the server's study config; the real end is high).
     info : dict
         Counts: responses, trials without an answer (timed out), trials without gaze, trials on
         the fallback geometry, fixations, images, participants, last cursor.
     """
 
-    trials: HumanTrials
+    trials: TrialTable
     images: np.ndarray
     names: list[str]
     answer_scale: str
@@ -78,7 +75,7 @@ def trials_from_server(server: str, token: str, *, geometry: ScreenGeometry | No
     from rich.progress import track
 
     from gazetune.images import decode_png
-    from gazetune.study.client import TrainerClient, image_name, responses_to_fixations
+    from gazetune.study.client import TrainerClient, image_name, responses_to_fixations, trial_table_from_responses
 
     client = TrainerClient(server, token, timeout_s=timeout_s)
     try:
@@ -87,10 +84,6 @@ def trials_from_server(server: str, token: str, *, geometry: ScreenGeometry | No
         if not answered:
             raise ValueError(f"the study server at {server} has no answered trial yet "
                              f"({len(responses)} response(s), none with an answer)")
-        scales = {r.get("answer_scale", "binary") for r in answered}
-        if len(scales) != 1 or next(iter(scales)) not in ANSWER_SCALES:
-            raise ValueError(f"the server reports answer scale(s) {sorted(map(str, scales))}; expected one of "
-                             f"{sorted(ANSWER_SCALES)}")
         table, fstats = responses_to_fixations(answered, geometry or ScreenGeometry(), method)
         stimulus_of: dict[str, str] = {}
         for r in answered:
@@ -105,18 +98,10 @@ def trials_from_server(server: str, token: str, *, geometry: ScreenGeometry | No
         raise ValueError(f"the shown images differ in size ({sorted(shapes)}); the human model needs one size")
     channels = max(a.shape[0] for a in arrays)
     images = np.stack([np.repeat(a, channels, axis=0) if a.shape[0] != channels else a for a in arrays])
-    trials = HumanTrials(
-        image=[image_name(r) for r in answered],
-        participant=[str(r["participant_id"]) for r in answered],
-        answer=[float(r["answer"]) for r in answered],
-        rt_ms=[np.nan if r.get("rt_ms") is None else float(r["rt_ms"]) for r in answered],
-        fixations=[table.for_image(image_name(r)).get(str(r["participant_id"]), np.zeros((0, 3))) for r in answered],
-        kind=[str(r["kind"]) for r in answered],
-        latent_seed=[r.get("seed") for r in answered],
-    )
+    trials = trial_table_from_responses(answered, table)
     info = {"responses": len(responses), "without_answer": len(responses) - len(answered),
             "trials_without_gaze": fstats["trials_without_gaze"],
             "trials_default_geometry": fstats["trials_default_geometry"], "fixations": fstats["fixations"],
             "fixations_off_image": fstats["fixations_off_image"], "images": len(names),
             "participants": len(set(trials.participant)), "cursor": int(cursor)}
-    return LiveStudyData(trials, images.astype(np.float32), names, ANSWER_SCALES[next(iter(scales))], info)
+    return LiveStudyData(trials, images.astype(np.float32), names, trials.scale.name, info)

@@ -6,8 +6,8 @@ the numerically stable ``softplus`` / ``binary_cross_entropy_with_logits`` forms
 Targets
 -------
 * Label 1 means "the person called the image real" (DESIGN.md).  :func:`label_targets` maps a
-  binary answer (0 = fake, 1 = real) or a 1-5 rating (1 = surely fake ... 5 = surely real) to a
-  soft target in [0, 1] (``(rating - 1) / 4``) for BCE.
+  binary answer (0 = fake, 1 = real) or a rating on any scale (:class:`gazetune.trials.AnswerScale`,
+  e.g. 1-5 with 5 = surely real) to its realness, a soft target in [0, 1] for BCE.
 * Gaze as a heatmap: a map in [0, 1] (``normalize="max"`` of :func:`gazetune.gaze.heatmap`), BCE
   per pixel (¶112).  Gaze as a scanpath: a fixed-length ``(K, 3)`` sequence made by
   :func:`scanpath_target`, MSE (¶112).
@@ -26,35 +26,37 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-AnswerScale = Literal["binary", "likert5"]
+from gazetune.trials import AnswerScale
+
 RtWeighting = Literal["none", "inverse"]
 GazeKind = Literal["heatmap", "scanpath"]
 
 
 # --------------------------------------------------------------------------- targets and weights
-def label_targets(answers: Sequence[float] | np.ndarray, scale: AnswerScale = "binary") -> np.ndarray:
+def label_targets(answers: Sequence[float] | np.ndarray, scale: str | AnswerScale = "binary",
+                  real_end: str = "high") -> np.ndarray:
     """Human answers -> label targets in [0, 1] (1 = "real"), float32 of shape (N,).
 
-    ``scale="binary"``: answers must be 0 (fake) or 1 (real).  ``scale="likert5"``: ratings 1-5
-    (1 = surely fake, 5 = surely real) map linearly to ``(rating - 1) / 4``, i.e. 0, .25, .5, .75, 1.
+    ``scale`` is an :class:`gazetune.trials.AnswerScale` or its name: ``"binary"`` (0 = fake,
+    1 = real), ``"likert5"`` (1-5) or ``"<low>-<high>"``, with ``real_end`` the end that means
+    real.  Ratings map linearly to the realness (:meth:`AnswerScale.realness`), e.g. 1-5 with the
+    real end high to 0, .25, .5, .75, 1: the same rule by which an answer counts as "called real"
+    (realness > 0.5) in :mod:`gazetune.evaluate.human`.  An answer off the scale is an error
+    naming it (readers drop and count those before training).
 
     >>> label_targets([1, 3, 5], "likert5").tolist()
     [0.0, 0.5, 1.0]
+    >>> label_targets([1, 7], "1-7", real_end="low").tolist()
+    [1.0, 0.0]
     """
+    s = scale if isinstance(scale, AnswerScale) else AnswerScale.parse(scale, real_end)  # type: ignore[arg-type]
     a = np.asarray(answers, dtype=np.float64).reshape(-1)
-    if not np.all(np.isfinite(a)):
-        raise ValueError(f"answers contain a non-finite value at index {int(np.argmax(~np.isfinite(a)))}")
-    if scale == "binary":
-        bad = ~np.isin(a, (0.0, 1.0))
-        if bad.any():
-            raise ValueError(f"binary answers must be 0 (fake) or 1 (real); got {a[bad][0]!r} at index {int(np.argmax(bad))}")
-        return a.astype(np.float32)
-    if scale == "likert5":
-        bad = (a < 1) | (a > 5)
-        if bad.any():
-            raise ValueError(f"1-5 ratings must lie in [1, 5]; got {a[bad][0]!r} at index {int(np.argmax(bad))}")
-        return ((a - 1.0) / 4.0).astype(np.float32)
-    raise ValueError(f"answer scale must be 'binary' or 'likert5'; got {scale!r}")
+    bad = np.array([not s.contains(float(v)) for v in a], dtype=bool)
+    if bad.any():
+        k = int(np.argmax(bad))
+        raise ValueError(f"answer {a[k]:g} at index {k} is not on the {s.name} scale"
+                         + (" (0 = fake, 1 = real)" if s.binary else f" ({s.low}..{s.high})"))
+    return np.asarray(s.realness(a), dtype=np.float32).reshape(-1)
 
 
 def rt_confidence_weights(

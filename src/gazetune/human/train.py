@@ -3,22 +3,15 @@ trials, and evaluating it on held-out participants.
 
 Records
 -------
-:class:`HumanTrials` is the trial table this module learns from, one row per trial (one person
-looking at one image and answering):
-
-=============  =========================================================================
-``image``      image id: the name of the image in its :class:`gazetune.images.ImageSet`
-``participant`` participant (observer) id
-``answer``     the person's answer: 0 = fake / 1 = real, or a 1-5 rating (1 = surely fake)
-``rt_ms``      response time in milliseconds (NaN when unknown)
-``fixations``  (n, 3) array of ``x, y, duration_ms`` in image pixels, in viewing order
-``kind``       ground truth ``"real"`` / ``"synthetic"`` ('' when unknown; only reported)
-``latent_seed`` latent seed of a synthetic image (None otherwise), to regenerate it
-=============  =========================================================================
-
-It is read from a **study export** (:func:`read_study_export`: a trials CSV with columns
-``participant, image, kind, answer, rt_ms[, seed]`` plus the project's fixation table CSV whose
-``subject`` is the participant) or built from **simulated observers** (:func:`trials_from_simulated`).
+The trials are the project's trial record (:class:`gazetune.trials.TrialTable` of
+:class:`gazetune.trials.Trial`; ``HumanTrials`` is its name here): participant, image, the answer
+and its realness on the table's :class:`~gazetune.trials.AnswerScale`, response time, truth and,
+where gaze was recorded, the fixations.  They come from a **study export or any long table**
+(:func:`read_study_export`: a trials CSV plus, optionally, the fixation table CSV whose
+``subject`` is the participant), from a live server (:mod:`gazetune.human.live`) or from
+**simulated observers** (:func:`trials_from_simulated`).  The label target of a trial is its
+realness (1 = surely real; the middle of a rating scale is 0.5), the same rule by which
+:mod:`gazetune.evaluate.human` counts an answer as "called real".
 
 Training
 --------
@@ -34,14 +27,12 @@ label head's class-activation map (CAM of the class the person answered) and the
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import math
 import os
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Sequence
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -51,177 +42,77 @@ from gazetune.gaze.heatmap import heatmap
 from gazetune.human.model import HumanModelConfig, HumanResponseModel, SeparateHumanModel, build_human_model
 from gazetune.human.predict import as_tensor as _as_tensor
 from gazetune.human.predict import predict
-from gazetune.saliency.metrics import _auc_all_thresholds, cc, nss
 from gazetune.human import losses as HL
+from gazetune.saliency.metrics import cc, nss
+from gazetune.human.scores import auc, auc_bootstrap_ci, ceilings, judge_scores  # noqa: F401 (auc re-exported)
+from gazetune.trials import AnswerScale, Trial, TrialTable, from_simulated, read_trials, verdict, write_trials
 
-TRIAL_COLUMNS = ("participant", "image", "kind", "answer", "rt_ms", "seed")
-_ANSWER_WORDS = {"real": 1.0, "fake": 0.0, "synthetic": 0.0}
+HumanTrials = TrialTable
 
 
 # ============================================================================ records
-@dataclass
-class HumanTrials:
-    """Trial table (see module docstring); all columns have one entry per trial."""
-
-    image: list[str]
-    participant: list[str]
-    answer: np.ndarray
-    rt_ms: np.ndarray
-    fixations: list[np.ndarray]
-    kind: list[str] = field(default_factory=list)
-    latent_seed: list[int | None] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        n = len(self.image)
-        self.latent_seed = [None if s is None else int(s) for s in self.latent_seed] if len(self.latent_seed) else [None] * n
-        self.image = [str(s) for s in self.image]
-        self.participant = [str(s) for s in self.participant]
-        self.answer = np.asarray(self.answer, dtype=np.float64).reshape(-1)
-        self.rt_ms = np.asarray(self.rt_ms, dtype=np.float64).reshape(-1)
-        self.fixations = [np.asarray(f, dtype=np.float64).reshape(-1, 3) for f in self.fixations]
-        self.kind = [str(k) for k in self.kind] if len(self.kind) else [""] * n
-        lengths = {k: len(v) for k, v in vars(self).items()}
-        if len(set(lengths.values())) != 1:
-            raise ValueError(f"trial columns differ in length: {lengths}")
-
-    def __len__(self) -> int:
-        return len(self.image)
-
-    def participants(self) -> list[str]:
-        return sorted(set(self.participant))
-
-    def subset(self, rows: Sequence[int] | np.ndarray) -> "HumanTrials":
-        rows = [int(i) for i in rows]
-        return HumanTrials(
-            [self.image[i] for i in rows], [self.participant[i] for i in rows], self.answer[rows],
-            self.rt_ms[rows], [self.fixations[i] for i in rows], [self.kind[i] for i in rows],
-            [self.latent_seed[i] for i in rows],
-        )
+def read_study_export(
+    trials_csv: str | os.PathLike,
+    fixations_csv: str | os.PathLike | None = None,
+    scale: AnswerScale | str | None = None,
+    real_end: str = "high",
+    image_table: str | os.PathLike | None = None,
+    exclude_column: str | None = None,
+) -> TrialTable:
+    """Read trials (:func:`gazetune.trials.read_trials`: a study export or any long table) and,
+    optionally, the fixation table CSV (``image, subject, index, x, y, duration_ms``; ``subject``
+    = participant).  Without a fixation table no trial has gaze: the model then learns the label
+    head alone.  A trial with no fixation rows in the table gets an empty (0, 3) array."""
+    table = read_fixation_table(fixations_csv) if fixations_csv is not None else None
+    return read_trials(trials_csv, scale, real_end, image_table=image_table, exclude_column=exclude_column,
+                       fixations=table)
 
 
-def _parse_answer(text: str, where: str) -> float:
-    t = text.strip().lower()
-    if t in _ANSWER_WORDS:
-        return _ANSWER_WORDS[t]
-    try:
-        return float(t)
-    except ValueError:
-        raise ValueError(f"{where}: answer {text!r} is neither real/fake nor a number") from None
-
-
-def read_study_export(trials_csv: str | os.PathLike, fixations_csv: str | os.PathLike | None = None) -> HumanTrials:
-    """Read a study export: the trials CSV and the fixation table CSV (``image, subject, index, x,
-    y, duration_ms``; ``subject`` = participant).
-
-    The trials CSV needs ``participant`` (or ``participant_id``, as ``gazetune study`` exports
-    it), ``image`` and ``answer``; ``kind``, ``rt_ms``, ``seed`` (latent seed of synthetic images)
-    and ``status`` are read when present.  Rows whose ``status`` is not ``answered`` or whose
-    answer is empty are skipped.  ``answer`` may be 0/1, 1-5 or the words real/fake; an empty
-    ``rt_ms`` is NaN.  A trial without fixation rows gets an empty (0, 3) array.  Errors name the
-    file and line.
-    """
-    path = Path(trials_csv)
-    if not path.exists():
-        raise FileNotFoundError(f"trials CSV not found: {path}")
-    table = read_fixation_table(fixations_csv) if fixations_csv is not None else FixationTable()
-    cols: dict[str, list] = {c: [] for c in TRIAL_COLUMNS}
-    with path.open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        header = reader.fieldnames or []
-        pcol = "participant" if "participant" in header else "participant_id"
-        missing = [c for c in (pcol, "image", "answer") if c not in header]
-        if missing:
-            raise ValueError(f"{path}: missing column(s) {missing}; header is {header}")
-        for lineno, row in enumerate(reader, start=2):
-            where = f"{path}:{lineno}"
-            if row.get("status", "answered") not in ("answered", "") or not (row["answer"] or "").strip():
-                continue
-            cols["participant"].append(row[pcol])
-            cols["image"].append(row["image"])
-            cols["kind"].append((row.get("kind") or "").strip())
-            cols["answer"].append(_parse_answer(row["answer"], where))
-            cols["rt_ms"].append(_number(row.get("rt_ms"), "rt_ms", where))
-            seed = _number(row.get("seed"), "seed", where)
-            cols["seed"].append(None if math.isnan(seed) else int(seed))
-    fixations = [table.for_image(img).get(p, np.zeros((0, 3))) for img, p in zip(cols["image"], cols["participant"])]
-    return HumanTrials(cols["image"], cols["participant"], cols["answer"], cols["rt_ms"], fixations, cols["kind"], cols["seed"])
-
-
-def _number(text: str | None, column: str, where: str) -> float:
-    """A CSV cell as float; empty or missing is NaN."""
-    t = (text or "").strip()
-    try:
-        return float(t) if t else math.nan
-    except ValueError:
-        raise ValueError(f"{where}: {column} {t!r} is not a number") from None
-
-
-def write_study_export(trials: HumanTrials, trials_csv: str | os.PathLike, fixations_csv: str | os.PathLike) -> None:
-    """Write ``trials`` in the study-export format read by :func:`read_study_export`."""
-    path = Path(trials_csv)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(TRIAL_COLUMNS)
-        for i in range(len(trials)):
-            rt = "" if not np.isfinite(trials.rt_ms[i]) else f"{trials.rt_ms[i]:.1f}"
-            seed = "" if trials.latent_seed[i] is None else str(trials.latent_seed[i])
-            w.writerow([trials.participant[i], trials.image[i], trials.kind[i], f"{trials.answer[i]:g}", rt, seed])
-    os.replace(tmp, path)
+def write_study_export(trials: TrialTable, trials_csv: str | os.PathLike, fixations_csv: str | os.PathLike) -> None:
+    """Write ``trials`` as a trial-record CSV and a fixation table, read back by :func:`read_study_export`."""
+    write_trials(trials, trials_csv, trials.scale)
     table = FixationTable()
-    for img, p, fix in zip(trials.image, trials.participant, trials.fixations):
-        table.add(img, p, fix)
+    for t in trials:
+        if t.fixations is not None:
+            table.add(t.image, t.participant, t.fixations)
     write_fixation_table(table, fixations_csv)
-
-
-def _fixation_array(fix: Any) -> np.ndarray:
-    if hasattr(fix, "x") and hasattr(fix, "duration_ms"):
-        return np.stack([np.asarray(fix.x), np.asarray(fix.y), np.asarray(fix.duration_ms)], axis=1)
-    return np.asarray(fix, dtype=np.float64).reshape(-1, 3)
-
-
-def _first_attr(obj: Any, names: Sequence[str]) -> Any:
-    for n in names:
-        if isinstance(obj, dict) and n in obj:
-            return obj[n]
-        if hasattr(obj, n):
-            return getattr(obj, n)
-    raise ValueError(f"trial {obj!r} has none of the fields {list(names)}")
 
 
 def trials_from_simulated(
     trials: Sequence[Any], names: Sequence[str] | None = None, answer: str = "binary"
-) -> HumanTrials:
-    """Build :class:`HumanTrials` from simulated-observer trials
-    (:class:`gazetune.observers.SimulatedTrial`) or any objects / dicts with the fields
-    ``observer_id`` (or ``participant``, ``observer``), ``image_id`` (or ``image``, or an
-    ``image_index`` into ``names``), the answer, ``rt_ms``, ``fixations`` ((n, 3) x, y,
-    duration_ms, or a record with ``x``, ``y``, ``duration_ms`` arrays) and optionally ``kind``.
+) -> TrialTable:
+    """The trial table of simulated-observer trials.
 
-    ``answer="binary"`` reads ``answer_real`` (bool) or ``answer`` (0/1 or real/fake);
-    ``answer="rating"`` reads the 1-5 ``rating`` (train with ``answer_scale="likert5"``).
+    ``trials`` are :class:`gazetune.observers.SimulatedTrial` (see
+    :func:`gazetune.trials.from_simulated`; ``answer="rating"`` takes the 1-5 rating), or mappings
+    with the record's own field names: ``participant``, ``image`` (or ``image_index`` into
+    ``names``), ``answer`` (0/1 on the binary scale, 1-5 with ``answer="rating"``), ``rt_ms`` and
+    optionally ``fixations`` ((n, 3) x, y, duration_ms), ``kind``, ``generator``, ``latent_seed``.
     """
     if answer not in ("binary", "rating"):
         raise ValueError(f"answer must be 'binary' or 'rating'; got {answer!r}")
-    answer_fields = ("answer_real", "answer") if answer == "binary" else ("rating",)
-    rows: dict[str, list] = {k: [] for k in ("image", "participant", "answer", "rt_ms", "fixations", "kind")}
-    for t in trials:
-        img = _first_attr(t, ("image_id", "image", "image_name", "image_index"))
-        if isinstance(img, (int, np.integer)) and names is not None:
-            img = names[int(img)]
-        rows["image"].append(str(img))
-        rows["participant"].append(str(_first_attr(t, ("observer_id", "participant", "observer", "subject"))))
-        ans = _first_attr(t, answer_fields)
-        rows["answer"].append(_parse_answer(ans, "simulated trial") if isinstance(ans, str) else float(ans))
-        rt = _first_attr(t, ("rt_ms",))
-        rows["rt_ms"].append(math.nan if rt is None else float(rt))
-        rows["fixations"].append(_fixation_array(_first_attr(t, ("fixations",))))
-        try:
-            rows["kind"].append(str(_first_attr(t, ("kind",))))
-        except ValueError:
-            rows["kind"].append("")
-    return HumanTrials(**rows)
+    if trials and not isinstance(trials[0], Mapping):
+        return from_simulated(trials, answer=answer)  # type: ignore[arg-type]
+    scale = AnswerScale(0, 1) if answer == "binary" else AnswerScale(1, 5)
+    out = []
+    for k, t in enumerate(trials):
+        unknown = set(t) - _SIM_KEYS
+        if unknown:
+            raise ValueError(f"simulated trial {k}: unknown field(s) {sorted(unknown)}; fields are {sorted(_SIM_KEYS)}")
+        image = names[int(t["image_index"])] if "image_index" in t and names is not None else t.get("image")
+        if image is None:
+            raise ValueError(f"simulated trial {k} has no 'image' (or 'image_index' with names)")
+        value = float(t["answer"])
+        if not scale.contains(value):
+            raise ValueError(f"simulated trial {k}: answer {value!r} is not on the {scale.name} scale")
+        rt = t.get("rt_ms")
+        out.append(Trial(t["participant"], image, t.get("kind", ""), t.get("generator"),
+                         rt_ms=math.nan if rt is None else float(rt), realness=scale.realness(value), answer=value,
+                         latent_seed=t.get("latent_seed"), fixations=t.get("fixations")))
+    return TrialTable(out, scale, source="simulated observers")
+
+
+_SIM_KEYS = {"participant", "image", "image_index", "answer", "rt_ms", "fixations", "kind", "generator", "latent_seed"}
 
 
 # ============================================================================ config
@@ -231,7 +122,8 @@ class HumanTrainConfig:
 
     Model: ``variant`` (joint | separate), ``width``, ``depth``, ``scanpath_len``,
     ``label_reads_image`` (see :class:`gazetune.human.model.HumanModelConfig`).
-    Targets: ``answer_scale`` (binary | likert5), ``gaze_kind`` (heatmap | scanpath; scanpath needs
+    Targets: ``answer_scale`` (``binary``, ``likert5`` or ``<low>-<high>``, see
+    :class:`gazetune.trials.AnswerScale`) with ``real_end`` (high | low), ``gaze_kind`` (heatmap | scanpath; scanpath needs
     the joint variant and ``scanpath_len > 0``), ``sigma_px`` (heatmap Gaussian, pixels),
     ``pool_maps`` (target map of a trial = map pooled over all *training* participants who saw the
     image, ¶58; else the trial's own map), ``max_duration_ms`` (scanpath durations scale).
@@ -240,7 +132,9 @@ class HumanTrainConfig:
     Losses: ``gaze_coef`` (weight of the gaze term, 1 = eq 11), ``cyborg_weight`` (0 = plain CE).
     Optimisation: ``steps``, ``batch_size``, ``lr``, ``flip`` (horizontal-flip augmentation of
     images with their maps), ``seed``, ``device``.
-    Split: ``holdout_fraction`` of participants (at least one) held out.
+    Split: ``holdout_fraction`` of participants (at least one) held out and, with
+    ``holdout_images > 0``, that fraction of the images too: no trial of a held-out participant or
+    on a held-out image is trained on, and the report scores new people on new images.
     """
 
     variant: str = "joint"
@@ -249,6 +143,7 @@ class HumanTrainConfig:
     scanpath_len: int = 0
     label_reads_image: bool = False
     answer_scale: str = "binary"
+    real_end: str = "high"
     gaze_kind: str = "heatmap"
     sigma_px: float = 2.0
     pool_maps: bool = True
@@ -262,12 +157,13 @@ class HumanTrainConfig:
     lr: float = 2e-3
     flip: bool = True
     holdout_fraction: float = 0.25
+    holdout_images: float = 0.0
     seed: int = 0
     device: str = "cpu"
 
     def __post_init__(self) -> None:
-        for name, allowed in (("variant", ("joint", "separate")), ("answer_scale", ("binary", "likert5")),
-                              ("rt_weighting", ("none", "inverse"))):
+        self.scale()  # a scale that is not understood is an error now
+        for name, allowed in (("variant", ("joint", "separate")), ("rt_weighting", ("none", "inverse"))):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}; got {getattr(self, name)!r}")
         if self.gaze_kind not in ("heatmap", "scanpath"):
@@ -277,10 +173,15 @@ class HumanTrainConfig:
                              "(M_h-label of the separate variant reads a map)")
         if not 0.0 <= self.cyborg_weight <= 1.0:
             raise ValueError(f"cyborg_weight must be in [0, 1]; got {self.cyborg_weight}")
-        if not 0.0 <= self.holdout_fraction < 1.0:
-            raise ValueError(f"holdout_fraction must be in [0, 1); got {self.holdout_fraction}")
+        for name in ("holdout_fraction", "holdout_images"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1); got {getattr(self, name)}")
         if self.steps < 1 or self.batch_size < 1 or not self.lr > 0:
             raise ValueError(f"steps, batch_size and lr must be positive; got {self.steps}, {self.batch_size}, {self.lr}")
+
+    def scale(self) -> AnswerScale:
+        """The :class:`~gazetune.trials.AnswerScale` of ``answer_scale`` and ``real_end``."""
+        return AnswerScale.parse(self.answer_scale, self.real_end)  # type: ignore[arg-type]
 
     def model_config(self, in_channels: int, image_size: tuple[int, int]) -> HumanModelConfig:
         return HumanModelConfig(
@@ -290,41 +191,6 @@ class HumanTrainConfig:
 
 
 # ============================================================================ metrics
-def auc(scores: np.ndarray, positive: np.ndarray) -> float:
-    """Area under the ROC curve of ``scores`` for boolean ``positive``: P(pos > neg) + 0.5
-    P(pos == neg) (Mann-Whitney).  NaN when one class is empty.
-
-    >>> auc(np.array([0.1, 0.4, 0.35, 0.8]), np.array([False, False, True, True]))
-    0.75
-    """
-    s = np.asarray(scores, dtype=np.float64)
-    pos = np.asarray(positive, dtype=bool)
-    if pos.all() or not pos.any():
-        return math.nan
-    return _auc_all_thresholds(s[pos], s[~pos])
-
-
-def auc_bootstrap_ci(
-    scores: np.ndarray, positive: np.ndarray, groups: Sequence[str], n_boot: int = 500, level: float = 0.95, seed: int = 0
-) -> tuple[float, float]:
-    """Percentile bootstrap CI of :func:`auc`, resampling whole ``groups`` (participants) with
-    replacement, so trials of one person are not treated as independent."""
-    g = np.asarray(groups)
-    uniq = np.unique(g)
-    rows = [np.flatnonzero(g == u) for u in uniq]
-    rng = np.random.default_rng(seed)
-    vals = []
-    for _ in range(n_boot):
-        pick = np.concatenate([rows[i] for i in rng.integers(0, len(uniq), len(uniq))])
-        v = auc(scores[pick], positive[pick])
-        if np.isfinite(v):
-            vals.append(v)
-    if not vals:
-        return (math.nan, math.nan)
-    lo, hi = np.quantile(vals, [(1 - level) / 2, 1 - (1 - level) / 2])
-    return float(lo), float(hi)
-
-
 def _nss_inside(pred: np.ndarray, fixations: np.ndarray) -> float:
     """NSS (:func:`gazetune.saliency.metrics.nss`) at the fixations that fall inside the map."""
     h, w = pred.shape
@@ -382,6 +248,7 @@ class HumanTrainReport:
     final_losses: dict[str, float]
     seconds: float
     config: dict[str, Any]
+    n_train_with_gaze: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -393,71 +260,109 @@ def _cam_for_answer(cam: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return cam * sign[:, None, None]
 
 
+def split_images(images: Sequence[str], fraction: float, seed: int) -> tuple[list[str], list[str]]:
+    """Deterministic split of the distinct image ids into (train, held-out); none held out when
+    ``fraction == 0``, else at least one, and at least one kept."""
+    uniq = sorted(set(str(i) for i in images))
+    if fraction == 0:
+        return uniq, []
+    if len(uniq) < 2:
+        raise ValueError(f"an image hold-out needs >= 2 images; got {len(uniq)}")
+    order = [uniq[i] for i in np.random.default_rng([seed, 1]).permutation(len(uniq))]
+    k = min(len(uniq) - 1, max(1, int(round(fraction * len(uniq)))))
+    return sorted(order[k:]), sorted(order[:k])
+
+
 def train_human_model(
     images: np.ndarray | torch.Tensor,
-    gaze_maps: np.ndarray | torch.Tensor,
+    gaze_maps: np.ndarray | torch.Tensor | None,
     labels: Sequence[float] | np.ndarray,
     participants: Sequence[str],
     rt_ms: Sequence[float] | np.ndarray | None = None,
     cfg: HumanTrainConfig | None = None,
     *,
     image_ids: Sequence[str] | None = None,
+    image_index: Sequence[int] | np.ndarray | None = None,
+    has_gaze: Sequence[bool] | np.ndarray | None = None,
     fixations: Sequence[np.ndarray] | None = None,
     truth: Sequence[str] | None = None,
     progress: bool = False,
 ) -> tuple[HumanResponseModel | SeparateHumanModel, HumanTrainReport]:
-    """Fit a human-response model on trials and evaluate it on held-out participants.
+    """Fit a human-response model on N trials and evaluate it on held-out participants (and,
+    with ``cfg.holdout_images``, held-out images).
+
+    The label head trains on every training trial; the gaze head (and the CYBORG term) only on
+    those with gaze, so a study without eye tracking still gives a model of the answers.
 
     Parameters
     ----------
     images
-        (N, C, H, W) float in [-1, 1], the image shown in each of the N trials.
+        (N, C, H, W) float in [-1, 1], the image shown in each trial, or (M, C, H, W) distinct
+        images with ``image_index`` (N,) saying which one each trial showed.
     gaze_maps
-        (N, H, W) per-trial gaze heatmaps in [0, 1] (:func:`trial_maps`).
+        (N, H, W) per-trial gaze heatmaps in [0, 1] (:func:`trial_maps`), or None when no trial
+        has gaze.
     labels
-        (N,) answers on ``cfg.answer_scale`` (0/1 or 1-5).
+        (N,) answers on ``cfg.answer_scale`` (e.g. 0/1, 1-5, 1-7 with ``cfg.real_end``).
     participants
         (N,) participant ids; the split into train / held-out is by participant.
     rt_ms
         (N,) response times in ms (NaN = unknown); used when ``cfg.rt_weighting != "none"``.
     image_ids
-        (N,) image names; needed for ``cfg.pool_maps`` (else each trial keeps its own map) and to
-        pool the held-out gaze per image for NSS / CC.
+        (N,) image names; needed for ``cfg.pool_maps``, the image hold-out and the per-image
+        scores (pooled held-out gaze, Spearman against the mean realness, ceilings).
+    has_gaze
+        (N,) which trials have gaze; default: those whose map is not all zero.
     fixations
         (N,) arrays (n, 3) of ``x, y, duration_ms``; needed for scanpath targets and for NSS at
         fixated pixels (without them NSS is the map-weighted mean of the standardised prediction).
     truth
-        (N,) ground truth ``"real"`` / ``"synthetic"``, only to report the model's AUC as a fake
-        detector (``truth_auc``).
+        (N,) ground truth ``"real"`` / ``"synthetic"``: the model's AUC as a fake detector
+        (``truth_auc``) and the truth baseline.
 
     Returns
     -------
     (model, report)
-        The model in eval mode and a :class:`HumanTrainReport` whose ``holdout`` holds
-        ``label_auc`` (+ ``label_auc_ci95`` by bootstrap over participants), ``label_accuracy``,
-        ``majority_accuracy`` (chance level: always answering the held-out majority),
-        ``gaze_nss``, ``gaze_cc`` and, with ``truth``, ``truth_auc``.
+        The model in eval mode and a :class:`HumanTrainReport`; ``holdout`` is
+        :func:`evaluate_human_model` on the held-out trials.
     """
     cfg = cfg or HumanTrainConfig()
     t0 = time.time()
-    x_all = _as_tensor(images)
-    if x_all.ndim != 4:
-        raise ValueError(f"images must be (N, C, H, W); got shape {tuple(x_all.shape)}")
-    n, c, h, w = x_all.shape
-    maps = np.asarray(gaze_maps, dtype=np.float32)
-    if maps.shape != (n, h, w):
+    x_img = _as_tensor(images)
+    if x_img.ndim != 4:
+        raise ValueError(f"images must be (N, C, H, W); got shape {tuple(x_img.shape)}")
+    n = len(labels)
+    index = np.arange(n) if image_index is None else np.asarray(image_index, dtype=np.int64)
+    if len(index) != n or (n and (index.min() < 0 or index.max() >= len(x_img))):
+        raise ValueError(f"image_index must give one image of {len(x_img)} per trial ({n})")
+    _, c, h, w = x_img.shape
+    maps = None if gaze_maps is None else np.asarray(gaze_maps, dtype=np.float32)
+    if maps is not None and maps.shape != (n, h, w):
         raise ValueError(f"gaze_maps must be (N, H, W) = {(n, h, w)}; got {maps.shape}")
     participants = [str(p) for p in participants]
-    if len(participants) != n or len(labels) != n:
-        raise ValueError(f"labels ({len(labels)}) and participants ({len(participants)}) must have one entry per image ({n})")
-    targets = HL.label_targets(labels, cfg.answer_scale)
+    if len(participants) != n:
+        raise ValueError(f"labels ({n}) and participants ({len(participants)}) must have one entry per trial")
+    if has_gaze is None:
+        gz = np.zeros(n, bool) if maps is None else maps.reshape(n, -1).max(1) > 0
+    else:
+        gz = np.asarray(has_gaze, dtype=bool)
+    targets = HL.label_targets(labels, cfg.scale())
     rt = np.full(n, np.nan) if rt_ms is None else np.asarray(rt_ms, dtype=np.float64)
 
     train_p, hold_p = split_participants(participants, cfg.holdout_fraction, cfg.seed)
-    is_hold = np.isin(participants, hold_p)
-    train_rows, hold_rows = np.flatnonzero(~is_hold), np.flatnonzero(is_hold)
-    ids = list(image_ids) if image_ids is not None else [str(i) for i in range(n)]
-    gaze_target = pool_by_image(maps, ids, train_rows) if (cfg.pool_maps and image_ids is not None) else maps
+    ids = list(image_ids) if image_ids is not None else [str(i) for i in index]
+    _, hold_i = split_images(ids, cfg.holdout_images, cfg.seed)
+    is_hold_p, is_hold_i = np.isin(participants, hold_p), np.isin(ids, hold_i)
+    train_rows = np.flatnonzero(~is_hold_p & ~is_hold_i)
+    hold_rows = np.flatnonzero(is_hold_p & (is_hold_i if hold_i else True))
+    if not len(train_rows):
+        raise ValueError("no training trial is left after the participant and image hold-outs")
+    use_gaze = maps is not None and bool(gz[train_rows].any())
+    if cfg.gaze_kind == "scanpath" and not use_gaze:
+        raise ValueError("gaze_kind='scanpath' needs trials with gaze")
+    if use_gaze:
+        gaze_target = pool_by_image(maps, ids, train_rows[gz[train_rows]]) if (cfg.pool_maps and image_ids is not None) else maps
+        g_all = torch.as_tensor(gaze_target)[:, None]
 
     weights = HL.rt_confidence_weights(rt[train_rows], cfg.rt_weighting, floor=cfg.rt_floor)
     w_all = np.ones(n, np.float32)
@@ -477,8 +382,9 @@ def train_human_model(
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
     gen = torch.Generator().manual_seed(cfg.seed)
     y_all = torch.as_tensor(targets)
-    g_all = torch.as_tensor(gaze_target)[:, None]
     wt_all = torch.as_tensor(w_all)
+    gz_all = torch.as_tensor(gz.astype(np.float32))
+    idx_all = torch.as_tensor(index)
     train_idx = torch.as_tensor(train_rows)
     last: dict[str, float] = {}
     steps = range(cfg.steps)
@@ -489,26 +395,33 @@ def train_human_model(
     model.train()
     for _ in steps:
         pick = train_idx[torch.randint(len(train_idx), (min(cfg.batch_size, len(train_idx)),), generator=gen)]
-        x, y, g, wt = x_all[pick], y_all[pick], g_all[pick], wt_all[pick]
+        x, y, wt, gw = x_img[idx_all[pick]], y_all[pick], wt_all[pick], gz_all[pick]
+        g = g_all[pick] if use_gaze else None
         if cfg.flip and cfg.gaze_kind == "heatmap":
             flip = torch.rand(len(pick), generator=gen) < 0.5
             x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-            g = torch.where(flip[:, None, None, None], g.flip(-1), g)
-        x, y, g, wt = x.to(device), y.to(device), g.to(device), wt.to(device)
+            g = None if g is None else torch.where(flip[:, None, None, None], g.flip(-1), g)
+        x, y, wt, gw = x.to(device), y.to(device), wt.to(device), gw.to(device)
         if isinstance(model, SeparateHumanModel):
             out = model.outputs(x, detach_map=True)  # eq 15 trains M_h-label only
         else:
             out = model.outputs(x)
-        if cfg.gaze_kind == "heatmap":
-            gaze = HL.gaze_loss_eq14(out.gaze_logits, g, "heatmap")
-        else:
-            gaze = HL.gaze_loss_eq14(out.scanpath, sp_target[pick].to(device), "scanpath", valid=sp_valid[pick].to(device))
         ce = HL.label_loss_eq15(out.label_logit, y, weight=wt)
         label = ce
-        parts = {"gaze": float(gaze.detach()), "label_ce": float(ce.detach())}
-        if cfg.cyborg_weight > 0:
-            label, d = HL.cyborg_loss(_cam_for_answer(out.cam, y), g, ce, cfg.cyborg_weight, sample_weight=wt)
-            parts["cyborg_map"] = float(d.detach())
+        parts = {"label_ce": float(ce.detach())}
+        gaze = torch.zeros((), device=device)
+        if use_gaze and float(gw.sum()) > 0:  # eq 14 term only on the trials that have gaze
+            gw = None if bool((gw == 1).all()) else gw  # (a plain mean when every trial has gaze)
+            if cfg.gaze_kind == "heatmap":
+                gaze = HL.gaze_loss_eq14(out.gaze_logits, g.to(device), "heatmap", weight=gw)
+            else:
+                gaze = HL.gaze_loss_eq14(out.scanpath, sp_target[pick].to(device), "scanpath", weight=gw,
+                                         valid=sp_valid[pick].to(device))
+            if cfg.cyborg_weight > 0:
+                label, d = HL.cyborg_loss(_cam_for_answer(out.cam, y), g.to(device), ce, cfg.cyborg_weight,
+                                          sample_weight=wt if gw is None else wt * gw)
+                parts["cyborg_map"] = float(d.detach())
+        parts["gaze"] = float(gaze.detach())
         loss = cfg.gaze_coef * gaze + label  # eq 11 (joint) / eq 14 + eq 15 (separate)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -521,16 +434,19 @@ def train_human_model(
     holdout: dict[str, Any] = {}
     if len(hold_rows):
         holdout = evaluate_human_model(
-            model, x_all[hold_rows], maps[hold_rows], labels=np.asarray(labels, dtype=np.float64)[hold_rows],
-            answer_scale=cfg.answer_scale, participants=[participants[i] for i in hold_rows],
-            image_ids=[ids[i] for i in hold_rows],
+            model, x_img, None if maps is None else maps[hold_rows],
+            labels=np.asarray(labels, dtype=np.float64)[hold_rows], answer_scale=cfg.answer_scale,
+            real_end=cfg.real_end, participants=[participants[i] for i in hold_rows],
+            image_ids=[ids[i] for i in hold_rows], image_index=index[hold_rows],
             fixations=None if fixations is None else [fixations[i] for i in hold_rows],
-            truth=None if truth is None else [truth[i] for i in hold_rows],
+            truth=None if truth is None else [truth[i] for i in hold_rows], seed=cfg.seed,
         )
+        holdout["held_out_images"] = len(hold_i)
     report = HumanTrainReport(
         variant=cfg.variant, n_train_trials=len(train_rows), n_holdout_trials=len(hold_rows),
         train_participants=train_p, holdout_participants=hold_p, holdout=holdout,
         final_losses=last, seconds=round(time.time() - t0, 2), config=dataclasses.asdict(cfg),
+        n_train_with_gaze=int(gz[train_rows].sum()),
     )
     return model, report
 
@@ -538,42 +454,60 @@ def train_human_model(
 def evaluate_human_model(
     model: HumanResponseModel | SeparateHumanModel,
     images: np.ndarray | torch.Tensor,
-    gaze_maps: np.ndarray,
+    gaze_maps: np.ndarray | None,
     labels: Sequence[float] | np.ndarray,
     answer_scale: str = "binary",
     participants: Sequence[str] | None = None,
     image_ids: Sequence[str] | None = None,
     fixations: Sequence[np.ndarray] | None = None,
     truth: Sequence[str] | None = None,
+    *,
+    real_end: str = "high",
+    image_index: Sequence[int] | np.ndarray | None = None,
+    seed: int = 0,
 ) -> dict[str, Any]:
-    """Score a human model on trials (usually of held-out participants).
+    """Score a human model on trials (usually of held-out participants, perhaps on held-out images).
 
-    Label: ``label_auc`` of P(real) against the answers (answers above / below the scale's middle;
-    answers exactly in the middle of a 1-5 scale are left out), its participant-bootstrap
-    ``label_auc_ci95``, ``label_accuracy`` at P = 0.5 and ``majority_accuracy`` (chance).
-    Gaze: held-out trials are pooled per image (``image_ids``); ``gaze_cc`` is the mean Pearson
-    correlation of the predicted map with the pooled held-out map; ``gaze_nss`` the mean NSS at the
-    held-out fixations (map-weighted when ``fixations`` is None).  With ``truth``: ``truth_auc`` of
-    P(real) as a detector of real vs synthetic images.
+    ``images`` are per trial, or distinct images with ``image_index`` as in :func:`train_human_model`.
+    Answers: ``label_auc`` of P(real) against the decided answers (the middle of a rating scale is
+    left out; :func:`gazetune.trials.verdict`), its participant-bootstrap ``label_auc_ci95``,
+    ``label_accuracy`` at P = 0.5, ``majority_accuracy`` (chance), ``image_spearman`` of P(real)
+    against the per-image mean realness, and ``ceilings`` on the same trials
+    (:func:`gazetune.human.scores.ceilings`: split-half Spearman-Brown, leave-one-out oracle AUC and,
+    with ``truth``, the truth baseline).  Gaze (when ``gaze_maps`` is given): held-out trials with
+    gaze are pooled per image; ``gaze_cc`` is the mean Pearson correlation of the predicted map with
+    the pooled map; ``gaze_nss`` the mean NSS at the fixations (map-weighted when ``fixations`` is
+    None); NaN without gaze.  With ``truth``: ``truth_auc`` of P(real) as a detector of real images.
     """
-    p_real, pred_maps = predict(model, images)
-    t = HL.label_targets(labels, answer_scale)
-    keep = t != 0.5
-    pos = t[keep] > 0.5
-    groups = list(participants) if participants is not None else [str(i) for i in range(len(t))]
+    realness = HL.label_targets(labels, AnswerScale.parse(answer_scale, real_end)).astype(np.float64)  # type: ignore[arg-type]
+    n = len(realness)
+    index = np.arange(n) if image_index is None else np.asarray(image_index, dtype=np.int64)
+    x_img = _as_tensor(images)
+    used = np.unique(index)
+    p_u, maps_u = predict(model, x_img[torch.as_tensor(used)])
+    where = np.searchsorted(used, index)
+    p_real, pred_maps = p_u[where], maps_u
+    decided = np.array([np.nan if v is None else float(v) for v in map(verdict, realness)])
+    keep = np.isfinite(decided)
+    pos = decided[keep] > 0.5
+    groups = list(participants) if participants is not None else [str(i) for i in range(n)]
+    ids = np.asarray(list(image_ids) if image_ids is not None else [str(i) for i in index])
     res: dict[str, Any] = {
         "label_auc": auc(p_real[keep], pos),
         "label_auc_ci95": list(auc_bootstrap_ci(p_real[keep], pos, [g for g, k in zip(groups, keep) if k])),
         "label_accuracy": float(np.mean((p_real[keep] > 0.5) == pos)) if keep.any() else math.nan,
         "majority_accuracy": float(max(pos.mean(), 1 - pos.mean())) if keep.any() else math.nan,
         "mean_p_real": float(p_real.mean()),
+        "image_spearman": judge_scores(p_real, ids, realness, decided)["image_spearman"],
+        "n_images": int(len(np.unique(ids))),
     }
-    ids = np.asarray(list(image_ids) if image_ids is not None else [str(i) for i in range(len(t))])
+    is_real = None if truth is None else np.asarray([str(k).lower() == "real" for k in truth], dtype=np.float64)
+    res["ceilings"] = ceilings(groups, ids, realness, decided, is_real, seed=seed)
     nss_values, cc_values = [], []
-    for img in np.unique(ids):
+    for img in np.unique(ids) if gaze_maps is not None else []:
         rows = np.flatnonzero(ids == img)
         pooled = pool_by_image(np.asarray(gaze_maps, np.float32)[rows], ["x"] * len(rows), np.arange(len(rows)))[0]
-        pred = pred_maps[rows[0]]
+        pred = pred_maps[np.searchsorted(used, index[rows[0]])]
         if pooled.max() <= 0:
             continue
         cc_values.append(cc(pred, pooled))
@@ -586,32 +520,35 @@ def evaluate_human_model(
             nss_values.append(float((z * pooled).sum() / pooled.sum()))
     res["gaze_nss"] = float(np.nanmean(nss_values)) if nss_values else math.nan
     res["gaze_cc"] = float(np.nanmean(cc_values)) if cc_values else math.nan
-    if truth is not None:
-        real = np.asarray([str(k).lower() == "real" for k in truth])
-        res["truth_auc"] = auc(p_real, real)
+    if is_real is not None:
+        res["truth_auc"] = auc(p_real, is_real > 0.5)
     return res
 
 
 def train_from_trials(
     images: np.ndarray | torch.Tensor,
     names: Sequence[str],
-    trials: HumanTrials,
+    trials: TrialTable,
     cfg: HumanTrainConfig | None = None,
     progress: bool = False,
 ) -> tuple[HumanResponseModel | SeparateHumanModel, HumanTrainReport]:
     """:func:`train_human_model` on a trial table.  ``images`` (M, C, H, W) in [-1, 1] with their
     ``names`` (the ``ImageSet``); each trial's image is looked up by name (unknown names are an
-    error naming them) and its fixations become the gaze map (``cfg.sigma_px``)."""
+    error naming them) and its fixations become the gaze map (``cfg.sigma_px``).  The answers are
+    read on the table's own scale (``cfg.answer_scale`` and ``cfg.real_end`` are set from it)."""
     cfg = cfg or HumanTrainConfig()
+    if isinstance(trials, TrialTable):
+        cfg = dataclasses.replace(cfg, answer_scale=trials.scale.name, real_end=trials.scale.real_end)
     index = {str(nm): i for i, nm in enumerate(names)}
     unknown = sorted({im for im in trials.image if im not in index})
     if unknown:
         raise ValueError(f"{len(unknown)} trial image(s) not in the image set, e.g. {unknown[:5]}")
-    rows = [index[im] for im in trials.image]
-    x = _as_tensor(images)[rows]
-    maps = trial_maps(trials, tuple(x.shape[-2:]), cfg.sigma_px)
+    rows = np.array([index[im] for im in trials.image], dtype=np.int64)
+    x = _as_tensor(images)
+    has_gaze = trials.has_gaze
+    maps = trial_maps(trials, tuple(x.shape[-2:]), cfg.sigma_px) if has_gaze.any() else None
     return train_human_model(
         x, maps, trials.answer, trials.participant, trials.rt_ms, cfg,
-        image_ids=trials.image, fixations=trials.fixations,
+        image_ids=trials.image, image_index=rows, has_gaze=has_gaze, fixations=trials.fixations,
         truth=trials.kind if all(trials.kind) else None, progress=progress,
     )

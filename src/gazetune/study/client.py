@@ -10,7 +10,9 @@ only the image and gaze stages:
 * :func:`image_name`: the name of a response's image in fixation tables and trial records;
 * :func:`response_geometry`: the participant's measured viewing geometry;
 * :func:`responses_to_fixations`: gaze samples -> fixation table (eq 3), in each participant's
-  own geometry.
+  own geometry;
+* :func:`trial_table_from_responses`: answered responses -> the trial record
+  (:class:`gazetune.trials.TrialTable`).
 
 Every failure is a :class:`TrainerError` whose message says what to do.
 """
@@ -28,6 +30,10 @@ from gazetune.gaze.fixations import detect_fixations
 from gazetune.gaze.geometry import ScreenGeometry
 from gazetune.gaze.samples import GazeSamples
 from gazetune.images.names import synthetic_image_name
+from gazetune.trials import AnswerScale, Trial, TrialTable
+
+#: the study server's answer scales (``answer_scale`` of a response)
+SERVER_SCALES = {"binary": AnswerScale(0, 1), "rating": AnswerScale(1, 5)}
 
 
 class TrainerError(RuntimeError):
@@ -166,3 +172,36 @@ def image_name(r: dict) -> str:
             raise TrainerError(f"synthetic image {r.get('image')!r} of trial {r.get('trial_id')} has no (version, seed)")
         return synthetic_image_name(str(r["generator_version"]), int(r["seed"]))
     return str(r["image"])
+
+
+def trial_table_from_responses(responses: list[dict], fixations: FixationTable | None = None) -> TrialTable:
+    """The answered ``responses`` of the trainer API as a :class:`~gazetune.trials.TrialTable`.
+
+    Fields read (by name, all documented by the trainer API): ``participant_id``, ``kind``,
+    ``image`` / ``generator_version`` / ``seed`` (:func:`image_name`), ``answer``, ``rt_ms`` and
+    ``answer_scale`` (``binary`` or ``rating``; one for all).  Responses without an answer are left
+    out and counted (``dropped["no answer"]``).  With ``fixations`` (``subject`` = participant id)
+    each trial gets its own; a trial without any gets an empty (0, 3) array.
+    """
+    answered = [r for r in responses if r.get("answer") is not None]
+    names = {str(r.get("answer_scale", "binary")) for r in answered}
+    unknown = names - set(SERVER_SCALES)
+    if unknown or len(names) > 1:
+        raise TrainerError(f"the server reports answer scale(s) {sorted(names)}; expected one of {sorted(SERVER_SCALES)}")
+    scale = SERVER_SCALES[names.pop()] if names else SERVER_SCALES["binary"]
+    trials = []
+    for r in answered:
+        value = float(r["answer"])
+        if not scale.contains(value):
+            raise TrainerError(f"trial {r.get('trial_id')}: answer {value:g} is not on the server's {scale.name} scale")
+        name, pid = image_name(r), str(r["participant_id"])
+        synthetic = r["kind"] == "synthetic"
+        trials.append(Trial(
+            participant=pid, image=name, kind=str(r["kind"]),
+            generator=str(r["generator_version"]) if synthetic else None,
+            rt_ms=float("nan") if r.get("rt_ms") is None else float(r["rt_ms"]),
+            realness=scale.realness(value), answer=value, latent_seed=r.get("seed") if synthetic else None,
+            fixations=None if fixations is None else fixations.for_image(name).get(pid, np.zeros((0, 3))),
+        ))
+    dropped = {"no answer": len(responses) - len(answered)} if len(responses) > len(answered) else {}
+    return TrialTable(trials, scale, dropped, source="study server")
