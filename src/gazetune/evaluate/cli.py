@@ -3,8 +3,10 @@
 * ``gazetune eval images --real DIR (--fake DIR | --generator PATH) [--metrics swd,c2st,fid,kid]
   [--saliency-maps NPZ] [--json OUT] [--report HTML]``: distances between two image sets, or
   between real images and samples of a generator; with maps also their salient-region variants.
-* ``gazetune eval study --trials CSV [--json OUT] [--report HTML]``: fool rate and HYPE-infinity
-  error rate per generator version, with confidence intervals.
+* ``gazetune eval study --trials CSV [--answer-scale 1-7 --real-end low] [--image-table CSV]
+  [--exclude-column COL] [--json OUT] [--report HTML]``: rate of "called real" per source, fool
+  rate and HYPE-infinity error rate per generator version, with confidence intervals, from any long
+  table of answers.
 """
 
 from __future__ import annotations
@@ -191,7 +193,11 @@ def _images_report(path: Path, real: np.ndarray, fake: np.ndarray, results: dict
 
 @app.command("study")
 def study_command(
-    trials: Path = typer.Option(..., "--trials", help="Trials CSV (trial record or the study's trials export)."),
+    trials: Path = typer.Option(..., "--trials", help="Trials CSV: the trial record, the study's trials export, or any long table (one row per answer)."),
+    answer_scale: Optional[str] = typer.Option(None, "--answer-scale", help="binary, likert5 or LOW-HIGH (e.g. 1-7); default: binary or 1-5 from the answers."),
+    real_end: str = typer.Option("high", "--real-end", help="Which end of a rating scale means real: high or low."),
+    image_table: Optional[Path] = typer.Option(None, "--image-table", help="CSV with image, synthetic (1/0) and source: the truth per image."),
+    exclude_column: Optional[str] = typer.Option(None, "--exclude-column", help="Leave out every participant marked 1/true in this column (e.g. outlier)."),
     method: str = typer.Option("bootstrap", "--method", help="bootstrap (participants x images) or wilson."),
     n_boot: int = typer.Option(2000, "--n-boot", help="Bootstrap replicates."),
     confidence: float = typer.Option(0.95, "--confidence", help="Nominal coverage of the intervals."),
@@ -199,18 +205,32 @@ def study_command(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the rates as JSON."),
     report: Optional[Path] = typer.Option(None, "--report", help="Write an HTML report with plots."),
 ) -> None:
-    """Fool rate and HYPE-infinity error rate per generator version, with confidence intervals."""
-    from gazetune.evaluate.human import read_trials_csv, study_rates
+    """Rate of "called real" per source, fool rate and HYPE-infinity error rate per generator
+    version, with confidence intervals."""
+    from gazetune.evaluate.human import called_real, read_trials_csv, study_rates
 
     if method not in ("bootstrap", "wilson"):
         _fail(f"--method must be bootstrap or wilson; got {method!r}")
+    if real_end not in ("high", "low"):
+        _fail(f"--real-end must be high or low; got {real_end!r}")
     try:
-        records = read_trials_csv(trials)
+        records = read_trials_csv(trials, answer_scale, real_end, image_table=image_table,  # type: ignore[arg-type]
+                                  exclude_column=exclude_column)
+        console.print(records.summary())
         with console.status("bootstrapping confidence intervals"):
+            sources = called_real(records, method=method, n_boot=n_boot, confidence=confidence, seed=seed)  # type: ignore[arg-type]
             rows = study_rates(records, method=method, n_boot=n_boot, confidence=confidence, seed=seed)  # type: ignore[arg-type]
     except (FileNotFoundError, ValueError) as err:
         _fail(str(err))
     pct = f"{confidence:.0%}"
+    per_source = Table(title=f"called real per source ({method} {pct} CI; undecided answers left out)")
+    for col, just in (("source", "left"), ("answers", "right"), (f"called real [{pct} CI]", "right"),
+                      ("undecided", "right"), ("median RT (ms)", "right")):
+        per_source.add_column(col, justify=just)  # type: ignore[arg-type]
+    for src in sources:
+        per_source.add_row(src.source, str(src.called_real.n), str(src.called_real), str(src.n_undecided),
+                           "–" if not np.isfinite(src.median_rt_ms) else f"{src.median_rt_ms:.0f}")
+    console.print(per_source)
     table = Table(title=f"human realism ({method} {pct} CI; {len(records)} trials, "
                         f"{len({t.participant for t in records})} participants)")
     for col, just in (("generator", "left"), ("fake trials", "right"), (f"fool rate [{pct} CI]", "right"),
@@ -223,7 +243,9 @@ def study_command(
     console.print("fool rate = synthetic images called real; HYPE error = wrong answers on real + synthetic (0.5 = chance).")
     if json_out:
         _write_json(json_out, {"trials": str(trials), "method": method, "confidence": confidence,
-                               "generators": [r.as_dict() for r in rows]})
+                               "scale": {"name": records.scale.name, "real_end": records.scale.real_end},
+                               "dropped": records.dropped, "excluded_participants": len(records.excluded),
+                               "sources": [r.as_dict() for r in sources], "generators": [r.as_dict() for r in rows]})
     if report:
         from gazetune.evaluate.report import HtmlReport, estimates_figure
 
