@@ -1,11 +1,14 @@
-"""``gazetune gaze maps|fixations``: fixation tables -> heatmaps and overlays; raw samples ->
-fixation table.
+"""``gazetune gaze maps|fixations|import``: fixation tables -> heatmaps and overlays; raw samples ->
+fixation table; long tables of online studies (WebGazer/jsPsych, Gorilla, Labvanced) -> fixation
+table.
 
 ``maps`` reads a fixation table (``image, subject, index, x, y, duration_ms``) and an image
 folder and writes, per image, the heatmap (pooled over observers by default, ¶58) as ``.npy`` or
 ``.npz`` and a PNG overlay, plus ``maps.json`` (sigma, geometry, counts, images skipped).
 ``fixations`` reads one recording (EyeLink ASC, Tobii TSV, Pupil Labs CSV, generic CSV),
 validates it, detects fixations with pymovements and writes (or appends to) a fixation table.
+``import`` reads a long table of many participants and trials (:mod:`gazetune.gaze.longtable`)
+and writes the fixation table of all of it.
 
 :func:`run_maps` and :func:`run_fixations` are the plain functions behind the commands.
 """
@@ -30,6 +33,7 @@ from gazetune.gaze.fixations import detect_fixations
 from gazetune.gaze.geometry import ScreenGeometry
 from gazetune.gaze.heatmap import heatmap, pooled_heatmap
 from gazetune.gaze.importers import FORMATS, read_samples
+from gazetune.gaze.longtable import COLUMN_KEYS, PRESETS, import_long_table, load_mapping, make_mapping
 from gazetune.gaze.overlay import heatmap_overlay, save_png, scanpath_overlay
 from gazetune.gaze.samples import validate_samples
 
@@ -284,7 +288,7 @@ def fixations_command(
     image_size: Annotated[Optional[str], typer.Option(help="WxH of the image in its own pixels.")] = None,
     frame_size: Annotated[Optional[str], typer.Option(help="pupil: WxH of the frame norm_pos refers to.")] = None,
     media: Annotated[Optional[str], typer.Option(help="tobii: keep rows of this Presented Stimulus name.")] = None,
-    method: Annotated[str, typer.Option(help="ivt | idt (pymovements).")] = "ivt",
+    method: Annotated[str, typer.Option(help="auto (by source: i2mc for webcam, ivt otherwise) | ivt | idt | i2mc.")] = "auto",
     velocity_threshold: Annotated[float, typer.Option(help="I-VT threshold, deg/s.")] = 30.0,
     dispersion_threshold: Annotated[float, typer.Option(help="I-DT threshold, deg.")] = 1.0,
     min_duration: Annotated[float, typer.Option(help="Shortest fixation, ms.")] = 100.0,
@@ -293,6 +297,7 @@ def fixations_command(
     out_of_image: Annotated[str, typer.Option(help="nan | clip | keep for samples outside the image.")] = "nan",
     min_confidence: Annotated[Optional[float], typer.Option(help="Drop samples below this confidence.")] = None,
     min_trial_ms: Annotated[float, typer.Option(help="Shortest usable recording, ms.")] = 200.0,
+    source: Annotated[str, typer.Option(help="Gaze source: tracker | webcam | mouse (picks the auto method).")] = "tracker",
     screen_px: ScreenPx = "1920x1080",
     screen_cm: ScreenCm = "53.1x29.9",
     distance_cm: DistanceCm = 60.0,
@@ -311,6 +316,10 @@ def fixations_command(
         read_kwargs["frame_size"] = parse_pair(frame_size, "--frame-size", int)
     if media:
         read_kwargs["media"] = media
+    if format == "csv":
+        read_kwargs["source"] = source
+    elif source != "tracker":
+        raise typer.BadParameter(f"--source applies to csv files; {format} files come from lab trackers")
     validate_kwargs = {"out_of_image": out_of_image, "min_confidence": min_confidence, "min_duration_ms": min_trial_ms}
     detect_kwargs = {
         "geometry": make_geometry(screen_px, screen_cm, distance_cm),
@@ -333,3 +342,107 @@ def fixations_command(
         f"{v['longest_gap_ms']:.0f} ms), low confidence {v['n_low_confidence']}, "
         f"out of image {v['n_out_of_image']} ({v['out_of_image']}); valid {v['n_valid']}"
     )
+
+
+# ----------------------------------------------------------------------------------- import
+def _key_values(items: list[str], what: str) -> dict[str, str]:
+    """``["x=x_pred", "trial=a,b"]`` -> ``{"x": "x_pred", "trial": "a,b"}``."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"{what} must be KEY=VALUE; got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _filters(items: list[str], what: str) -> dict[str, list[str]]:
+    """``["type=prediction", "type=zone"]`` -> ``{"type": ["prediction", "zone"]}``."""
+    out: dict[str, list[str]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"{what} must be COLUMN=VALUE; got {item!r}")
+        out.setdefault(key.strip(), []).append(value.strip())
+    return out
+
+
+@app.command("import")
+def import_command(
+    table: Annotated[Path, typer.Option(help="Long gaze table (CSV/TSV) of many participants and trials.")],
+    out: Annotated[Path, typer.Option(help="Fixation table CSV to write.")],
+    preset: Annotated[Optional[str], typer.Option(help=f"Column names of a platform: {' | '.join(sorted(PRESETS))}.")] = None,
+    mapping: Annotated[Optional[Path], typer.Option(help="Mapping file (.toml or .json; may name a preset).")] = None,
+    column: Annotated[
+        Optional[list[str]], typer.Option(help=f"KEY=COLUMN, repeatable; keys: {', '.join(COLUMN_KEYS)} (trial: a,b).")
+    ] = None,
+    keep: Annotated[Optional[list[str]], typer.Option(help="COLUMN=VALUE: only such rows are samples (repeatable).")] = None,
+    box_rows: Annotated[Optional[list[str]], typer.Option(help="COLUMN=VALUE: rows that carry the image box (repeatable).")] = None,
+    box_target: Annotated[Optional[str], typer.Option(help="Target in the box JSON column that is the image.")] = None,
+    time_unit: Annotated[Optional[str], typer.Option(help="auto | ms | s | us.")] = None,
+    y_origin: Annotated[Optional[str], typer.Option(help="top | bottom: where y = 0 is on screen.")] = None,
+    image_rect: Annotated[
+        Optional[str], typer.Option(help="LEFT,TOP,WIDTH,HEIGHT of the image on screen for the whole study (screen px).")
+    ] = None,
+    image_size: Annotated[Optional[str], typer.Option(help="WxH of the images in their own pixels, whole study.")] = None,
+    images: Annotated[Optional[Path], typer.Option(help="Folder of the images, to read their sizes.")] = None,
+    source: Annotated[Optional[str], typer.Option(help="Gaze source (default webcam).")] = None,
+    method: Annotated[str, typer.Option(help="auto (by source: i2mc for webcam) | ivt | idt | i2mc.")] = "auto",
+    min_duration: Annotated[float, typer.Option(help="Shortest fixation, ms.")] = 100.0,
+    out_of_image: Annotated[str, typer.Option(help="nan | clip | keep for samples outside the image.")] = "nan",
+    min_trial_ms: Annotated[float, typer.Option(help="Shortest usable trial, ms.")] = 200.0,
+    summary: Annotated[Optional[Path], typer.Option(help="Write the import summary (JSON) here.")] = None,
+    screen_px: ScreenPx = "1920x1080",
+    screen_cm: ScreenCm = "53.1x29.9",
+    distance_cm: DistanceCm = 60.0,
+) -> None:
+    """Fixation table (eq 3) for every trial of a long table from WebGazer/jsPsych, Gorilla, Labvanced."""
+    overrides: dict = {}
+    try:
+        if mapping is not None:
+            file_preset, overrides = load_mapping(mapping)
+            preset = preset or file_preset
+        cols = {**overrides.get("columns", {}), **_key_values(column or [], "--column")}
+        if "trial" in cols and isinstance(cols["trial"], str):
+            cols["trial"] = [c.strip() for c in cols["trial"].split(",") if c.strip()]
+        if cols:
+            overrides["columns"] = cols
+        if keep:
+            overrides["keep"] = {**overrides.get("keep", {}), **_filters(keep, "--keep")}
+        if box_rows:
+            overrides["box_rows"] = _filters(box_rows, "--box-rows")
+        for key, value in (("box_json_target", box_target), ("time_unit", time_unit), ("y_origin", y_origin), ("source", source)):
+            if value is not None:
+                overrides[key] = value
+        if image_rect:
+            overrides["image_rect"] = parse_rect(image_rect)
+        if image_size:
+            overrides["image_size"] = parse_pair(image_size, "--image-size", int)
+        table_mapping = make_mapping(preset, overrides)
+        result = import_long_table(
+            table,
+            table_mapping,
+            out,
+            images=images,
+            geometry=make_geometry(screen_px, screen_cm, distance_cm),
+            validate_kwargs={"out_of_image": out_of_image, "min_duration_ms": min_trial_ms},
+            detect_kwargs={"method": method, "min_duration_ms": min_duration},
+        )
+    except (FileNotFoundError, ValueError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    if summary is not None:
+        with atomic_write(summary, "w") as fh:
+            json.dump(result, fh, indent=2)
+    console.print(
+        f"{result['n_fixations']} fixation(s) from {result['n_trials_written']} of {result['n_trials']} trial(s) of "
+        f"{result['n_participants']} participant(s) -> {out}\n"
+        f"rows {result['n_rows']}: samples {result['n_sample_rows']}, box rows {result['n_box_rows']}, other "
+        f"{result['n_other_rows']}; time in {result['time_unit']}; method {result['method']}; reordered "
+        f"{result['n_reordered']}, duplicate time stamps dropped {result['n_duplicate_times']}; repeated views "
+        f"{result['n_repeated_views']}"
+    )
+    for s in result["skipped"][:10]:
+        console.print(f"[yellow]skipped[/yellow] {s['trial']} (line {s['line']}): {s['reason']}")
+    if len(result["skipped"]) > 10:
+        console.print(f"[yellow]... and {len(result['skipped']) - 10} more skipped trial(s)[/yellow]")

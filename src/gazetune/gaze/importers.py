@@ -42,7 +42,7 @@ PathLike = str | os.PathLike
 def _number(text: Optional[str], where: str, column: str, allow_empty: bool = True) -> float:
     """Parse one cell; empty or NaN-like cells are NaN when ``allow_empty``."""
     s = (text or "").strip()
-    if s == "" or s.lower() in ("nan", "na", "null", "none", "."):
+    if s == "" or s.lower() in ("nan", "na", "null", "none", "undefined", "."):
         if allow_empty:
             return math.nan
         raise ValueError(f"{where}: column {column!r} is empty")
