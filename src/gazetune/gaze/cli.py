@@ -389,7 +389,9 @@ def import_command(
     source: Annotated[Optional[str], typer.Option(help="Gaze source (default webcam).")] = None,
     method: Annotated[str, typer.Option(help="auto (by source: i2mc for webcam) | ivt | idt | i2mc.")] = "auto",
     min_duration: Annotated[float, typer.Option(help="Shortest fixation, ms.")] = 100.0,
-    out_of_image: Annotated[str, typer.Option(help="nan | clip | keep for samples outside the image.")] = "nan",
+    out_of_image: Annotated[
+        str, typer.Option(help="keep | nan | clip for samples outside the image (webcam error often exceeds it).")
+    ] = "keep",
     min_trial_ms: Annotated[float, typer.Option(help="Shortest usable trial, ms.")] = 200.0,
     summary: Annotated[Optional[Path], typer.Option(help="Write the import summary (JSON) here.")] = None,
     screen_px: ScreenPx = "1920x1080",

@@ -563,7 +563,9 @@ def import_long_table(
     geometry : ScreenGeometry, optional
         Viewing geometry for detection (default :class:`ScreenGeometry()`).
     validate_kwargs, detect_kwargs : dict, optional
-        Passed to ``validate_samples`` (default ``out_of_image="nan"``) and ``detect_fixations``.
+        Passed to ``validate_samples`` and ``detect_fixations``.  ``out_of_image`` defaults to
+        ``"keep"``: webcam error (150-500 px) often exceeds the image's margin, and dropping
+        every sample that lands off the image would split or lose many fixations.
 
     Returns
     -------
@@ -586,7 +588,7 @@ def import_long_table(
     if method == "auto":
         method = default_method(mapping.source)
     detect_kwargs["method"] = method
-    validate_kwargs = {"out_of_image": "nan", **(validate_kwargs or {})}
+    validate_kwargs = {"out_of_image": "keep", **(validate_kwargs or {})}
     size_cache: dict = {}
     table = FixationTable()
     views: dict[tuple[str, str], int] = {}
