@@ -197,3 +197,25 @@ def test_backbone_beats_unet_on_small_osie_split(shared_data, tmp_path):
     nss = {k: rows[k]["mean"]["NSS"] for k in rows}
     assert nss["backbone"] > nss["unet"] + 0.15, nss
     assert nss["backbone"] > nss["center bias"] + 0.3, nss
+
+
+@needs_network
+def test_finetune_trains_a_copy_of_the_last_block(tmp_path):
+    from gazetune.features.inception import load_inception_taps
+
+    rng = np.random.default_rng(0)
+    taps = {"mixed_9": np.abs(rng.normal(0, 1, (8, 2048, 2, 3))).astype(np.float16),
+            "mixed_10": np.abs(rng.normal(0, 1, (8, 2048, 2, 3))).astype(np.float16)}  # fmt: skip
+    maps = rng.random((8, 4, 6)).astype(np.float32)
+    shared = load_inception_taps(("mixed_10",)).layers.mixed_10
+    before = [p.clone() for p in shared.parameters()]
+    cfg = _cfg(taps=["mixed_9", "mixed_10"], feature_width=96, epochs=2, finetune=True, finetune_lr_scale=0.5)
+    model, _ = train_backbone_saliency(taps, maps, cfg)
+    assert all(torch.equal(a, b) for a, b in zip(before, shared.parameters()))  # the shared network is untouched
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.tuned.parameters()))
+    save_saliency_model(model, tmp_path / "m.safetensors", extra={"size": [4, 6]})
+    loaded = load_saliency_model(tmp_path / "m.safetensors")
+    ft = {k: torch.from_numpy(v[:2].astype(np.float32)) for k, v in taps.items()}
+    assert torch.allclose(loaded.readout(ft, (4, 6)), model.readout(ft, (4, 6)), atol=1e-5)
+    with pytest.raises(ValueError, match="finetune needs"):
+        InceptionSaliency(taps=["mixed_2", "mixed_10"], finetune=True)

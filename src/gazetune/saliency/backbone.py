@@ -79,6 +79,10 @@ class InceptionSaliency(nn.Module):
         ``(rows, cols)`` of the learned centre-bias prior (logits, bilinearly up-sampled).
     dropout
         Channel dropout on the standardised taps while training.
+    finetune
+        Fine-tune the last Inception block: a trainable copy of ``mixed_10`` computes that tap
+        from ``mixed_9`` (both must be taps; the copy is saved in the checkpoint).  Cached taps
+        still work, because ``mixed_9`` is the block's input.
 
     Notes
     -----
@@ -97,9 +101,12 @@ class InceptionSaliency(nn.Module):
         blur_frac: float = 0.02,
         bias_grid: Sequence[int] = (6, 8),
         dropout: float = 0.1,
+        finetune: bool = False,
     ):
         super().__init__()
         taps = check_taps(taps)
+        if finetune and not {"mixed_9", "mixed_10"} <= set(taps):
+            raise ValueError("finetune needs the taps mixed_9 (the input of the tuned block) and mixed_10")
         hidden = [int(h) for h in hidden]
         if not hidden or min(hidden) < 1:
             raise ValueError(f"hidden must be a non-empty list of positive channel counts; got {hidden}")
@@ -116,6 +123,7 @@ class InceptionSaliency(nn.Module):
             "blur_frac": float(blur_frac),
             "bias_grid": [int(b) for b in bias_grid],
             "dropout": float(dropout),
+            "finetune": bool(finetune),
         }
         self.taps = taps
         self.feature_width = int(feature_width)
@@ -132,11 +140,24 @@ class InceptionSaliency(nn.Module):
         for t in taps:
             self.register_buffer(f"mean_{t}", torch.zeros(1, CHANNELS[t], 1, 1))
             self.register_buffer(f"std_{t}", torch.ones(1, CHANNELS[t], 1, 1))
+        self.tuned = None
+        if finetune:
+            import copy
+
+            self.tuned = copy.deepcopy(load_inception_taps(("mixed_10",)).layers.mixed_10)
+            for name, p in self.tuned.named_parameters():  # convolutions and batch-norm shifts; the statistics stay
+                p.requires_grad_(name.rsplit(".", 1)[-1] in ("weight", "beta"))
+
+    def readout_parameters(self) -> list[nn.Parameter]:
+        """The parameters of the readout and prior (everything but the fine-tuned block)."""
+        tuned = {id(p) for p in self.tuned.parameters()} if self.tuned is not None else set()
+        return [p for p in self.parameters() if id(p) not in tuned]
 
     # -- backbone (not a submodule: shared, frozen and not saved) ----------------------------------
 
     def backbone(self, device: torch.device | str):
-        return load_inception_taps(self.taps, size=self.feature_width, device=str(device))
+        taps = tuple(t for t in self.taps if t != "mixed_10") if self.tuned is not None else self.taps
+        return load_inception_taps(taps, size=self.feature_width, device=str(device))
 
     @torch.no_grad()
     def set_standardisation(self, taps: dict[str, torch.Tensor | np.ndarray]) -> None:
@@ -150,6 +171,10 @@ class InceptionSaliency(nn.Module):
 
     def readout(self, taps: dict[str, torch.Tensor], out_size: Sequence[int]) -> torch.Tensor:
         """Logits ``(N, 1, *out_size)`` from precomputed taps ``{tap: (N, C, h, w)}``."""
+        if self.tuned is not None:
+            if "mixed_9" not in taps:
+                raise ValueError("taps missing: ['mixed_9'] (the input of the fine-tuned block)")
+            taps = {**taps, "mixed_10": self.tuned(taps["mixed_9"].to(self.project_bias.dtype))}
         missing = [t for t in self.taps if t not in taps]
         if missing:
             raise ValueError(f"taps missing: {missing}")
@@ -343,11 +368,16 @@ def train_backbone_saliency(
             blur_frac=cfg.blur_frac,
             bias_grid=cfg.bias_grid,
             dropout=cfg.dropout,
+            finetune=cfg.finetune,
         )
         model.set_standardisation(taps)
-        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        groups = [{"params": model.readout_parameters()}]
+        if model.tuned is not None:
+            groups.append({"params": [p for p in model.tuned.parameters() if p.requires_grad], "lr": cfg.lr * cfg.finetune_lr_scale, "weight_decay": 0.0})
+        opt = torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
         steps = math.ceil(len(y) / cfg.batch_size)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(1, cfg.epochs * steps), pct_start=0.15)
+        max_lr = [cfg.lr] + ([cfg.lr * cfg.finetune_lr_scale] if model.tuned is not None else [])
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lr, total_steps=max(1, cfg.epochs * steps), pct_start=0.15)
         history: dict[str, list[float]] = {"loss": [], "seconds": [], **{name: [] for _, name in terms}}
         out_size = tuple(y.shape[1:])
         with _progress(cfg.epochs * steps, "saliency readout", cfg.progress) as advance:

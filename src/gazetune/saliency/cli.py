@@ -227,6 +227,8 @@ def train_command(
     feature_width: int = typer.Option(400, help="Backbone input width in pixels (backbone inception)."),
     taps: str = typer.Option(",".join(SaliencyTrainConfig().taps), help="Comma-separated Inception layers read out (backbone inception)."),
     cache: Optional[Path] = typer.Option(None, help="Folder caching the backbone taps (default ~/.cache/gazetune/features)."),
+    finetune: bool = typer.Option(False, help="Also fine-tune the last Inception block (mixed_10; backbone inception)."),
+    flip: bool = typer.Option(True, help="Mirror augmentation (with a backbone: taps of the mirrored images are computed too)."),
     batch_size: int = typer.Option(16, help="Images per batch."),
     lr: Optional[float] = typer.Option(None, help="Peak learning rate (Adam, one-cycle schedule; default 4e-3 with a backbone, 2e-3 without)."),
     sigma_frac: float = typer.Option(0.03, help="Target Gaussian sigma as a fraction of the width."),
@@ -250,7 +252,7 @@ def train_command(
     cfg = SaliencyTrainConfig(
         epochs=d_epochs if epochs is None else epochs, seed=seed, loss=loss or d_loss, k=k, width=width, depth=depth,
         batch_size=batch_size, lr=d_lr if lr is None else lr, threads=threads, backbone=backbone,
-        feature_width=feature_width, taps=[t.strip() for t in taps.split(",") if t.strip()],
+        feature_width=feature_width, taps=[t.strip() for t in taps.split(",") if t.strip()], finetune=finetune, flip=flip,
     )  # fmt: skip
     try:
         weights, history = run_train(

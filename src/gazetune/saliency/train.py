@@ -211,6 +211,8 @@ class SaliencyTrainConfig:
     channel ``dropout``) on the frozen TF-Inception ``taps`` of the image resized to
     ``feature_width`` pixels; ``width``, ``depth``, ``center_prior``, ``norm`` and ``density`` are
     then unused (its density is a softmax) and ``bias_grid`` is the size of its learned prior.
+    ``finetune`` also trains the last Inception block (``mixed_10``) at ``finetune_lr_scale``
+    times the learning rate.
     """
 
     epochs: int = 24
@@ -236,6 +238,8 @@ class SaliencyTrainConfig:
     readout: list[int] = field(default_factory=lambda: [16, 16])
     blur_frac: float = 0.02
     dropout: float = 0.1
+    finetune: bool = False
+    finetune_lr_scale: float = 0.02
 
 
 def parse_loss(spec: str) -> list[tuple[float, str]]:
