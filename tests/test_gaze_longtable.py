@@ -54,16 +54,19 @@ def trial_samples(box, planted, seed):
     return rows
 
 
-def write_per_sample(path, time_scale=1.0, with_box=True, delimiter=","):
-    """One row per sample: participant, trial, image, time (ms * time_scale), x, y (+ box)."""
+def write_per_sample(path, time_scale=1.0, with_box=True, delimiter=",", y_up=False):
+    """One row per sample: participant, trial, image, time (ms * time_scale), x, y (+ box);
+    ``y_up``: y measured upwards from the bottom of a 1080 px screen."""
     header = ["pid", "trial", "img", "t", "gx", "gy"] + (["bx", "by", "bw", "bh"] if with_box else [])
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh, delimiter=delimiter)
         w.writerow(header)
         for k, (pid, trial, image, box, planted) in enumerate(TRIALS):
             start = 10_000.0 * k  # any clock origin
+            b = (box[0], 1080 - box[1] - box[3], box[2], box[3]) if y_up else box
             for t, x, y in trial_samples(box, planted, k):
-                w.writerow([pid, trial, image, f"{(start + t) * time_scale:.6f}", f"{x:.2f}", f"{y:.2f}"] + (list(box) if with_box else []))
+                y = 1080 - y if y_up else y
+                w.writerow([pid, trial, image, f"{(start + t) * time_scale:.6f}", f"{x:.2f}", f"{y:.2f}"] + (list(b) if with_box else []))
 
 
 MAP = {"participant": "pid", "trial": "trial", "image": "img", "time": "t", "x": "gx", "y": "gy"}
@@ -121,6 +124,14 @@ def test_seconds_and_semicolons_and_one_box_per_study_give_the_same_table(tmp_pa
     t = read_fixation_table(tmp_path / "c.csv")
     np.testing.assert_allclose(t.for_image("faces/b.png")["p1"][:, :2], [[100, 100], [320, 220]], atol=1.5)
     np.testing.assert_allclose(t.for_image("faces/a.png")["p2"][:, :2], [[80, 200], [250, 80]], atol=1.5)
+
+
+def test_y_measured_from_the_bottom(tmp_path):
+    path = tmp_path / "g.csv"
+    write_per_sample(path, y_up=True)
+    m = TableMapping(columns={**MAP, **BOX}, image_size=SIZE, source="tracker", y_origin="bottom")
+    import_long_table(path, m, tmp_path / "f.csv")
+    check_table(tmp_path / "f.csv")
 
 
 def test_explicit_time_unit_beats_the_guess(tmp_path):

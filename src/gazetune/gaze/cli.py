@@ -388,6 +388,8 @@ def import_command(
     images: Annotated[Optional[Path], typer.Option(help="Folder of the images, to read their sizes.")] = None,
     source: Annotated[Optional[str], typer.Option(help="Gaze source (default webcam).")] = None,
     method: Annotated[str, typer.Option(help="auto (by source: i2mc for webcam) | ivt | idt | i2mc.")] = "auto",
+    velocity_threshold: Annotated[float, typer.Option(help="I-VT threshold, deg/s.")] = 30.0,
+    dispersion_threshold: Annotated[float, typer.Option(help="I-DT threshold, deg (5 suits webcam gaze).")] = 1.0,
     min_duration: Annotated[float, typer.Option(help="Shortest fixation, ms.")] = 100.0,
     out_of_image: Annotated[
         str, typer.Option(help="keep | nan | clip for samples outside the image (webcam error often exceeds it).")
@@ -428,7 +430,12 @@ def import_command(
             images=images,
             geometry=make_geometry(screen_px, screen_cm, distance_cm),
             validate_kwargs={"out_of_image": out_of_image, "min_duration_ms": min_trial_ms},
-            detect_kwargs={"method": method, "min_duration_ms": min_duration},
+            detect_kwargs={
+                "method": method,
+                "min_duration_ms": min_duration,
+                "velocity_threshold_deg_s": velocity_threshold,
+                "dispersion_threshold_deg": dispersion_threshold,
+            },
         )
     except (FileNotFoundError, ValueError) as exc:
         console.print(f"[red]error:[/red] {exc}")
