@@ -190,8 +190,8 @@ def detect_fixations(
     resample_hz : float, optional
         Constant rate to resample to before detection; default: the median rate of the samples
         rounded to whole Hz (I2MC: at least :data:`I2MC_MIN_RATE_HZ`; webcam gaze at 25-30 Hz
-        is interpolated to 50 Hz, which finds about twice as many of the true fixations,
-        docs/benchmarks.md).
+        is interpolated to 50 Hz, where I2MC matched 66 % instead of 38 % of the true fixations
+        of simulated webcam trials, docs/benchmarks.md).
     max_gap_ms : float
         Longest gap between valid samples that resampling interpolates across; longer track loss
         stays NaN and splits fixations.
@@ -284,7 +284,7 @@ def _detect_pymovements(
 I2MC_DOWNSAMPLES = (2, 5, 10)
 #: I2MC options for webcam gaze, over :func:`i2mc_options_for`: a fixation cutoff at mean + 1.5 sd
 #: of the clustering weights instead of the package's 2 sd, which merges too much at 25-50 Hz
-#: (bench/webcam_fixations.py: 80 % instead of 69 % of true fixations found on simulated webcam gaze).
+#: (bench/webcam_fixations.py: 78 % instead of 66 % of true fixations matched on simulated webcam gaze).
 WEBCAM_I2MC_OPTIONS: dict = {"cutoffstd": 1.5}
 #: I2MC runs on data resampled to at least this rate (Hz) unless ``resample_hz`` says otherwise.
 I2MC_MIN_RATE_HZ = 50.0
