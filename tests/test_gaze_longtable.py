@@ -298,8 +298,8 @@ def test_labvanced_preset_and_webcam_default(tmp_path):
                 w.writerow([pid, "faces", trial, f"{x:.1f}", f"{y:.1f}", f"{1.7e12 + t:.0f}", 1.0])
     mapping = make_mapping("labvanced", {"image_rect": box, "image_size": SIZE})
     assert mapping.source == "webcam"
-    nameless = import_long_table(path, mapping, tmp_path / "f.csv")  # the preset has no image column
-    assert nameless["n_trials_written"] == 0 and "no image name" in nameless["skipped"][0]["reason"]
+    with pytest.raises(ValueError, match="no trial has an image name"):  # the preset has no image column
+        import_long_table(path, mapping, tmp_path / "f.csv")
     mapping = make_mapping("labvanced", {"columns": {"image": "Task_Name"}, "image_rect": box, "image_size": SIZE})
     summary = import_long_table(path, mapping, tmp_path / "f.csv")
     assert summary["method"] == "i2mc" and summary["n_trials_written"] == 2

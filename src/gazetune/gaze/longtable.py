@@ -27,6 +27,24 @@ Rows of a trial are sorted by time and exact duplicate time stamps dropped (both
 Presets (:data:`PRESETS`) give the column names of each platform.  **They are assumptions,
 written from the platforms' public descriptions, not checked against a real export**: check them
 against your file's header, and override any key with a mapping file or ``--column``.
+
+``jspsych``
+    one row per trial: ``subject`` (added by the experimenter; jsPsych has no participant column
+    of its own), ``trial_index``, ``stimulus`` (image), ``webgazer_data`` (JSON list of
+    ``{x, y, t}``, t in ms from the trial's start), ``webgazer_targets`` (JSON object
+    selector -> ``{x, y, width, height, ...}``; with several targets name the image's with
+    ``box_json_target``).  Rows without ``webgazer_data`` are other trials and skipped.
+``gorilla``
+    Gorilla's eye-tracking files, concatenated: ``participant_id``, ``spreadsheet_row`` and
+    ``screen_index`` (trial), ``type`` (``prediction`` rows are samples, ``zone`` rows boxes),
+    ``time_stamp`` (ms), ``x_pred``, ``y_pred``, ``face_conf``, ``zone_x``, ``zone_y``,
+    ``zone_width``, ``zone_height``.  These files do not name the stimulus: add an image column
+    (e.g. joined from the task's spreadsheet).  y is assumed to grow downwards from the top of
+    the screen; if your zones say otherwise, set ``y_origin = "bottom"``.
+``labvanced``
+    ``Rec_Session_Id`` (participant), ``Task_Name`` and ``Trial_Nr`` (trial), ``X``, ``Y``,
+    ``T`` (ms), ``C`` (confidence); no image or box columns assumed: give them, or
+    ``image_rect`` for the study.
 """
 
 from __future__ import annotations
@@ -582,6 +600,11 @@ def import_long_table(
     trials, counts = read_long_table(path, mapping)
     if not trials:
         raise ValueError(f"{path}: no sample rows (check the keep filter {mapping.keep or '{}'} and the header)")
+    if not any(tr.image for tr in trials):
+        raise ValueError(
+            f"{path}: no trial has an image name; map the image column (mapping key 'image', e.g. "
+            "--column image=NAME): the gorilla and labvanced presets have none"
+        )
     unit = guess_time_unit(trials) if mapping.time_unit == "auto" else mapping.time_unit
     detect_kwargs = dict(detect_kwargs or {})
     method = detect_kwargs.get("method", "auto")
