@@ -11,7 +11,11 @@ The issue's real data point for calibration: on 40 real WebGazer trials I-VT at 
 median of 3 fixations per 2 s trial.  The row "ivt 30 deg/s" should land near that if the
 simulation is realistic.
 
-    .venv/bin/python bench/webcam_fixations.py [--trials 200] [--seed 0]
+    .venv/bin/python bench/webcam_fixations.py [--trials 200] [--seed 0] [--noise-px 30 80]
+
+On a real long table (no truth, so only the counts per trial):
+
+    .venv/bin/python bench/webcam_fixations.py --table export.csv --preset jspsych --image-size 512x512
 """
 
 from __future__ import annotations
@@ -63,10 +67,17 @@ def main() -> None:
         "--noise-px", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
         help="range of the frame-to-frame noise sd per axis, screen px (default: WebcamNoise's 30 80)",
     )
+    ap.add_argument("--table", default=None, help="a real long table instead of the simulation (counts only)")
+    ap.add_argument("--preset", default=None, help="with --table: jspsych | gorilla | labvanced")
+    ap.add_argument("--mapping", default=None, help="with --table: mapping file (.toml/.json)")
+    ap.add_argument("--image-size", default=None, help="with --table: WxH of the images")
     args = ap.parse_args()
     warnings.simplefilter("ignore", RuntimeWarning)  # pymovements' I-DT on windows with track loss
-    rng = np.random.default_rng(args.seed)
     geometry = ScreenGeometry()
+    if args.table:
+        real_table(args, geometry)
+        return
+    rng = np.random.default_rng(args.seed)
     noise = WebcamNoise() if args.noise_px is None else WebcamNoise(noise_px=tuple(args.noise_px))
     print(f"noise: {noise}")
     trials = [simulate_webcam_trial(rng, noise=noise, geometry=geometry) for _ in range(args.trials)]
@@ -99,6 +110,40 @@ def main() -> None:
             f"{np.median(np.abs(f - n_true)):.0f} | {100 * np.mean(f == 0):.0f} % | "
             f"{100 * hit / n_true.sum():.0f} % | {ms:.0f} |"
         )
+
+
+def real_table(args, geometry: ScreenGeometry) -> None:
+    """Fixations per trial of each method on a real long table (no truth to compare with)."""
+    from gazetune.gaze.longtable import guess_time_unit, load_mapping, make_mapping, read_long_table, trial_samples
+
+    preset, overrides = load_mapping(args.mapping) if args.mapping else (None, {})
+    if args.image_size:
+        overrides["image_size"] = [int(v) for v in args.image_size.lower().split("x")]
+    mapping = make_mapping(args.preset or preset, overrides)
+    trials, _ = read_long_table(args.table, mapping)
+    unit = guess_time_unit(trials) if mapping.time_unit == "auto" else mapping.time_unit
+    cleaned = []
+    for tr in trials:
+        try:
+            samples, _ = trial_samples(tr, mapping, unit, None, geometry.screen_height_px)
+            cleaned.append(validate_samples(samples, out_of_image="keep", min_valid_samples=6)[0])
+        except ValueError as exc:
+            print(f"skipped {tr.label}: {exc}")
+    durations = np.array([s.duration_ms for s in cleaned])
+    print(f"{len(cleaned)} trials of {len({tr.participant for tr in trials})} participants, "
+          f"median length {np.median(durations):.0f} ms\n")
+    print("| method, settings | found per trial: median [range] | per second of trial | trials with none |")
+    print("|---|---|---|---|")
+    for label, kw in SETTINGS:
+        found = []
+        for s in cleaned:
+            try:
+                found.append(len(detect_fixations(s, geometry, **kw)))
+            except ValueError:
+                found.append(0)
+        f = np.array(found)
+        print(f"| {label} | {np.median(f):.0f} [{f.min()}-{f.max()}] | {np.median(f / (durations / 1000)):.1f} | "
+              f"{100 * np.mean(f == 0):.0f} % |")
 
 
 if __name__ == "__main__":
