@@ -1,13 +1,13 @@
 """Fixation detection: gaze samples -> fixation points ``(x_i, y_i, dur_i)`` (patent eq 3, ¶75, ¶80).
 
-The detection itself is pymovements' (Salvucci & Goldberg 2000):
+Three methods; I-VT and I-DT are pymovements' (Salvucci & Goldberg 2000), I2MC is its authors'
+package:
 
 * **I-VT** (:func:`pymovements.events.ivt`): a sample belongs to a fixation when its gaze velocity
   (pymovements ``pos2vel``, in deg/s) is below ``velocity_threshold_deg_s``;
 * **I-DT** (:func:`pymovements.events.idt`): a window of samples is a fixation while its
   dispersion ``(max x - min x) + (max y - min y)`` in degrees stays below
-  ``dispersion_threshold_deg``.
-
+  ``dispersion_threshold_deg``;
 * **I2MC** (Hessels, Niehorster, Kemner & Hooge 2017, *Behavior Research Methods* 49, 1802-1823;
   PyPI ``i2mc``, called as is): 2-means clustering in a moving window at several down-sampling
   levels gives every sample a weight (how often a window split there); samples below
@@ -25,7 +25,8 @@ the first).
 ``method="auto"`` (the default) picks the method by the samples' ``source``
 (:data:`DEFAULT_METHOD`): I2MC for webcam gaze, I-VT otherwise.  The choice rests on
 ``bench/webcam_fixations.py`` (docs/benchmarks.md): on simulated WebGazer-like recordings
-(about 25 Hz, 150-500 px error) I-VT at 30 deg/s finds far too few fixations.
+(about 25 Hz, 150-500 px error) I-VT at 30 deg/s finds 3 of 8 fixations, I2MC at 50 Hz 7 of 8
+with the steadiest counts across noise levels; I-DT at 5 deg is about as good there.
 """
 
 from __future__ import annotations
