@@ -138,15 +138,17 @@ class Viewport(_Strict):
 
 class TrialStart(_Strict):
     image_rect: list[Coord] = Field(min_length=4, max_length=4)
+    image_rect2: Optional[list[Coord]] = Field(None, min_length=4, max_length=4,
+                                               description="2AFC only: the right-hand image's rectangle")
     viewport: Optional[Viewport] = None
     client_onset_ms: TimeMs
 
     @model_validator(mode="after")
     def _positive(self) -> "TrialStart":
-        w, h = self.image_rect[2:]
-        if not (1 <= w <= VIEWPORT_PX[1] and 1 <= h <= VIEWPORT_PX[1]):
-            raise ValueError(f"image_rect width and height must be 1 .. {VIEWPORT_PX[1]:g} CSS px; "
-                             f"got {self.image_rect[2:]}")
+        for name in ("image_rect", "image_rect2"):
+            rect = getattr(self, name)
+            if rect is not None and not (1 <= rect[2] <= VIEWPORT_PX[1] and 1 <= rect[3] <= VIEWPORT_PX[1]):
+                raise ValueError(f"{name} width and height must be 1 .. {VIEWPORT_PX[1]:g} CSS px; got {rect[2:]}")
         return self
 
 
@@ -320,7 +322,7 @@ class _TrialRoutes:
             onset = lsl.now() if lsl is not None else None
             out = await _db_call(store, store.start_trial, p, trial_id, list(st.image_rect),
                                  st.viewport.model_dump(exclude_none=True) if st.viewport else None,
-                                 st.client_onset_ms, onset)
+                                 st.client_onset_ms, onset, list(st.image_rect2) if st.image_rect2 else None)
             if lsl is not None:
                 lsl.trial_start(trial_id, onset)
             return out
@@ -490,7 +492,8 @@ def create_app(cfg: StudyConfig, store: StudyStore | None = None) -> FastAPI:
             "fixation_ms": cfg.fixation_ms, "display_px": cfg.display_px,
             "drift_check_every": cfg.drift_check_every, "validation_max_deg": cfg.validation_max_deg,
             "max_calibration_attempts": cfg.max_calibration_attempts,
-            "face_mesh_available": vendor is not None,
+            "face_mesh_available": vendor is not None, "design": cfg.design,
+            "n_trials_total": cfg.trials_per_participant + cfg.catch_trials,
         }
 
     # ------------------------------------------------------------------ participant API
@@ -517,9 +520,10 @@ def create_app(cfg: StudyConfig, store: StudyStore | None = None) -> FastAPI:
         return store.complete(p)
 
     @app.get("/api/trials/{trial_id}/image")
-    def trial_image(trial_id: str, p: Part) -> Response:
-        """PNG of the trial's image (the participant's own trials only)."""
-        return Response(store.trial_image(p, parse_id(trial_id)), media_type="image/png",
+    def trial_image(trial_id: str, p: Part, which: Annotated[int, Query(ge=1, le=2)] = 1) -> Response:
+        """PNG of the trial's image (the participant's own trials only); `which=2`: the right-hand
+        image of a 2AFC pair."""
+        return Response(store.trial_image(p, parse_id(trial_id), which), media_type="image/png",
                         headers={"Cache-Control": "no-store"})
 
     # ------------------------------------------------------------------ researcher API

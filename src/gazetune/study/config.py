@@ -30,6 +30,11 @@ from gazetune.config import from_dict, load_config
 
 ANSWER_SCALES = ("binary", "rating")
 GAZE_MODES = ("mouse", "webcam", "tracker")
+DESIGNS = ("single", "2afc", "hype_time")
+COMPLETION_PLATFORMS = {
+    # where a crowdsourcing platform wants the participant sent at the end; {code} = completion code
+    "prolific": "https://app.prolific.com/submissions/complete?cc={code}",
+}
 
 
 @dataclass
@@ -109,6 +114,31 @@ class StudyConfig:
         After a trial ends, how long to wait for gaze samples of its window still in transit.
     seed : int
         Seed of the trial plans and the synthetic pool.
+    design : str
+        ``single`` (one image, real or generated?), ``2afc`` (a real and a generated image side
+        by side: which one is real?) or ``hype_time`` (one image shown for an exposure set by an
+        adaptive staircase, then a mask).
+    catch_trials : int
+        Catch trials added to each participant's plan: images with an obvious answer (broken
+        images made from the real ones; real images from ``catch_real_images`` when given).
+    catch_real_images : str, optional
+        Folder of obviously real photographs for catch trials.
+    exclude_catch_accuracy_below : float
+        Exclude a participant whose share of correct catch trials is below this (0 = rule off).
+    exclude_fast_rt_ms, exclude_fast_share_above : float
+        Exclude a participant when more than ``exclude_fast_share_above`` of their answers came
+        faster than ``exclude_fast_rt_ms`` milliseconds (``exclude_fast_rt_ms = 0``: rule off).
+    exclude_failed_validation : bool
+        Exclude a participant whose last validation failed (``validation_max_deg``).
+    completion_platform : str, optional
+        ``prolific``: send the participant to Prolific's completion link with the code.
+    completion_redirect : str, optional
+        Any completion link; ``{code}`` and ``{pid}`` (the participant id from the URL) are filled in.
+    hype_min_ms, hype_max_ms, hype_step_ms, hype_start_ms : int
+        HYPE-time staircase: exposure range, step and first exposure, milliseconds.  A correct
+        answer shortens the next exposure by one step, a wrong one lengthens it (1-up 1-down).
+    mask_ms : int
+        HYPE-time: how long the mask after the image stays before the answer buttons appear.
     """
 
     title: str = "Real or generated?"
@@ -142,6 +172,20 @@ class StudyConfig:
     lsl_marker_outlet: str = "gazetune-markers"
     lsl_late_s: float = 1.0
     seed: int = 0
+    design: str = "single"
+    catch_trials: int = 0
+    catch_real_images: Optional[str] = None
+    exclude_catch_accuracy_below: float = 0.0
+    exclude_fast_rt_ms: float = 0.0
+    exclude_fast_share_above: float = 0.2
+    exclude_failed_validation: bool = False
+    completion_platform: Optional[str] = None
+    completion_redirect: Optional[str] = None
+    hype_min_ms: int = 100
+    hype_max_ms: int = 1000
+    hype_step_ms: int = 100
+    hype_start_ms: int = 500
+    mask_ms: int = 300
 
     def __post_init__(self) -> None:
         self.validate()
@@ -188,6 +232,49 @@ class StudyConfig:
             bad("lsl_marker_streams", "must be a list of LSL stream names")
         if float(self.lsl_late_s) < 0:
             bad("lsl_late_s", "must be >= 0")
+        if self.design not in DESIGNS:
+            bad("design", f"must be one of {DESIGNS}")
+        if self.design == "2afc" and self.answer_scale != "binary":
+            bad("answer_scale", "must be 'binary' with design = '2afc' (the answer is a side)")
+        if int(self.catch_trials) < 0:
+            bad("catch_trials", "must be >= 0")
+        if self.catch_real_images and not Path(self.catch_real_images).is_dir():
+            bad("catch_real_images", "is not a folder")
+        for key in ("exclude_catch_accuracy_below", "exclude_fast_share_above"):
+            if not 0.0 <= float(getattr(self, key)) <= 1.0:
+                bad(key, "must be in [0, 1]")
+        if self.exclude_catch_accuracy_below > 0 and not self.catch_trials:
+            bad("exclude_catch_accuracy_below", "needs catch_trials > 0")
+        if float(self.exclude_fast_rt_ms) < 0:
+            bad("exclude_fast_rt_ms", "must be >= 0")
+        if self.completion_platform and self.completion_platform not in COMPLETION_PLATFORMS:
+            bad("completion_platform", f"must be one of {tuple(COMPLETION_PLATFORMS)}")
+        if self.completion_platform and self.completion_redirect:
+            bad("completion_redirect", "give either completion_platform or completion_redirect, not both")
+        if self.completion_redirect and not self.completion_redirect.startswith(("https://", "http://")):
+            bad("completion_redirect", "must be an http(s):// link")
+        if not (50 <= self.hype_min_ms <= self.hype_start_ms <= self.hype_max_ms <= 60000):
+            bad("hype_start_ms", "must satisfy 50 <= hype_min_ms <= hype_start_ms <= hype_max_ms <= 60000")
+        if not 1 <= self.hype_step_ms <= self.hype_max_ms - self.hype_min_ms + 1:
+            bad("hype_step_ms", "must be >= 1 and at most the exposure range")
+        if int(self.mask_ms) < 0:
+            bad("mask_ms", "must be >= 0")
+
+    @property
+    def exclusions_enabled(self) -> bool:
+        """Whether any exclusion rule is on (then the trainer gets a participant's trials only
+        once the participant completed and passed)."""
+        return bool(self.exclude_catch_accuracy_below > 0 or self.exclude_fast_rt_ms > 0
+                    or self.exclude_failed_validation)
+
+    def completion_link(self, code: str, pid: str | None) -> str | None:
+        """The link the participant is sent to at the end, or ``None``."""
+        from urllib.parse import quote
+
+        template = COMPLETION_PLATFORMS.get(self.completion_platform or "", self.completion_redirect)
+        if not template:
+            return None
+        return template.replace("{code}", quote(code, safe="")).replace("{pid}", quote(pid or "", safe=""))
 
     def ensure_admin_token(self) -> str:
         """The admin token, made at random (32 hex digits) when the config has none."""
@@ -206,7 +293,7 @@ def load_study_config(path: str | Path) -> StudyConfig:
     cfg = load_config(_RawConfig, path)
     data = {k: v for k, v in dataclasses.asdict(cfg).items()}
     base = path.resolve().parent
-    for key in ("generator", "synthetic_dir", "data_dir"):
+    for key in ("generator", "synthetic_dir", "data_dir", "catch_real_images"):
         if data.get(key) and not Path(data[key]).is_absolute():
             data[key] = str(base / data[key])
     if data["real_images"] and not data["real_images"].startswith("builtin:"):

@@ -83,6 +83,8 @@ participants = sa.Table(
     sa.Column("viewing_distance_mm", sa.Float),  # blind-spot test
     sa.Column("completion_code", sa.String(64), nullable=False),
     sa.Column("completed_at", sa.Float),
+    sa.Column("excluded", sa.Boolean),  # exclusion rules at completion (None: not judged)
+    sa.Column("exclusion_reasons", sa.Text),  # JSON list of the rules that excluded the participant
 )
 
 trials = sa.Table(
@@ -102,6 +104,10 @@ trials = sa.Table(
     sa.Column("rt_ms", sa.Float),
     sa.Column("timed_out", sa.Boolean),  # image hidden by max_display_ms before the answer
     sa.Column("answered_at", sa.Float),
+    sa.Column("stimulus2_id", sa.String(32), sa.ForeignKey("stimuli.id")),  # 2AFC: the right-hand image
+    sa.Column("real_side", sa.Integer),  # 2AFC: 0 = the left image is the real one, 1 = the right
+    sa.Column("image_rect2", sa.Text),  # 2AFC: JSON rectangle of the right-hand image
+    sa.Column("exposure_ms", sa.Float),  # HYPE-time: how long the image was shown before the mask
     sa.UniqueConstraint("participant_id", "idx", name="uq_trials_participant_idx"),
 )
 
@@ -163,9 +169,26 @@ def _migrate_1(conn: Connection) -> None:
             t.create(conn, checkfirst=True)
 
 
+_COLUMNS_2 = {"participants": ("excluded", "exclusion_reasons"),
+              "trials": ("stimulus2_id", "real_side", "image_rect2", "exposure_ms")}
+
+
+def _migrate_2(conn: Connection) -> None:
+    """Trial designs and exclusions: add the columns a version-1 database lacks (a database made
+    by this version already has them from :func:`_migrate_1`)."""
+    inspector = sa.inspect(conn)
+    for table, names in _COLUMNS_2.items():
+        have = {c["name"] for c in inspector.get_columns(table)}
+        for name in names:
+            if name not in have:
+                col = metadata.tables[table].c[name]
+                conn.exec_driver_sql(f'ALTER TABLE {table} ADD COLUMN {name} {col.type.compile(conn.dialect)}')
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema: generators, stimuli, participants, trials, gaze, calibrations, "
         "responses, markers", _migrate_1),
+    (2, "trial designs (2AFC pair, HYPE-time exposure) and participant exclusions", _migrate_2),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

@@ -126,3 +126,41 @@ def generator_stimuli(path: str | Path, seeds: Sequence[int], version: int, size
             out += [Stimulus("synthetic", synthetic_name(version, s), to_png(im), size, size, version, s)
                     for s, im in zip(chunk, x)]
     return out
+
+
+CATCH_KINDS = {"catch_real": 1, "catch_fake": 0}
+"""Stimulus kinds of catch trials and the answer they call for (1 = real, 0 = generated)."""
+
+
+def broken_image(real: np.ndarray, k: int) -> np.ndarray:
+    """Catch image ``k``: an obviously broken picture made from the real images ``(N,C,H,W)``
+    in [-1, 1].  Even ``k``: a real image cut into a 4 x 4 grid whose tiles are shuffled and
+    flipped; odd ``k``: coarse coloured noise (blocks of 4 x 4 pixels).  Returns ``(C,H,W)``."""
+    rng = np.random.default_rng([int(k), 7])
+    c, h, w = real.shape[1:]
+    if k % 2 == 0:
+        img = real[int(rng.integers(len(real)))]
+        g = 4
+        th, tw = h // g, w // g
+        tiles = [img[:, i * th:(i + 1) * th, j * tw:(j + 1) * tw] for i in range(g) for j in range(g)]
+        order = rng.permutation(len(tiles))
+        out = np.array(img, copy=True)
+        for n, t in enumerate(order):
+            i, j = divmod(n, g)
+            tile = tiles[t][:, ::-1] if rng.random() < 0.5 else tiles[t][:, :, ::-1]
+            out[:, i * th:(i + 1) * th, j * tw:(j + 1) * tw] = tile
+        return out.astype(np.float32)
+    coarse = rng.uniform(-1, 1, size=(c, -(-h // 4), -(-w // 4)))
+    return np.repeat(np.repeat(coarse, 4, axis=1), 4, axis=2)[:, :h, :w].astype(np.float32)
+
+
+def catch_stimuli(real: np.ndarray, n_broken: int, real_folder: str | None, size: int,
+                  channels: int) -> list[Stimulus]:
+    """Catch-trial stimuli: ``n_broken`` broken images (kind ``catch_fake``, see
+    :func:`broken_image`) and, when ``real_folder`` is given, its photographs (``catch_real``)."""
+    out = [Stimulus("catch_fake", f"catch_broken_{k:02d}.png", to_png(broken_image(real, k)), size, size)
+           for k in range(n_broken)]
+    if real_folder:
+        s = load_image_set(real_folder, size=size, channels=channels)
+        out += [Stimulus("catch_real", f"catch_{n}", to_png(im), size, size) for im, n in zip(s.images, s.names)]
+    return out

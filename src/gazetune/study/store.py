@@ -23,7 +23,8 @@ from gazetune.study import db as T
 from gazetune.study.calibration import validation_quality
 from gazetune.study.config import StudyConfig
 from gazetune.study.db import Database, pack_samples, unpack_samples
-from gazetune.study.stimuli import Stimulus, blend_stimuli, folder_stimuli, generator_stimuli, real_stimuli
+from gazetune.study.stimuli import (CATCH_KINDS, Stimulus, blend_stimuli, catch_stimuli, folder_stimuli,
+                                    generator_stimuli, real_stimuli)
 
 
 class StudyError(Exception):
@@ -70,7 +71,7 @@ class StudyStore:
         self._tokens: dict[str, ParticipantRef] = {}
         self._trials: dict[int, TrialInfo] = {}
         self._publish_lock = threading.Lock()
-        self._pools: dict[int, tuple[list[str], list[str]]] = {}
+        self._pools: dict = {}  # generator version -> (real ids, synthetic ids); "catch" -> ids by kind
         self._ensure_stimuli()
 
     # ------------------------------------------------------------------ stimuli and versions
@@ -88,9 +89,18 @@ class StudyStore:
             n_real = conn.execute(sa.select(sa.func.count()).select_from(T.stimuli)
                                   .where(T.stimuli.c.kind == "real")).scalar()
             n_ver = conn.execute(sa.select(sa.func.count()).select_from(T.generator_versions)).scalar()
-        if n_real and n_ver:
+            n_catch = conn.execute(sa.select(sa.func.count()).select_from(T.stimuli)
+                                   .where(T.stimuli.c.kind.in_(list(CATCH_KINDS)))).scalar()
+        need_catch = bool(cfg.catch_trials) and not n_catch
+        if n_real and n_ver and not need_catch:
             return
         real, real_images = real_stimuli(cfg.real_images, cfg.image_size, cfg.channels)
+        if need_catch:
+            with self.db.write() as conn:
+                self._insert_stimuli(conn, catch_stimuli(real_images, 12, cfg.catch_real_images,
+                                                         cfg.image_size, cfg.channels))
+        if n_real and n_ver:
+            return
         seeds = range(cfg.synthetic_pool)
         if cfg.generator:
             kind, source = "checkpoint", cfg.generator
@@ -190,18 +200,27 @@ class StudyStore:
                         (T.stimuli.c.kind == "synthetic") & (T.stimuli.c.generator_version == version))
                         .order_by(T.stimuli.c.id)).scalars().all())
             real_ids, syn_ids = pools
+            catch = self._catch_pool(conn)
             pid = conn.execute(T.participants.insert().values(
                 external_id=external_id, token=token, gaze_mode=cfg.gaze_mode, created_at=now,
                 consent_at=now, user_agent=user_agent, screen=json.dumps(screen) if screen else None,
                 completion_code=code)).inserted_primary_key[0]
             rng = np.random.default_rng([cfg.seed, int(pid)])
-            plan = _draw(rng, real_ids, n_real) + _draw(rng, syn_ids, n - n_real)
+            plan = _plan(rng, cfg, real_ids, syn_ids, catch)
             order = rng.permutation(len(plan))
             conn.execute(T.trials.insert(), [
-                dict(participant_id=pid, idx=i, stimulus_id=plan[k], status="pending")
-                for i, k in enumerate(order)])
+                dict(participant_id=pid, idx=i, status="pending", **plan[k]) for i, k in enumerate(order)])
         self._tokens[token] = ParticipantRef(int(pid), cfg.gaze_mode)
-        return {"participant_id": int(pid), "token": token, "n_trials": n, "gaze_mode": cfg.gaze_mode}
+        return {"participant_id": int(pid), "token": token, "n_trials": len(plan), "gaze_mode": cfg.gaze_mode}
+
+    def _catch_pool(self, conn: sa.Connection) -> dict[str, list[str]]:
+        if not self.cfg.catch_trials:
+            return {}
+        if "catch" not in self._pools:
+            rows = conn.execute(sa.select(T.stimuli.c.id, T.stimuli.c.kind).where(
+                T.stimuli.c.kind.in_(list(CATCH_KINDS))).order_by(T.stimuli.c.id)).all()
+            self._pools["catch"] = {k: [r.id for r in rows if r.kind == k] for k in CATCH_KINDS}  # type: ignore[index]
+        return self._pools["catch"]  # type: ignore[return-value]
 
     def participant(self, token: str | None) -> ParticipantRef:
         """Resolve a participant token (401 when missing or unknown)."""
@@ -259,13 +278,38 @@ class StudyStore:
         whether the image is real or synthetic."""
         with self.db.read() as conn:
             row = conn.execute(_Q_NEXT, {"pid": p.id}).first()
-        n = self.cfg.trials_per_participant
+        cfg = self.cfg
+        n = cfg.trials_per_participant + cfg.catch_trials
         if row is None:
             return {"done": True, "n_trials": n}
-        every = self.cfg.drift_check_every
-        return {"done": False, "trial_id": int(row.id), "index": int(row.idx), "n_trials": n,
-                "image_url": f"/api/trials/{int(row.id)}/image", "width": int(row.width),
-                "height": int(row.height), "drift_check": bool(every and row.idx > 0 and row.idx % every == 0)}
+        every = cfg.drift_check_every
+        out = {"done": False, "trial_id": int(row.id), "index": int(row.idx), "n_trials": n,
+               "image_url": f"/api/trials/{int(row.id)}/image", "width": int(row.width),
+               "height": int(row.height), "drift_check": bool(every and row.idx > 0 and row.idx % every == 0)}
+        if cfg.design == "2afc":
+            out["image_url2"] = f"/api/trials/{int(row.id)}/image?which=2"
+        elif cfg.design == "hype_time":
+            out["exposure_ms"] = self._exposure(p)
+            out["mask_ms"] = cfg.mask_ms
+        return out
+
+    def _history(self, conn: sa.Connection, pid: int) -> list[dict]:
+        """A participant's answered trials in order: kind, answer, RT, 2AFC side."""
+        second = T.stimuli.alias("second")
+        q = (sa.select(T.trials.c.id, T.trials.c.answer, T.trials.c.rt_ms, T.trials.c.real_side, T.stimuli.c.kind,
+                       second.c.kind.label("kind2"))
+             .join(T.stimuli, T.stimuli.c.id == T.trials.c.stimulus_id)
+             .outerjoin(second, second.c.id == T.trials.c.stimulus2_id)
+             .where((T.trials.c.participant_id == pid) & (T.trials.c.status == "answered"))
+             .order_by(T.trials.c.idx))
+        return [dict(r, catch=r["kind"] in CATCH_KINDS or r["kind2"] in CATCH_KINDS) for r in conn.execute(q).mappings()]
+
+    def _exposure(self, p: ParticipantRef, conn: sa.Connection | None = None) -> float:
+        if conn is None:
+            with self.db.read() as c:
+                return self._exposure(p, c)
+        history = [t for t in self._history(conn, p.id) if not t["catch"]]
+        return hype_exposure(self.cfg, history)
 
     def _trial(self, conn: sa.Connection, p: ParticipantRef, trial_id: int) -> sa.Row:
         row = conn.execute(_Q_TRIAL, {"tid": trial_id}).first()
@@ -275,21 +319,31 @@ class StudyStore:
             raise StudyError(403, f"trial_id {trial_id} belongs to another participant")
         return row
 
-    def trial_image(self, p: ParticipantRef, trial_id: int) -> bytes:
+    def trial_image(self, p: ParticipantRef, trial_id: int, which: int = 1) -> bytes:
+        """PNG of the trial's image (``which = 2``: the right-hand image of a 2AFC pair)."""
         with self.db.read() as conn:
             row = self._trial(conn, p, trial_id)
-            return conn.execute(sa.select(T.stimuli.c.png).where(T.stimuli.c.id == row.stimulus_id)).scalar_one()
+            sid = row.stimulus_id if which == 1 else row.stimulus2_id
+            if sid is None:
+                raise StudyError(404, f"trial_id {trial_id} has no image {which} (only 2AFC trials have two)")
+            return conn.execute(sa.select(T.stimuli.c.png).where(T.stimuli.c.id == sid)).scalar_one()
 
     def start_trial(self, p: ParticipantRef, trial_id: int, rect: list[float], viewport: dict | None,
-                    client_onset_ms: float, lsl_onset: float | None = None) -> dict:
-        """Record the image's on-screen rectangle and onset.  Repeating it (a reload) before the
+                    client_onset_ms: float, lsl_onset: float | None = None,
+                    rect2: list[float] | None = None) -> dict:
+        """Record the image's on-screen rectangle and onset (2AFC: ``rect2`` of the right-hand
+        image too, required there and refused elsewhere).  Repeating it (a reload) before the
         answer replaces them; after the answer it is refused (409)."""
         with self.db.write() as conn:
             row = self._trial(conn, p, trial_id)
             if row.status == "answered":
                 raise StudyError(409, f"trial_id {trial_id} is already answered")
+            if (row.stimulus2_id is not None) != (rect2 is not None):
+                raise StudyError(422, f"image_rect2 is {'missing' if rect2 is None else 'given'}: trial_id {trial_id} "
+                                      f"shows {'two images' if row.stimulus2_id else 'one image'}")
             conn.execute(_U_TRIAL, dict(
                 tid=trial_id, status="shown", image_rect=json.dumps(rect),
+                image_rect2=json.dumps(rect2) if rect2 else None,
                 viewport=json.dumps(viewport) if viewport else None, shown_at=time.time(),
                 client_onset_ms=client_onset_ms, lsl_onset=lsl_onset))
         self._trials[trial_id] = TrialInfo(p.id, "shown", tuple(rect), int(row.width), int(row.height))
@@ -460,27 +514,60 @@ class StudyStore:
             if row.status != "shown":
                 raise StudyError(409, f"trial_id {trial_id} has not started: POST /api/trials/{trial_id}/start first")
             now = time.time()
-            conn.execute(_U_TRIAL, dict(tid=trial_id, status="answered", answer=answer, rt_ms=rt_ms,
-                                        timed_out=timed_out, answered_at=now, lsl_offset=lsl_offset))
-            conn.execute(_I_RESPONSE, dict(trial_id=trial_id, created_at=now))
+            values = dict(tid=trial_id, status="answered", answer=answer, rt_ms=rt_ms,
+                          timed_out=timed_out, answered_at=now, lsl_offset=lsl_offset)
+            if self.cfg.design == "hype_time":  # the exposure this trial was shown with (see next_trial)
+                values["exposure_ms"] = self._exposure(p, conn)
+            conn.execute(_U_TRIAL, values)
+            # the trainer's feed: catch trials never; with exclusion rules, the participant's trials
+            # join it at completion, once they passed (see complete)
+            if not self.cfg.exclusions_enabled and not self._is_catch(conn, row):
+                conn.execute(_I_RESPONSE, dict(trial_id=trial_id, created_at=now))
         info = self._trials.get(trial_id)
         if info is not None:
             info.status = "answered"
         return {"stored": True, "duplicate": False}
 
     def complete(self, p: ParticipantRef) -> dict:
-        """The completion code once every trial is answered (409 before)."""
+        """The completion code (and the platform's completion link) once every trial is answered
+        (409 before).  The exclusion rules judge the participant here, once; with rules on, a
+        participant who passes has their trials (catch trials aside) join the trainer's feed."""
+        cfg = self.cfg
         with self.db.write() as conn:
             left = conn.execute(sa.select(sa.func.count()).select_from(T.trials).where(
                 (T.trials.c.participant_id == p.id) & (T.trials.c.status != "answered"))).scalar()
             if left:
-                raise StudyError(409, f"{left} of {self.cfg.trials_per_participant} trials are not answered yet")
-            row = conn.execute(sa.select(T.participants.c.completion_code, T.participants.c.completed_at)
+                total = cfg.trials_per_participant + cfg.catch_trials
+                raise StudyError(409, f"{left} of {total} trials are not answered yet")
+            row = conn.execute(sa.select(T.participants.c.completion_code, T.participants.c.completed_at,
+                                         T.participants.c.external_id)
                                .where(T.participants.c.id == p.id)).first()
             if row.completed_at is None:
-                conn.execute(T.participants.update().where(T.participants.c.id == p.id)
-                             .values(completed_at=time.time()))
-        return {"completion_code": row.completion_code}
+                now = time.time()
+                history = self._history(conn, p.id)
+                reasons = exclusion_reasons(cfg, history, self._last_validation(conn, p.id))
+                conn.execute(T.participants.update().where(T.participants.c.id == p.id).values(
+                    completed_at=now, excluded=bool(reasons), exclusion_reasons=json.dumps(reasons)))
+                if cfg.exclusions_enabled and not reasons:
+                    keep = [t["id"] for t in history if not t["catch"]]
+                    if keep:
+                        conn.execute(_I_RESPONSE, [dict(trial_id=t, created_at=now) for t in keep])
+        return {"completion_code": row.completion_code,
+                "redirect_url": cfg.completion_link(row.completion_code, row.external_id)}
+
+    def _is_catch(self, conn: sa.Connection, row: sa.Row) -> bool:
+        if row.kind in CATCH_KINDS:
+            return True
+        if row.stimulus2_id is None:
+            return False
+        kind2 = conn.execute(sa.select(T.stimuli.c.kind).where(T.stimuli.c.id == row.stimulus2_id)).scalar()
+        return kind2 in CATCH_KINDS
+
+    def _last_validation(self, conn: sa.Connection, pid: int) -> dict | None:
+        c = T.calibrations.c
+        r = conn.execute(sa.select(c.passed, c.accuracy_deg).where(
+            (c.participant_id == pid) & (c.kind == "validation")).order_by(c.id.desc()).limit(1)).first()
+        return None if r is None else {"passed": bool(r.passed), "accuracy_deg": r.accuracy_deg}
 
     # ------------------------------------------------------------------ trainer side
     def responses_since(self, cursor: int, limit: int) -> dict:
@@ -501,10 +588,26 @@ class StudyStore:
             ids = [r["id"] for r in rows]
             batches = load_batches(conn, ids)
             version = self.current_version(conn)
+            second = {x.id: dict(x._mapping) for x in conn.execute(sa.select(
+                T.stimuli.c.id, T.stimuli.c.name, T.stimuli.c.kind, T.stimuli.c.generator_version, T.stimuli.c.seed,
+                T.stimuli.c.width, T.stimuli.c.height).where(
+                T.stimuli.c.id.in_([r["stimulus2_id"] for r in rows if r["stimulus2_id"]])))}
         out = []
         for r in rows:
             s = batches.get(r["id"])
-            out.append({
+            extra: dict[str, Any] = {"design": self.cfg.design}
+            if r["exposure_ms"] is not None:
+                extra["exposure_ms"] = r["exposure_ms"]
+            if r["stimulus2_id"]:  # 2AFC: the right-hand image, with the gaze in its own pixels
+                st2, rect2 = second[r["stimulus2_id"]], json.loads(r["image_rect2"]) if r["image_rect2"] else None
+                pair = {"stimulus_id": st2["id"], "image": st2["name"], "kind": st2["kind"],
+                        "generator_version": st2["generator_version"], "seed": st2["seed"],
+                        "image_size": [int(st2["width"]), int(st2["height"])], "image_rect": rect2}
+                if s is not None and rect2:
+                    pair["samples"] = {k: [None if not math.isfinite(v) else round(float(v), 3) for v in col]
+                                       for k, col in zip(("x", "y"), _to_image(s, rect2, st2["width"], st2["height"]))}
+                extra.update(real_side=r["real_side"], image2=pair)
+            out.append({**extra,
                 "cursor": int(r["cursor"]), "trial_id": int(r["id"]), "participant_id": int(r["participant_id"]),
                 "external_id": r["external_id"], "image": r["name"], "stimulus_id": r["stimulus_id"],
                 "kind": r["kind"], "generator_version": r["generator_version"], "seed": r["seed"],
@@ -533,7 +636,7 @@ class StudyStore:
 
 # Statements of the hot paths, built once (building a SQLAlchemy statement per request costs
 # more than running it on SQLite).
-_Q_TRIAL = (sa.select(T.trials, T.stimuli.c.width, T.stimuli.c.height)
+_Q_TRIAL = (sa.select(T.trials, T.stimuli.c.width, T.stimuli.c.height, T.stimuli.c.kind)
             .join(T.stimuli, T.stimuli.c.id == T.trials.c.stimulus_id)
             .where(T.trials.c.id == sa.bindparam("tid")))
 _Q_NEXT = (sa.select(T.trials.c.id, T.trials.c.idx, T.stimuli.c.width, T.stimuli.c.height)
@@ -570,6 +673,94 @@ def _insert_ignore(conn: sa.Connection, table: sa.Table):  # noqa: ANN202
     else:
         from sqlalchemy.dialects.sqlite import insert
     return insert(table).on_conflict_do_nothing()
+
+
+def _plan(rng: np.random.Generator, cfg: StudyConfig, real_ids: list[str], syn_ids: list[str],
+          catch: dict[str, list[str]]) -> list[dict]:
+    """A participant's trials (unshuffled) as ``trials`` row values.
+
+    ``single`` and ``hype_time``: ``round(n * real_fraction)`` real images, the rest synthetic.
+    ``2afc``: ``n`` pairs of a real and a synthetic image, the real one on a random side.  Catch
+    trials: broken images (and obviously real ones when there are any); in ``2afc`` a real image
+    next to a broken one.
+    """
+    n, k = cfg.trials_per_participant, cfg.catch_trials
+    if cfg.design == "2afc":
+        pairs = list(zip(_draw(rng, real_ids, n), _draw(rng, syn_ids, n)))
+        pairs += list(zip(_draw(rng, real_ids, k), _draw(rng, catch.get("catch_fake", []), k)))
+        out = []
+        for real, other in pairs:
+            side = int(rng.integers(2))
+            left, right = (real, other) if side == 0 else (other, real)
+            out.append(dict(stimulus_id=left, stimulus2_id=right, real_side=side))
+        return out
+    n_real = int(round(n * cfg.real_fraction))
+    ids = _draw(rng, real_ids, n_real) + _draw(rng, syn_ids, n - n_real)
+    ids += _draw(rng, catch.get("catch_fake", []) + catch.get("catch_real", []), k)
+    return [dict(stimulus_id=i) for i in ids]
+
+
+def judged_real(answer: int | None, scale: str) -> bool | None:
+    """What an answer says: real (``True``), generated (``False``) or undecided (``None``, the
+    middle of the rating scale)."""
+    if answer is None:
+        return None
+    if scale == "binary":
+        return answer == 1
+    return True if answer >= 4 else False if answer <= 2 else None
+
+
+def answer_correct(t: dict, scale: str) -> bool | None:
+    """Whether the answer of trial ``t`` (keys ``kind``, ``answer`` and, in 2AFC, ``real_side``) is
+    right: 2AFC, the real image's side was picked; otherwise the verdict matches the image.
+    ``None`` for an undecided rating."""
+    if t.get("real_side") is not None:
+        return t["answer"] == t["real_side"]
+    verdict = judged_real(t["answer"], scale)
+    if verdict is None:
+        return None
+    return verdict == (t["kind"] in ("real", "catch_real"))
+
+
+def hype_exposure(cfg: StudyConfig, history: list[dict]) -> float:
+    """HYPE-time exposure of the next trial (ms) after the answered non-catch trials ``history``
+    (in order): start at ``hype_start_ms``; each correct answer shortens the exposure by
+    ``hype_step_ms``, each wrong one lengthens it (1-up 1-down, converging on 50 % correct), within
+    ``[hype_min_ms, hype_max_ms]``."""
+    level = float(cfg.hype_start_ms)
+    for t in history:
+        ok = answer_correct(t, cfg.answer_scale)
+        level += -cfg.hype_step_ms if ok else cfg.hype_step_ms
+        level = min(max(level, cfg.hype_min_ms), cfg.hype_max_ms)
+    return level
+
+
+def exclusion_reasons(cfg: StudyConfig, trials: list[dict], last_validation: dict | None) -> list[str]:
+    """The exclusion rules of ``cfg`` that a participant breaks, each as a sentence with the
+    numbers (empty: kept).  ``trials``: the participant's answered trials (``kind``, ``answer``,
+    ``rt_ms``, ``real_side``, ``catch``); ``last_validation``: their last validation (``passed``,
+    ``accuracy_deg``) or ``None``."""
+    reasons = []
+    if cfg.exclude_catch_accuracy_below > 0:
+        catch = [t for t in trials if t["catch"]]
+        if catch:
+            right = sum(1 for t in catch if answer_correct(t, cfg.answer_scale))
+            if right / len(catch) < cfg.exclude_catch_accuracy_below:
+                reasons.append(f"catch trials: {right} of {len(catch)} right ({right / len(catch):.2f} < "
+                               f"{cfg.exclude_catch_accuracy_below:g})")
+    if cfg.exclude_fast_rt_ms > 0 and trials:
+        fast = sum(1 for t in trials if t["rt_ms"] is not None and t["rt_ms"] < cfg.exclude_fast_rt_ms)
+        if fast / len(trials) > cfg.exclude_fast_share_above:
+            reasons.append(f"too fast: {fast} of {len(trials)} answers under {cfg.exclude_fast_rt_ms:g} ms "
+                           f"({fast / len(trials):.2f} > {cfg.exclude_fast_share_above:g})")
+    if cfg.exclude_failed_validation:
+        if last_validation is None:
+            reasons.append("no validation")
+        elif not last_validation["passed"]:
+            acc = last_validation.get("accuracy_deg")
+            shown = "no gaze" if acc is None else f"{acc:.2f}°"
+            reasons.append(f"validation failed ({shown} > {cfg.validation_max_deg:g}°)")
+    return reasons
 
 
 def _draw(rng: np.random.Generator, ids: list[str], k: int) -> list[str]:
@@ -649,6 +840,12 @@ def valid_viewport(text: str | None) -> dict | None:
     if number(vp.get("dpr"), 0.0, 16.0, lo_open=True):
         out["dpr"] = vp["dpr"]
     return out or None
+
+
+def _to_image(s: dict[str, np.ndarray], rect: list, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """Screen samples -> pixels of an image shown at ``rect``."""
+    left, top, w, h = rect
+    return (s["screen_x"] - left) * (width / w), (s["screen_y"] - top) * (height / h)
 
 
 def _json_samples(s: dict[str, np.ndarray]) -> dict[str, list]:

@@ -333,6 +333,9 @@
   }
 
   function answerOptions() {
+    if (state.study.design === "2afc") {
+      return [{ value: 0, key: "f", label: "Left is real (F)" }, { value: 1, key: "j", label: "Right is real (J)" }];
+    }
     if (state.study.answer_scale === "binary") {
       return [{ value: 0, key: "f", label: "Generated (F)" }, { value: 1, key: "j", label: "Real (J)" }];
     }
@@ -340,12 +343,29 @@
     return names.map((n, i) => ({ value: i + 1, key: String(i + 1), label: `${i + 1}: ${n}` }));
   }
 
+  // A mask of coarse random grey blocks (HYPE-time: it stops the image lingering on the retina).
+  function noiseMask(size) {
+    const c = document.createElement("canvas");
+    c.width = c.height = 32;
+    const ctx = c.getContext("2d");
+    for (let i = 0; i < 32; i++) {
+      for (let j = 0; j < 32; j++) {
+        const v = Math.floor(Math.random() * 256);
+        ctx.fillStyle = `rgb(${v},${v},${v})`;
+        ctx.fillRect(i, j, 1, 1);
+      }
+    }
+    return c.toDataURL();
+  }
+
   async function instructions() {
     show("instructions");
     const s = state.study;
     $("instr-max").textContent = s.max_display_ms > 0 ? ` for at most ${(s.max_display_ms / 1000).toFixed(1)} s` : "";
     $("instr-mouse").hidden = s.gaze_mode !== "mouse";
-    $("instr-keys").innerHTML = s.answer_scale === "binary"
+    $("instr-keys").innerHTML = s.design === "2afc"
+      ? "Two images appear side by side: one is a photograph, the other was generated. Press <kbd>F</kbd> if the <b>left</b> one is real, <kbd>J</kbd> if the <b>right</b> one is, or use the buttons."
+      : s.answer_scale === "binary"
       ? "Answer with the keys <kbd>F</kbd> = generated and <kbd>J</kbd> = real, or with the buttons. Answer as quickly and accurately as you can."
       : "Answer with the keys <kbd>1</kbd> (surely generated) to <kbd>5</kbd> (surely real), or with the buttons.";
     await waitClick($("instr-start"));
@@ -358,21 +378,29 @@
     }).then((b) => URL.createObjectURL(b));
   }
 
-  // One trial: cross, image (blinded), gaze batches each second, answer by key or button.
+  // One trial: cross, image (blinded; 2AFC: two images), gaze batches each second, answer by key
+  // or button.  HYPE-time: the image goes after exposure_ms and a noise mask takes its place.
   async function runTrial(next) {
     const s = state.study;
     show("trial");
-    const stage = $("trial-stage"), sharp = $("trial-sharp"), blurred = $("trial-blurred"), mask = $("trial-mask");
+    const pair = Boolean(next.image_url2);
+    const stages = [$("trial-stage"), $("trial-stage2")].slice(0, pair ? 2 : 1);
+    const imgs = [[$("trial-sharp"), $("trial-blurred")], [$("trial-sharp2"), $("trial-blurred2")]];
+    const masks = [$("trial-mask"), $("trial-mask2")];
+    $("trial-stage2").hidden = !pair;
     const size = s.display_px;
-    stage.style.width = `${size}px`;
-    stage.style.height = `${size}px`;
-    stage.classList.toggle("mouse", s.gaze_mode === "mouse");
-    stage.classList.remove("showing");
-    mask.hidden = true;
     const radius = Math.max(24, Math.min(size / 4, degToPx(2)));
-    stage.style.setProperty("--r", `${radius}px`);
-    stage.style.setProperty("--blur", `${Math.max(4, size / 48)}px`);
+    for (const st of stages) {
+      st.style.width = `${size}px`;
+      st.style.height = `${size}px`;
+      st.classList.toggle("mouse", s.gaze_mode === "mouse");
+      st.classList.remove("showing");
+      st.style.setProperty("--r", `${radius}px`);
+      st.style.setProperty("--blur", `${Math.max(4, size / 48)}px`);
+    }
+    masks.forEach((m) => { m.hidden = true; m.style.backgroundImage = ""; });
     $("trial-progress").textContent = `Image ${next.index + 1} of ${next.n_trials}`;
+    $("trial-warning").textContent = "";
     const answers = $("trial-answers");
     answers.innerHTML = "";
     const opts = answerOptions();
@@ -383,37 +411,52 @@
       b.disabled = true;
       answers.appendChild(b);
     }
-    const url = await loadImage(next.image_url);
-    sharp.src = url; blurred.src = url;
-    await Promise.all([sharp.decode(), blurred.decode()]);
+    const urls = await Promise.all([next.image_url, next.image_url2].slice(0, stages.length).map(loadImage));
+    await Promise.all(urls.flatMap((u, k) => imgs[k].map((el) => { el.src = u; return el.decode(); })));
 
-    stage.classList.add("fixating");
+    const crossOn = pair ? $("trial-pair") : stages[0];
+    crossOn.classList.add("fixating");
     await sleep(s.fixation_ms);
-    stage.classList.remove("fixating");
+    crossOn.classList.remove("fixating");
 
     const onMove = () => {
-      const r = stage.getBoundingClientRect();
-      stage.style.setProperty("--px", `${state.pointer.x - r.left}px`);
-      stage.style.setProperty("--py", `${state.pointer.y - r.top}px`);
+      for (const st of stages) {
+        const r = st.getBoundingClientRect();
+        st.style.setProperty("--px", `${state.pointer.x - r.left}px`);
+        st.style.setProperty("--py", `${state.pointer.y - r.top}px`);
+      }
     };
     onMove();
     document.addEventListener("pointermove", onMove, { passive: true });
-    stage.classList.add("showing");
+    stages.forEach((st) => st.classList.add("showing"));
     const onset = performance.now();
-    const rect = stage.getBoundingClientRect();
-    const started = api("POST", `/api/trials/${next.trial_id}/start`, {
-      image_rect: [rect.left, rect.top, rect.width, rect.height], client_onset_ms: onset,
+    const rects = stages.map((st) => st.getBoundingClientRect());
+    const startBody = {
+      image_rect: [rects[0].left, rects[0].top, rects[0].width, rects[0].height], client_onset_ms: onset,
       viewport: { width: window.innerWidth, height: window.innerHeight, dpr: window.devicePixelRatio || 1 },
-    });
+    };
+    if (pair) startBody.image_rect2 = [rects[1].left, rects[1].top, rects[1].width, rects[1].height];
+    const started = api("POST", `/api/trials/${next.trial_id}/start`, startBody);
     const recorder = new Recorder(state.gazeSource);
     const uploader = new Uploader(next.trial_id, state.gazeSource.name);
     recorder.start();
     let timer = null;
     const flush = () => started.then(() => uploader.push(recorder.take()));
     timer = setInterval(flush, BATCH_MS);
-    let timedOut = false, hideTimer = null;
-    if (s.max_display_ms > 0) {
-      hideTimer = setTimeout(() => { timedOut = true; mask.hidden = false; recorder.stop(); }, s.max_display_ms);
+    let timedOut = false, hideTimer = null, maskTimer = null;
+    if (next.exposure_ms) {  // HYPE-time: exposure, then the mask; gaze is still recorded
+      hideTimer = setTimeout(() => {
+        masks[0].style.backgroundImage = `url(${noiseMask(size)})`;
+        masks[0].hidden = false;
+        state.lastExposure = next.exposure_ms;
+        maskTimer = setTimeout(() => { masks[0].style.backgroundImage = ""; }, next.mask_ms || 0);
+      }, next.exposure_ms);
+    } else if (s.max_display_ms > 0) {
+      hideTimer = setTimeout(() => {
+        timedOut = true;
+        stages.forEach((st, k) => { masks[k].hidden = false; });
+        recorder.stop();
+      }, s.max_display_ms);
     }
     answers.querySelectorAll("button").forEach((b) => { b.disabled = false; });
 
@@ -438,14 +481,15 @@
     const rt = chosen.t - onset;
     clearInterval(timer);
     clearTimeout(hideTimer);
+    clearTimeout(maskTimer);
     recorder.stop();
     document.removeEventListener("pointermove", onMove);
-    stage.classList.remove("showing");
+    stages.forEach((st) => st.classList.remove("showing"));
     answers.querySelectorAll("button").forEach((b) => { b.disabled = true; });
     await started;
     await uploader.push(recorder.take());
     await uploader.chain;
-    URL.revokeObjectURL(url);
+    urls.forEach((u) => URL.revokeObjectURL(u));
     await api("POST", `/api/trials/${next.trial_id}/answer`, { answer: chosen.value, rt_ms: rt, timed_out: timedOut });
     state.trialsDone += 1;
   }
@@ -466,6 +510,13 @@
     const r = await api("POST", "/api/me/complete");
     $("done-code").textContent = r.completion_code;
     show("done");
+    if (r.redirect_url) {  // the platform's completion link (e.g. Prolific's, with the code)
+      $("done-redirect").href = r.redirect_url;
+      $("done-redirect-p").hidden = false;
+      $("done-copy").hidden = true;
+      state.redirectUrl = r.redirect_url;
+      setTimeout(() => { location.href = r.redirect_url; }, 4000);
+    }
   }
 
   async function main() {
