@@ -37,3 +37,40 @@ def shared_data() -> Path:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+# A short pretraining on the built-in faces shared by the training-health and judge tests.
+FACES_GAN = dict(size=25, channels=1, z_dim=32, g_width=8, d_width=8, batch=16, log_every=1, sample_every=0,
+                 n_samples=4, ema_half_life=100.0)
+
+
+@pytest.fixture(scope="session")
+def faces_split():
+    """The 100 built-in faces (25 x 25 grey) split 60 / 20 / 20: train, calibration, test."""
+    from gazetune.images import load_image_set
+
+    x = load_image_set("builtin:faces", channels=1).images
+    order = np.random.default_rng(0).permutation(len(x))
+    return x[order[:60]], x[order[60:80]], x[order[80:]]
+
+
+@pytest.fixture(scope="session")
+def faces_gan(faces_split, tmp_path_factory):
+    """150 steps of the default recipe on the 60 training faces, with generator snapshots kept at
+    steps 40 and 80.  Returns ``(run_dir, cfg, {step: snapshot_file})``."""
+    import shutil
+
+    from gazetune.tune.train import TrainConfig, pretrain
+
+    root = tmp_path_factory.mktemp("faces_gan")
+    out = root / "run"
+    cfg = TrainConfig(**FACES_GAN, steps=150, checkpoint_every=40, health_window=40)
+    snaps: dict[int, Path] = {}
+
+    def keep(step: int, _stats: dict) -> None:
+        if step in (40, 80):
+            snaps[step] = root / f"snapshot_{step}.safetensors"
+            shutil.copyfile(out / "checkpoint.safetensors", snaps[step])
+
+    pretrain(cfg, faces_split[0], out, progress=False, hooks=[keep])
+    return out, cfg, snaps

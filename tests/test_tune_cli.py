@@ -84,3 +84,35 @@ def test_gan_cli_tune_against_human_model(tmp_path):
     assert stepped and 0.0 < stepped[-1]["human/p_real"] < 1.0 and stepped[-1]["human/weight"] == 0.5
     r = runner.invoke(app, args + ["--out", str(tmp_path / "u"), "--human-model", str(tmp_path / "missing")])
     assert r.exit_code != 0 and "human model not found" in r.output
+
+
+def test_config_values_reach_the_run_unless_an_option_overrides_them(tmp_path):
+    """Keys set only in --config (size, channels, steps, device for pretrain; steps, alpha, mode
+    for tune) take effect; an option given on the command line wins."""
+    from gazetune.config import load_config
+    from gazetune.tune.train import TrainConfig, TuneConfig
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "data.npz", images=rng.integers(0, 256, (8, 20, 20), dtype=np.uint8))
+    (tmp_path / "pre.toml").write_text(
+        "size = 16\nchannels = 1\nsteps = 3\ndevice = 'cpu'\nz_dim = 8\ng_width = 4\nd_width = 4\nbatch = 4\n"
+        "n_samples = 4\nseed = 7\n")
+    runner = CliRunner()
+    r = runner.invoke(app, ["gan", "pretrain", "--data", str(tmp_path / "data.npz"), "--out", str(tmp_path / "pre"),
+                            "--config", str(tmp_path / "pre.toml")])
+    assert r.exit_code == 0, r.output
+    cfg = load_config(TrainConfig, tmp_path / "pre" / "config.toml")
+    assert (cfg.size, cfg.steps, cfg.seed) == (16, 3, 7)
+    assert read_checkpoint(tmp_path / "pre" / "checkpoint.safetensors").metadata["step"] == "3"
+
+    (tmp_path / "tune.toml").write_text("steps = 2\nalpha = 0.25\nmode = 'none'\nbatch = 4\nn_samples = 4\n")
+    r = runner.invoke(app, ["gan", "tune", "--checkpoint", str(tmp_path / "pre"), "--data", str(tmp_path / "data.npz"),
+                            "--out", str(tmp_path / "t1"), "--config", str(tmp_path / "tune.toml")])
+    assert r.exit_code == 0, r.output
+    t1 = load_config(TuneConfig, tmp_path / "t1" / "config.toml")
+    assert (t1.steps, t1.alpha, t1.mode) == (2, 0.25, "none")
+    assert "map mode: none" in r.output
+    r = runner.invoke(app, ["gan", "tune", "--checkpoint", str(tmp_path / "pre"), "--data", str(tmp_path / "data.npz"),
+                            "--out", str(tmp_path / "t2"), "--config", str(tmp_path / "tune.toml"), "--steps", "1"])
+    assert r.exit_code == 0, r.output
+    assert load_config(TuneConfig, tmp_path / "t2" / "config.toml").steps == 1

@@ -115,3 +115,34 @@ def test_auto_mode_threshold():
     c = MapProvider("auto", maps=_maps(), min_observed=5)
     with pytest.raises(ValueError, match="no saliency model"):
         c.bind(names, (4, 4), 2)
+
+
+def test_hybrid_mode_measured_real_maps_predicted_fresh_fakes():
+    """hybrid: real images keep their measured maps; fakes come from fresh latents with maps
+    predicted for the generated image, except an observed share with their measured maps."""
+    import torch
+
+    from gazetune.tune.maps import MapProvider
+
+    names = ["r0", "r1", "r2", "r3"]
+    model = CountingSaliency()
+    p = MapProvider("hybrid", maps=_maps(), saliency_model=model, observed_share=0.5)
+    info = p.bind(names, (4, 4), 2)
+    assert info["mode"] == "hybrid" and info["observed_share"] == 0.5
+    gen = torch.Generator().manual_seed(0)
+    z, sm = p.sample_latents(4, gen)
+    known = torch.isfinite(sm).all(dim=(1, 2, 3))
+    assert known.tolist() == [True, True, False, False]  # half from the observed seeds
+    z2, _ = p.sample_latents(4, gen)
+    assert not torch.equal(z[2:], z2[2:])  # the rest are fresh latents, not observed seeds
+    fake = torch.rand(4, 1, 4, 4, generator=gen)
+    maps = p.fake_maps(fake, sm)
+    assert torch.isfinite(maps).all()
+    assert torch.equal(maps[:2], sm[:2])  # measured maps kept
+    assert torch.allclose(maps[2:], p.predict(fake[2:]))  # predicted for the images in the batch
+    real, sm_real = p.sample_real(torch.rand(4, 1, 4, 4), 3, gen)
+    assert sm_real is not None and torch.isfinite(sm_real).all()
+    import pytest
+
+    with pytest.raises(ValueError, match="saliency model"):
+        MapProvider("hybrid", maps=_maps())

@@ -45,11 +45,16 @@ def pretrained(tmp_path_factory):
 def test_pretrain_writes_run_files(pretrained):
     out, cfg = pretrained
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["checkpoint.safetensors", "config.toml", "log.jsonl", "samples_000002.png", "samples_000004.png"]
+    assert names == ["checkpoint.safetensors", "config.toml", "health.json", "log.jsonl", "samples_000002.png",
+                     "samples_000004.png"]
     assert load_config(TrainConfig, out / "config.toml") == cfg
     lines = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
     assert [x["step"] for x in lines] == [1, 2, 3, 4]
-    assert {"D/eq2", "D/eq10a", "G/eq1", "G/eq9a", "wall_s"} <= set(lines[0])
+    assert {x["kind"] for x in lines} == {"step"}
+    assert {"D/eq2", "D/eq10a", "G/eq1", "G/eq9a", "wall_s", "health/acc_real", "health/acc_fake",
+            "health/logit_gap", "health/grad_D", "health/grad_G"} <= set(lines[0])
+    health = json.loads((out / "health.json").read_text())
+    assert health["steps_measured"] == 4 and health["warnings"] == []
     ck = read_checkpoint(out / "checkpoint.safetensors")
     assert ck.metadata["step"] == "4" and ck.metadata["generator_version"] == "run@4"
     g = load_generator(out)
@@ -89,7 +94,7 @@ def test_tune_moves_generator_and_logs_mode(pretrained, tmp_path):
     moved = [k for k in before if not torch.equal(before[k], after[k])]
     assert moved, "a tuning step must change generator weights"
     lines = [json.loads(x) for x in (tmp_path / "tuned" / "log.jsonl").read_text().splitlines()]
-    assert lines[0]["event"] == "map_mode" and lines[0]["mode"] == "direct"
+    assert lines[0]["kind"] == "event" and lines[0]["event"] == "map_mode" and lines[0]["mode"] == "direct"
     assert lines[0]["n_real_maps"] == 6 and lines[0]["n_synthetic_maps"] == 2
     assert "G/eq9b" in lines[1] and "D/eq10b" in lines[1]
     saved = load_config(TuneConfig, tmp_path / "tuned" / "config.toml")

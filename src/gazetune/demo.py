@@ -65,7 +65,7 @@ class DemoConfig:
     tune_steps: int = 150
     batch: int = 32
     g_width: int = 16
-    d_width: int = 8
+    d_width: int = 16
     n_observers: int = 8
     n_real_shown: int = 50
     n_synthetic_shown: int = 50
@@ -75,6 +75,10 @@ class DemoConfig:
     image_deg: float = 10.0
     sigma_deg: float = 1.0
     alpha: float = 1.0
+    beta: float = 0.5
+    judge_target_rate: float = 0.9
+    judge_gain: float = 10.0
+    judge_fakes: int = 40
     saliency_epochs: int = 60
     saliency_width: int = 16
     min_observed_direct: int = 32
@@ -91,7 +95,7 @@ class DemoConfig:
         base = dict(
             pretrain_steps=120, tune_steps=30, batch=16, n_observers=4, n_real_shown=16,
             n_synthetic_shown=16, n_eval_real=16, n_eval_synthetic=12, saliency_epochs=6,
-            saliency_width=8, min_observed_direct=16, human_epochs=4, loop_settings={},
+            saliency_width=8, min_observed_direct=16, human_epochs=4, loop_settings={}, judge_fakes=16,
         )
         base.update(kw)
         return cls(**base)
@@ -111,25 +115,19 @@ def checkpoint_version(run_dir: Path) -> str:
     return read_checkpoint(run_dir / "checkpoint.safetensors").metadata["generator_version"]
 
 
-@torch.no_grad()
 def sample_run(run_dir: Path, seeds: list[int], device: str) -> np.ndarray:
-    """EMA generator of ``run_dir`` at latent ``seeds`` -> (N, C, H, W) float32 in [-1, 1]."""
-    from gazetune.nets.generator import load_generator
-    from gazetune.nets.latent import latents_from_seeds
+    """EMA generator of ``run_dir`` at latent ``seeds`` -> (N, C, H, W) float32 in [-1, 1]
+    (:func:`gazetune.stages.render`)."""
+    from gazetune.stages import render
 
-    g = load_generator(run_dir, device=device)
-    z = latents_from_seeds(seeds, g.z_dim).to(device)
-    return g(z).clamp(-1, 1).cpu().numpy().astype(np.float32)
+    return render(run_dir, seeds, device)
 
 
 def detect_simulated(trials: list, desc: str) -> list:
     """Fixations (pymovements I-VT, eq 3) of every simulated trial, with a progress bar."""
-    from gazetune.gaze.fixations import detect_fixations
+    from gazetune.stages import fixations_from_trials
 
-    out = []
-    for t in track(trials, description=desc, console=console, transient=True):
-        out.append(detect_fixations(t.samples, method="ivt"))
-    return out
+    return fixations_from_trials(trials, size=10**9, desc=desc)[1]
 
 
 def simulated_fixation_table(trials: list, fixations: list, size: int):
@@ -164,12 +162,13 @@ def run_demo(cfg: DemoConfig) -> Path:
     from gazetune.evaluate.human import fool_rate
     from gazetune.gaze.fixation_table import write_fixation_table
     from gazetune.images import load_image_set, save_image_grid, split_indices
-    from gazetune.observers import ObserverPanel, PanelItem, PatchRealismCritic, run_panel
-    from gazetune.tune.maps import MapProvider, MapSet, synthetic_image_name
-    from gazetune.tune.train import TrainConfig, TuneConfig, pretrain, tune
+    from gazetune.nets.generator import DCGANGenerator
+    from gazetune.observers import ObserverPanel, PanelItem
+    from gazetune.stages import build_maps, copy_snapshot, fit_judge, fixations_from_trials, judge, judge_auc, render
+    from gazetune.tune.maps import MapProvider, synthetic_image_name
+    from gazetune.tune.train import TrainConfig, TuneConfig, pretrain, read_health, tune
 
     t_start = time.perf_counter()
-    torch.set_num_threads(max(1, cfg.threads))
     out = Path(cfg.out)
     if (out / "pretrain" / "checkpoint.safetensors").exists():
         raise FileExistsError(f"{out} already holds a demo run; choose another --out or delete it")
@@ -185,36 +184,66 @@ def run_demo(cfg: DemoConfig) -> Path:
     save_image_grid(faces.images[:64], out / "real_faces.png", nrow=8)
     pcfg = TrainConfig(
         size=cfg.size, channels=1, batch=cfg.batch, steps=cfg.pretrain_steps, g_width=cfg.g_width, d_width=cfg.d_width, seed=cfg.seed, device=cfg.device,
-        log_every=10, sample_every=0, checkpoint_every=max(100, cfg.pretrain_steps // 4), n_samples=64,
+        log_every=10, sample_every=0, checkpoint_every=max(1, cfg.pretrain_steps // 4), n_samples=64,
         ema_half_life=500.0,
     )
-    pretrain(pcfg, faces.images, out / "pretrain")
+    snap_dir = out / "snapshots"
+    snap_dir.mkdir(exist_ok=True)
+    snap_steps = {max(1, cfg.pretrain_steps // 4): "judge_study", max(2, cfg.pretrain_steps // 2): "judge_fresh"}
+
+    def keep_snapshot(step: int, _stats: dict) -> None:  # generators no arm is tuned from, for the judges
+        if step in snap_steps:
+            copy_snapshot(out / "pretrain", snap_dir / f"{snap_steps[step]}_step{step}.safetensors")
+
+    pretrain(pcfg, faces.images, out / "pretrain", hooks=[keep_snapshot])
     base_version = checkpoint_version(out / "pretrain")
+    results["health"] = {"pretrain": read_health(out / "pretrain")}
     timings["pretrain"] = time.perf_counter() - t0
 
     # 2. study round with simulated observers ------------------------------------------------------
     _step("2/8 simulated observers judge a blinded mix of real and synthetic faces")
     t0 = time.perf_counter()
-    critic = PatchRealismCritic(seed=cfg.seed).fit(faces.images)
-    panel = ObserverPanel.lab(cfg.n_observers, seed=cfg.seed, observer={"image_deg": cfg.image_deg})
+    # Two judges that share nothing but the network they read: the study panel's judge is fitted on
+    # half A of the real faces and an early snapshot; the fresh evaluation panel's judge on half B
+    # and a later snapshot.  Each panel is shown the real faces its judge never saw.
+    order = np.random.default_rng([cfg.seed, 0x7D6E]).permutation(len(faces))
+    half_a, half_b = order[: len(order) // 2], order[len(order) // 2:]
+    snaps = {name: next(snap_dir.glob(f"{name}_step*.safetensors")) for name in snap_steps.values()}
+    n_fit = max(2, int(0.8 * len(half_a)))
+    judges = {}
+    for name, half, k in (("judge_study", half_a, 1), ("judge_fresh", half_b, 2)):
+        with torch.random.fork_rng():
+            torch.manual_seed(cfg.seed + 100 * k)
+            untrained = DCGANGenerator(pcfg.z_dim, cfg.size, 1, cfg.g_width).eval()
+        seeds_k = range(10_000 * k, 10_000 * k + cfg.judge_fakes)
+        fakes_k = np.concatenate([render(untrained, seeds_k), render(snaps[name], seeds_k)])
+        judges[name] = fit_judge(faces.images[half[:n_fit]], fakes_k, faces.images[half[n_fit:]], seed=cfg.seed + k,
+                                 target_rate=cfg.judge_target_rate, gain=cfg.judge_gain, device=cfg.device)
+    observer = {"image_deg": cfg.image_deg, "beta": cfg.beta}
+    panel = ObserverPanel.lab(cfg.n_observers, seed=cfg.seed, observer=judges["judge_study"].observer(**observer))
     rng = np.random.default_rng(cfg.seed)
-    real_idx = np.sort(rng.choice(len(faces), size=min(cfg.n_real_shown, len(faces)), replace=False))
+    real_idx = np.sort(rng.choice(half_b, size=min(cfg.n_real_shown, len(half_b)), replace=False))
     seeds = list(range(cfg.n_synthetic_shown))
-    fakes = sample_run(out / "pretrain", seeds, cfg.device)
+    fakes = render(out / "pretrain", seeds, cfg.device)
     syn_names = [synthetic_image_name(base_version, s) for s in seeds]
     items = [PanelItem(faces.images[i], "real", faces.names[i]) for i in real_idx]
     items += [PanelItem(fakes[k], "synthetic", syn_names[k], s) for k, s in enumerate(seeds)]
-    trials = run_panel(panel, items, critic=critic, seed=cfg.seed, display_ms=cfg.display_ms)
+    trials = judge(panel, items, judges["judge_study"], seed=cfg.seed, display_ms=cfg.display_ms)
+    results["judge"] = {
+        "study": {"threshold": judges["judge_study"].threshold, "gain": cfg.judge_gain, "beta": cfg.beta,
+                  "auc_real_vs_base": judge_auc(trials, syn_names),
+                  "real_called_real": float(np.mean([t.answer_real for t in trials if t.kind == "real"])),
+                  "base_called_real": float(np.mean([t.answer_real for t in trials if t.kind == "synthetic"]))},
+    }
     timings["study"] = time.perf_counter() - t0
 
     # 3. gaze -> fixations -> maps -----------------------------------------------------------------
     _step("3/8 gaze samples -> fixations (I-VT) -> pooled heatmaps")
     t0 = time.perf_counter()
-    fixations = detect_simulated(trials, "fixations")
-    table, n_outside = simulated_fixation_table(trials, fixations, cfg.size)
+    table, fixations, n_outside = fixations_from_trials(trials, cfg.size)
     write_fixation_table(table, out / "fixations.csv")
     sigma_px = cfg.size / cfg.image_deg * cfg.sigma_deg
-    maps = MapSet.from_fixations(table, sigma=sigma_px, shape=(cfg.size, cfg.size))
+    maps = build_maps(table, sigma_px, cfg.size)
     maps.save(out / "maps.npz")
     n_true = sum(len(t.fixations.x) for t in trials)
     n_found = sum(len(f.x) for f in fixations)
@@ -268,13 +297,14 @@ def run_demo(cfg: DemoConfig) -> Path:
         ), out / "tune_gaze_human", init_checkpoint=out / "pretrain", names=faces.names,
             extra_generator_terms=[human_term])
         arms["gaze + human model (FIG. 4 + 5)"] = out / "tune_gaze_human"
+    results["health"].update({arm: read_health(run) for arm, run in arms.items()})
     timings["tune"] = time.perf_counter() - t0
 
     # 7. evaluation round ---------------------------------------------------------------------
     _step("7/8 the panel judges fresh samples of every generator; fool rates")
     t0 = time.perf_counter()
     eval_seeds = list(range(100_000, 100_000 + cfg.n_eval_synthetic))
-    eval_real = np.sort(np.random.default_rng(cfg.seed + 7).choice(len(faces), min(cfg.n_eval_real, len(faces)), replace=False))
+    eval_real = np.sort(np.random.default_rng(cfg.seed + 7).choice(half_a, min(cfg.n_eval_real, len(half_a)), replace=False))
     eval_items = [PanelItem(faces.images[i], "real", faces.names[i]) for i in eval_real]
     versions: dict[str, str] = {}
     arm_runs = {"base (pretrained)": out / "pretrain", **arms}
@@ -283,15 +313,16 @@ def run_demo(cfg: DemoConfig) -> Path:
     for arm, run in arm_runs.items():
         version = f"{arm}|{checkpoint_version(run)}"
         arm_version[arm] = version
-        imgs = sample_run(run, eval_seeds, cfg.device)
+        imgs = render(run, eval_seeds, cfg.device)
         arm_samples[arm] = imgs
         save_image_grid(imgs[:64], out / f"samples_{run.name}.png", nrow=8)
         for k, s in enumerate(eval_seeds):
             name = synthetic_image_name(version, s)
             versions[name] = version
             eval_items.append(PanelItem(imgs[k], "synthetic", name, s))
-    eval_panel = ObserverPanel.lab(cfg.n_observers, seed=cfg.seed, observer={"image_deg": cfg.image_deg})
-    eval_trials = run_panel(eval_panel, eval_items, critic=critic, seed=cfg.seed + 1000, display_ms=cfg.display_ms)
+    # a fresh panel (other observers) with the fresh judge, independent of everything used in training
+    eval_panel = ObserverPanel.lab(cfg.n_observers, seed=cfg.seed + 500, observer=judges["judge_fresh"].observer(**observer))
+    eval_trials = judge(eval_panel, eval_items, judges["judge_fresh"], seed=cfg.seed + 1000, display_ms=cfg.display_ms)
     human = simulated_human_trials(eval_trials, versions)
     rates = {}
     for arm in arm_runs:
@@ -300,10 +331,14 @@ def run_demo(cfg: DemoConfig) -> Path:
     real_called_real = float(np.mean([t.answer_real for t in eval_trials if t.kind == "real"]))
     results["fool_rates"] = rates
     results["real_called_real"] = real_called_real
-    results["critic_realism"] = {
-        arm: float(critic.realism_maps(imgs).mean()) for arm, imgs in arm_samples.items()
+    arm_ids = {arm: [it.image_id for it in eval_items if versions.get(it.image_id) == arm_version[arm]] for arm in arm_runs}
+    results["judge"]["fresh"] = {
+        "threshold": judges["judge_fresh"].threshold, "gain": cfg.judge_gain, "beta": cfg.beta,
+        "auc_real_vs": {arm: judge_auc(eval_trials, ids) for arm, ids in arm_ids.items()},
+        "mean_realism": {**{arm: float(judges["judge_fresh"].judge.scores(imgs).mean()) for arm, imgs in arm_samples.items()},
+                         "real faces": float(judges["judge_fresh"].judge.scores(faces.images[eval_real]).mean())},
     }
-    results["critic_realism"]["real faces"] = float(critic.realism_maps(faces.images[eval_real]).mean())
+    results["judge"]["fresh"]["verdicts_count"] = results["judge"]["fresh"]["auc_real_vs"]["base (pretrained)"] >= 0.7
     if human_term is not None:
         with torch.no_grad():
             m = human_term.model
@@ -441,6 +476,7 @@ def demo_command(
     loop: bool = typer.Option(True, "--loop/--no-loop", help="Also run the two-node loop over HTTP (stage 8)."),
     pretrain_steps: Optional[int] = typer.Option(None, help="Override the GAN pretraining steps."),
     tune_steps: Optional[int] = typer.Option(None, help="Override the tuning steps."),
+    beta: Optional[float] = typer.Option(None, min=0.0, help="How strongly simulated observers look where an image looks wrong to them (0 = free viewing; default 0.5)."),
 ) -> None:
     """The whole method on the built-in faces: pretrain, simulated study, maps, M_saliency,
     gaze-weighted tuning, evaluation, report.html."""
@@ -451,7 +487,10 @@ def demo_command(
         kw["pretrain_steps"] = pretrain_steps
     if tune_steps is not None:
         kw["tune_steps"] = tune_steps
+    if beta is not None:
+        kw["beta"] = beta
     cfg = DemoConfig.quick_settings(**kw) if quick else DemoConfig(**kw)
+    torch.set_num_threads(max(1, threads))  # the command sets the process's threads; the library never does
     try:
         run_demo(cfg)
     except FileExistsError as e:

@@ -76,11 +76,18 @@ def _fool_figure(rates: dict[str, dict]):
     return fig
 
 
-def _verdict(rates: dict[str, dict]) -> str:
-    """Plain-language comparison of each gaze arm with the no-gaze control (CIs must not overlap)."""
+def _verdict(rates: dict[str, dict], judge: dict | None = None) -> str:
+    """Plain-language comparison of each gaze arm with the no-gaze control (CIs must not overlap).
+
+    No verdict is given when the fresh judge cannot tell real faces from the base generator's
+    (ROC AUC below 0.7): its fool rates would say nothing."""
     control = rates.get("no gaze (control)")
     if control is None:
         return ""
+    auc = (judge or {}).get("fresh", {}).get("auc_real_vs", {}).get("base (pretrained)")
+    if auc is not None and auc < 0.7:
+        return (f"NO VERDICT: the fresh panel's judge separates real faces from the base generator's with ROC AUC "
+                f"{auc:.2f}, below the 0.7 needed for its fool rates to mean anything.")
     lines = []
     for arm, r in rates.items():
         if arm in ("no gaze (control)", "base (pretrained)"):
@@ -110,8 +117,10 @@ def write_report(
     t = results["timings_s"]
     rep.add_text(
         f"Built-in data: {len(faces)} faces from scikit-image's LFW subset at {cfg.size} px. "
-        f"Observers are SIMULATED (a test instrument: centre bias + image content decide where they look; "
-        f"a patch-statistics realism critic read at the fixated places decides their answer). "
+        f"Observers are SIMULATED (a test instrument: centre bias, image content and, with beta > 0, the places that "
+        f"look wrong to them decide where they look; a realism judge -- a read-out of pretrained Inception features "
+        f"learnt on real against early generated faces, combined with local image statistics -- read at the "
+        f"fixated places decides their answer). "
         f"Total run time {t['total']:.0f} s on {cfg.device}."
     )
 
@@ -125,9 +134,36 @@ def write_report(
     rows = [[arm, f"{r['rate']:.3f}", f"[{r['lo']:.3f}, {r['hi']:.3f}]", r["n"]] for arm, r in results["fool_rates"].items()]
     rep.add_table(rows, ["generator", "fool rate", "95 % CI (participants x images bootstrap)", "trials"])
     rep.add_figure(_fool_figure(results["fool_rates"]), "Share of synthetic faces the simulated observers called real")
-    rep.add_text(_verdict(results["fool_rates"]))
-    rep.add_text(f"Real faces called real: {results['real_called_real']:.3f}. Mean realism (critic) of fresh samples: "
-                 + ", ".join(f"{k} {v:.3f}" for k, v in results["critic_realism"].items()) + ".")
+    rep.add_text(_verdict(results["fool_rates"], results.get("judge")))
+    j = results.get("judge", {})
+    if "fresh" in j:
+        fresh = j["fresh"]
+        rep.add_text(
+            f"Real faces called real: {results['real_called_real']:.3f}. The check of the instrument: the fresh "
+            "panel's judge (fitted on other real faces and another generator snapshot than the study panel's; "
+            "threshold set on held-out real faces only) separates real faces from each generator with ROC AUC "
+            + ", ".join(f"{k} {v:.2f}" for k, v in fresh["auc_real_vs"].items())
+            + " (1 = always, 0.5 = cannot tell). Mean realism it gives: "
+            + ", ".join(f"{k} {v:.3f}" for k, v in fresh["mean_realism"].items()) + "."
+        )
+    if "study" in j:
+        st = j["study"]
+        rep.add_text(
+            f"Study panel (its own judge): real faces called real {st['real_called_real']:.2f}, base generator "
+            f"{st['base_called_real']:.2f}, ROC AUC {st['auc_real_vs_base']:.2f}; observers seek flaws with "
+            f"beta = {st['beta']:g} (0 = free viewing)."
+        )
+    if "health" in results:
+        rep.add_heading("Training health: did the discriminator learn?")
+        rows = []
+        for run, h in results["health"].items():
+            rows.append([run, f"{h['share_eq2_away_from_2ln2']:.2f}", f"{h['last_window_acc']:.2f}",
+                         f"{h['last_window_logit_gap']:+.2f}",
+                         "healthy" if h["healthy"] else "; ".join(w["message"] for w in h["warnings"])])
+        rep.add_table(rows, ["run", "share of steps with D/eq2 away from 2 ln 2", "D accuracy (last window)",
+                             "logit gap real - fake (last window)", "warnings"])
+        rep.add_text("A discriminator at chance (accuracy 0.5, gap 0, D/eq2 = 1.386) teaches the generator nothing; "
+                     "the run warns when that, or D winning outright, lasts a whole window of steps.")
 
     rep.add_heading("3. Gaze: heatmaps and scanpaths on real and synthetic faces")
     g = results["gaze"]

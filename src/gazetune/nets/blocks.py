@@ -21,6 +21,23 @@ def _norm(channels: int, kind: str) -> nn.Module:
     raise ValueError(f"unknown norm {kind!r}; use 'batch', 'group' or 'none'")
 
 
+def init_weights(module: nn.Module, slope: float = 0.2) -> None:
+    """Kaiming-normal weights for leaky ReLU (negative ``slope``) and zero biases in every
+    convolution and linear layer of ``module`` (in place).
+
+    PyTorch's default (Kaiming-uniform with ``a = sqrt(5)``) shrinks the signal at every layer;
+    without normalisation a deep stack then outputs its biases whatever the input (see
+    :mod:`gazetune.nets.discriminator`).
+    """
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            weight = getattr(m, "parametrizations", None)
+            w = m.parametrizations.weight.original if weight is not None and hasattr(weight, "weight") else m.weight
+            nn.init.kaiming_normal_(w, a=slope, nonlinearity="leaky_relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
 class ConvBlock(nn.Module):
     """Two 3x3 convolutions, each followed by normalisation and a leaky ReLU; keeps H x W."""
 

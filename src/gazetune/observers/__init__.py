@@ -4,11 +4,15 @@ They stand in for participants of the blinded real-vs-synthetic study (patent ¶
 the demo, in tests and in benchmarks, where the truth must be known: every simulated trial keeps
 the true fixations behind its noisy gaze samples, and answers follow documented rules.
 
-- :class:`PatchRealismCritic` gives each pixel a realism in [0, 1] from local image statistics of
-  real images.
+- :class:`RealismJudge` (the default judge) gives each pixel a realism in [0, 1]: the minimum of
+  a read-out of pretrained Inception features learnt on real against generated images
+  (:class:`FeatureRealismJudge`) and of local image statistics of real images
+  (:class:`PatchRealismCritic`); :func:`calibrate_threshold` sets the observers' threshold from
+  held-out real images only.
 - :class:`SimulatedObserver` looks at an image (centre bias + content saliency, gamma fixation
   durations, main-sequence saccades, tracker noise and track loss at 60 Hz) and answers "real"
-  with probability ``sigmoid(gain * (realism where it looked - threshold))``, slower when unsure.
+  with probability ``sigmoid(gain * (realism where it looked - threshold))``, slower when unsure;
+  with ``beta > 0`` it also looks where the image looks wrong to its judge.
 - :class:`ObserverPanel` draws a group of observers from a seed (:meth:`ObserverPanel.lab`,
   :meth:`ObserverPanel.webcam`); :func:`run_panel` runs a blinded random mix of items.
 
@@ -16,6 +20,7 @@ Everything is deterministic from seeds.  Conclusions about people must come from
 """
 
 from gazetune.observers.critic import PatchRealismCritic
+from gazetune.observers.judge import FeatureRealismJudge, RealismJudge, calibrate_threshold
 from gazetune.observers.panel import (
     ObserverPanel,
     PanelItem,
@@ -36,7 +41,10 @@ from gazetune.observers.viewing import (
 )
 
 __all__ = [
+    "FeatureRealismJudge",
     "ObserverPanel",
+    "RealismJudge",
+    "calibrate_threshold",
     "PanelItem",
     "PatchRealismCritic",
     "SimulatedObserver",

@@ -134,6 +134,16 @@ class SimulatedObserver:
         sd of the Gaussian read of the realism map around a fixation, degrees.
     offset_deg : tuple of float
         Constant calibration error ``(dx, dy)`` of this observer's tracker, degrees.
+    beta : float
+        How strongly the observer looks where the image looks wrong to it while judging
+        (``suspicion = (1 - realism_map) ** suspicion_power``,
+        :func:`~gazetune.observers.viewing.priority_map`);
+        0 = free viewing of content and centre (the default).
+    suspicion_power : float
+        The suspicion map is ``(1 - realism_map) ** suspicion_power`` (default 4): sharpened, so
+        a clearly wrong region draws the eye rather than the mild doubts spread over a whole image.
+    prior_weight : float
+        Weight of a fixation prior passed to :meth:`view` (``prior=``), in [0, 1].
     """
 
     observer_id: str
@@ -151,6 +161,9 @@ class SimulatedObserver:
     fixation_ms_mean: float = 250.0
     fovea_deg: float = 1.0
     offset_deg: tuple[float, float] = (0.0, 0.0)
+    beta: float = 0.0
+    suspicion_power: float = 4.0
+    prior_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if self.noise_deg < 0 or not 0.0 <= self.track_loss_rate < 1.0:
@@ -178,6 +191,7 @@ class SimulatedObserver:
         kind: Kind = "real",
         latent_seed: Optional[int] = None,
         order: int = 0,
+        prior: Optional[np.ndarray] = None,
     ) -> SimulatedTrial:
         """Look at one image and judge it.
 
@@ -193,6 +207,9 @@ class SimulatedObserver:
             How long the image is shown (gaze is recorded for that long), ms.
         image_id, kind, latent_seed, order
             Bookkeeping copied into the trial; the observer never reads ``kind``.
+        prior
+            ``(H, W)`` non-negative fixation prior mixed in with weight ``prior_weight``
+            (e.g. pooled real fixations on faces); ``None`` = none.
         """
         if hasattr(image, "detach"):
             image = image.detach().cpu().numpy()
@@ -207,9 +224,9 @@ class SimulatedObserver:
         g = _rng(rng)
         h, w = img.shape[1:]
         ppd = self.pixels_per_degree(w)
-        scan = sample_scanpath(
-            priority_map(img, ppd, self.centre_weight), g, ppd, display_ms, fixation_ms_mean=self.fixation_ms_mean
-        )
+        priority = priority_map(img, ppd, self.centre_weight, prior=prior, prior_weight=self.prior_weight if prior is not None else 0.0,
+                                suspicion=(1.0 - rmap) ** self.suspicion_power if self.beta > 0 else None, beta=self.beta)
+        scan = sample_scanpath(priority, g, ppd, display_ms, fixation_ms_mean=self.fixation_ms_mean)
         screen = ScreenGeometry()  # the default screen: the image shown centred at ppd px per degree
         rect = screen.centered_rect((w / ppd * screen.px_per_deg, h / ppd * screen.px_per_deg))
         samples = render_samples(
@@ -390,6 +407,7 @@ def run_panel(
     seed: int = 0,
     display_ms: float = 3000.0,
     realism_maps: Optional[np.ndarray] = None,
+    prior: Optional[np.ndarray] = None,
 ) -> list[SimulatedTrial]:
     """Every observer judges every item, each in its own random order (a blinded mix).
 
@@ -411,6 +429,9 @@ def run_panel(
         How long each image is shown, ms.
     realism_maps
         Precomputed ``(N, H, W)`` maps in [0, 1], one per item.
+    prior
+        ``(H, W)`` fixation prior shared by all items (used with each observer's
+        ``prior_weight``), or ``None``.
 
     Returns
     -------
@@ -437,6 +458,6 @@ def run_panel(
             it = its[int(i)]
             trials.append(
                 obs.view(it.image, realism_maps[i], rng=[int(seed), o, int(i), 1], display_ms=display_ms,
-                         image_id=it.image_id, kind=it.kind, latent_seed=it.latent_seed, order=pos)
+                         image_id=it.image_id, kind=it.kind, latent_seed=it.latent_seed, order=pos, prior=prior)
             )
     return trials

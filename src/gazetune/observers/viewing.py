@@ -71,22 +71,54 @@ def centre_bias(shape: tuple[int, int], sd_frac: float = 0.25) -> np.ndarray:
     return g.astype(np.float32)
 
 
-def priority_map(image: np.ndarray, px_per_deg: float, centre_weight: float = 0.3, contrast_power: float = 2.0) -> np.ndarray:
+def priority_map(
+    image: np.ndarray,
+    px_per_deg: float,
+    centre_weight: float = 0.3,
+    contrast_power: float = 2.0,
+    prior: Optional[np.ndarray] = None,
+    prior_weight: float = 0.0,
+    suspicion: Optional[np.ndarray] = None,
+    beta: float = 0.0,
+) -> np.ndarray:
     """Probability of each pixel being the next fixation target (before inhibition of return).
 
-    ``(1 - centre_weight) * content + centre_weight * centre``, both normalised to sum 1, where
-    content is :func:`content_saliency` raised to ``contrast_power`` (sharper peaks).  A flat image
-    gives the centre bias alone.  Returns float64 ``(H, W)`` summing to 1.
+    The base map is ``(1 - centre_weight) * content + centre_weight * centre``, both normalised to
+    sum 1, where content is :func:`content_saliency` raised to ``contrast_power`` (sharper peaks);
+    a flat image gives the centre bias alone.  Then, each part normalised to sum 1:
+
+    ``P = ((1 - prior_weight) * base + prior_weight * prior + beta * suspicion) / (1 + beta)``
+
+    - ``prior``: a fixation prior of people on this kind of image (e.g. the pooled real
+      fixations on faces), weighted by ``prior_weight`` in [0, 1];
+    - ``suspicion``: where the image looks wrong to the observer (e.g. ``1 - realism map`` of its
+      judge); ``beta >= 0`` is how strongly a judging observer seeks out flaws (patent ¶88: the
+      maps come from gaze *during* the real/fake task).  ``beta = 0`` ignores it.
+
+    Returns float64 ``(H, W)`` summing to 1.
     """
     if not 0.0 <= centre_weight <= 1.0:
         raise ValueError(f"centre_weight must be in [0, 1]; got {centre_weight}")
+    if not 0.0 <= prior_weight <= 1.0 or beta < 0:
+        raise ValueError(f"prior_weight must be in [0, 1] and beta >= 0; got {prior_weight}, {beta}")
     content = content_saliency(image, px_per_deg).astype(np.float64) ** contrast_power
     centre = centre_bias(content.shape).astype(np.float64)
     centre /= centre.sum()
     total = content.sum()
-    if total <= 0:
-        return centre
-    return (1.0 - centre_weight) * content / total + centre_weight * centre
+    base = centre if total <= 0 else (1.0 - centre_weight) * content / total + centre_weight * centre
+    parts = [(1.0 - prior_weight, base)]
+    for name, extra, w in (("prior", prior, prior_weight), ("suspicion", suspicion, beta)):
+        if extra is None or w == 0:
+            continue
+        extra = np.asarray(extra, dtype=np.float64)
+        if extra.shape != base.shape:
+            raise ValueError(f"priority_map: {name} has shape {extra.shape}, the image is {base.shape}")
+        if np.any(extra < 0) or not np.all(np.isfinite(extra)):
+            raise ValueError(f"priority_map: {name} must be finite and non-negative")
+        mass = extra.sum()
+        parts.append((w, extra / mass if mass > 0 else base))
+    out = sum(w * m for w, m in parts)
+    return out / out.sum()
 
 
 def saccade_ms(amplitude_deg: float | np.ndarray) -> float | np.ndarray:

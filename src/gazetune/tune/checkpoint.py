@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -24,6 +23,8 @@ from typing import Any, Mapping
 import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
+
+from gazetune.atomic import atomic_write_bytes, atomic_write_text  # noqa: F401 (re-exported)
 
 
 def _flatten_optimizer(name: str, opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> None:
@@ -73,24 +74,6 @@ def write_checkpoint(
     for name, state in (rng or {}).items():
         tensors[f"rng/{name}"] = state.detach().cpu().contiguous().clone()
     atomic_write_bytes(path, st_save(tensors, metadata=meta))
-
-
-def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
-    """Write ``payload`` to ``path`` via a temporary file in the same folder and ``os.replace``:
-    readers see the old file or the new one, never a partial one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 @dataclass

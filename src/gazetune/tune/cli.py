@@ -23,6 +23,7 @@ class Device(str, Enum):
 
 class MapMode(str, Enum):
     direct = "direct"
+    hybrid = "hybrid"
     predicted = "predicted"
     auto = "auto"
     none = "none"
@@ -61,20 +62,26 @@ def _base_config(kind, config: Optional[Path], **overrides):
 @app.command("pretrain")
 def pretrain_command(
     data: str = typer.Option("builtin", help="Image folder, .npz file, or 'builtin' (100 faces, 25 px)."),
-    size: int = typer.Option(32, help="Training image side in pixels (images are resized)."),
-    channels: int = typer.Option(1, help="1 (grey) or 3 (RGB)."),
-    steps: int = typer.Option(2000, help="Optimisation steps."),
+    size: Optional[int] = typer.Option(None, help="Training image side in pixels (images are resized; default 32)."),
+    channels: Optional[int] = typer.Option(None, help="1 (grey) or 3 (RGB) (default 1)."),
+    steps: Optional[int] = typer.Option(None, help="Optimisation steps (default 2000)."),
     out: Path = typer.Option(..., help="Run directory."),
     batch: Optional[int] = typer.Option(None, help="Batch size (default 32)."),
     seed: Optional[int] = typer.Option(None, help="Random seed of the run."),
-    device: Device = typer.Option(Device.cpu, help="cpu or cuda."),
+    device: Optional[Device] = typer.Option(None, help="cpu or cuda (default cpu)."),
     resume: bool = typer.Option(False, help="Continue the run in --out from its checkpoint."),
     config: Optional[Path] = typer.Option(None, help="TOML with TrainConfig fields (command options win)."),
 ) -> None:
     """Train the built-in generator and U-Net discriminator (eq 1-2, 9a/10a) on real images."""
     from gazetune.tune.train import TrainConfig, pretrain
 
-    cfg = _base_config(TrainConfig, config, size=size, channels=channels, steps=steps, batch=batch, seed=seed, device=device.value)
+    # only options given on the command line override the TOML; the rest keep its values or the
+    # pretraining defaults (size 32, grey, 2000 steps)
+    defaults = {"size": 32, "channels": 1, "steps": 2000} if config is None else {}
+    cfg = _base_config(TrainConfig, config, **defaults)
+    cfg = dataclasses.replace(cfg, **{k: v for k, v in dict(
+        size=size, channels=channels, steps=steps, batch=batch, seed=seed,
+        device=device.value if device is not None else None).items() if v is not None})
     images = _load_images(data, cfg.size, cfg.channels)
     path = pretrain(cfg, images.images, out, resume=resume)
     typer.echo(f"checkpoint: {path}")
@@ -104,13 +111,15 @@ def tune_command(
     data: str = typer.Option("builtin", help="Real images (folder, .npz or 'builtin'); names match the maps."),
     maps: Optional[Path] = typer.Option(None, help="Map set .npz (gazetune gan maps) for direct maps."),
     saliency_model: Optional[Path] = typer.Option(None, help="Saliency model (SaliencyUNet checkpoint or TorchScript)."),
-    mode: MapMode = typer.Option(MapMode.auto, help="direct, predicted, auto (direct when enough observed) or none."),
-    alpha: float = typer.Option(1.0, help="Saliency weight a in [0, 1]: w = (1-a) + a SM/mean(SM)."),
-    steps: int = typer.Option(500, help="Tuning steps."),
+    mode: Optional[MapMode] = typer.Option(
+        None, help="hybrid (measured maps on real images, predicted ones on fresh fakes), direct, predicted, "
+                   "auto (direct when enough observed, else predicted; the default) or none."),
+    alpha: Optional[float] = typer.Option(None, help="Saliency weight a in [0, 1]: w = (1-a) + a SM/mean(SM) (default 1)."),
+    steps: Optional[int] = typer.Option(None, help="Tuning steps (default 500)."),
     min_observed: Optional[int] = typer.Option(None, help="auto: observed images needed for direct maps (default 64)."),
     map_version: Optional[str] = typer.Option(None, help="Generator version of the synthetic maps (default: the checkpoint's)."),
     batch: Optional[int] = typer.Option(None, help="Batch size."),
-    device: Device = typer.Option(Device.cpu, help="cpu or cuda."),
+    device: Optional[Device] = typer.Option(None, help="cpu or cuda (default cpu)."),
     resume: bool = typer.Option(False, help="Continue the run in --out from its checkpoint."),
     config: Optional[Path] = typer.Option(None, help="TOML with TuneConfig fields (command options win)."),
     human_model: Optional[Path] = typer.Option(
@@ -136,7 +145,8 @@ def tune_command(
     meta = read_checkpoint(ck_path).metadata
     gcfg = json.loads(meta["generator_config"])
     cfg = _base_config(
-        TuneConfig, config, steps=steps, alpha=alpha, mode=mode.value, min_observed=min_observed, batch=batch, device=device.value,
+        TuneConfig, config, steps=steps, alpha=alpha, mode=mode.value if mode is not None else None,
+        min_observed=min_observed, batch=batch, device=device.value if device is not None else None,
         history_share=history_share, history_capacity=history_capacity,
     )
     if not 0 <= cfg.history_share < 1:
@@ -144,10 +154,10 @@ def tune_command(
     if cfg.history_capacity < 1:
         raise typer.BadParameter(f"must be >= 1 image; got {cfg.history_capacity}", param_hint="--history-capacity")
     map_set = MapSet.load(maps) if maps is not None else None
-    model = _load_saliency_model(saliency_model, device.value) if saliency_model is not None else None
+    model = _load_saliency_model(saliency_model, cfg.device) if saliency_model is not None else None
     try:
         provider = MapProvider(
-            mode.value, maps=map_set, saliency_model=model, min_observed=cfg.min_observed,
+            cfg.mode, maps=map_set, saliency_model=model, min_observed=cfg.min_observed,
             generator_version=map_version or meta.get("generator_version"),
         )
     except ValueError as e:
@@ -160,7 +170,7 @@ def tune_command(
             raise typer.BadParameter(f"human model not found: {human_model}", param_hint="--human-model")
         if human_weight < 0:
             raise typer.BadParameter(f"must be >= 0; got {human_weight}", param_hint="--human-weight")
-        terms.append(HumanModelTerm.load(human_model, human_weight, device.value))
+        terms.append(HumanModelTerm.load(human_model, human_weight, cfg.device))
     images = _load_images(data, gcfg["size"], gcfg["channels"])
     path = tune(cfg, images.images, provider, out, init_checkpoint=ck_path, names=images.names, resume=resume,
                 extra_generator_terms=terms)

@@ -8,8 +8,16 @@
   (N, 1, H, W)``; ``sigmoid`` gives ``SM_pred``), computed without gradients on the clean images of
   every batch (before DiffAugment).  Real-image maps are cached per image, since the real images
   and the frozen model do not change.
+* **hybrid** (direct maps done right): real images get their measured maps (as in direct);
+  generated images are drawn from **fresh latents** and get maps predicted by ``M_saliency`` for
+  the image actually in the batch (fine-tune the model on the observed synthetic maps first).
+  ``observed_share`` of each fake batch may still come from the observed seeds with their measured
+  maps -- only while the generator is close to the version people saw, since a seed's image drifts
+  as G is tuned while its map stays.  Plain direct mode restricts G to the 50-100 observed seeds
+  and keeps their maps however far their images move.
 * **auto**: direct when at least ``min_observed`` observed images are usable, else predicted; the
-  choice and the reason are reported through the ``log`` callback.
+  choice and the reason are reported through the ``log`` callback.  (It does not pick hybrid
+  until a benchmark shows hybrid is better.)
 * **none**: no maps (plain eq 9a/10a; pretraining and the unweighted baseline).
 
 Synthetic images in a fixation table are named ``synthetic/<generator version>/<seed>``
@@ -35,8 +43,8 @@ from gazetune.images.names import SYNTHETIC_PREFIX, parse_synthetic_name, synthe
 from gazetune.nets.latent import latents_from_seeds
 from gazetune.tune.checkpoint import atomic_write_bytes
 
-Mode = Literal["none", "direct", "predicted", "auto"]
-MODES = ("none", "direct", "predicted", "auto")
+Mode = Literal["none", "direct", "hybrid", "predicted", "auto"]
+MODES = ("none", "direct", "hybrid", "predicted", "auto")
 
 
 @dataclass
@@ -188,13 +196,19 @@ class MapProvider:
         generator_version: str | None = None,
         min_observed: int = 64,
         log: Callable[[dict], None] | None = None,
+        observed_share: float = 0.0,
     ):
         if mode not in MODES:
             raise ValueError(f"map mode must be one of {MODES}; got {mode!r}")
         if mode == "direct" and maps is None:
             raise ValueError("mode 'direct' needs observed maps (a MapSet)")
-        if mode == "predicted" and saliency_model is None:
-            raise ValueError("mode 'predicted' needs a saliency model")
+        if mode in ("predicted", "hybrid") and saliency_model is None:
+            raise ValueError(f"mode {mode!r} needs a saliency model")
+        if mode == "hybrid" and maps is None:
+            raise ValueError("mode 'hybrid' needs observed maps (a MapSet) for the real images")
+        if not 0.0 <= observed_share <= 1.0:
+            raise ValueError(f"observed_share must be in [0, 1]; got {observed_share}")
+        self.observed_share = float(observed_share)
         if min_observed < 0:
             raise ValueError(f"min_observed must be >= 0; got {min_observed}")
         self.requested = mode
@@ -250,7 +264,7 @@ class MapProvider:
                     f"mode 'auto': only {n_obs} observed images (< min_observed {self.min_observed}) and no "
                     "saliency model to predict maps; pass --saliency-model or lower min_observed"
                 )
-        if self.mode == "direct":
+        if self.mode in ("direct", "hybrid"):
             if n_obs == 0:
                 some = sorted(self.maps.real)[:3] if self.maps else []
                 raise ValueError(
@@ -263,7 +277,7 @@ class MapProvider:
             self._seeds = [s for _, s in syn_keys]
             self._z = latents_from_seeds(self._seeds, self.z_dim).to(self.device) if syn_keys else None
             self._syn_maps = _to_maps([self.maps.synthetic[k] for k in syn_keys], self.hw, self.device) if syn_keys else None
-        if self.mode == "predicted":
+        if self.mode in ("predicted", "hybrid"):
             self._cache = torch.zeros((self.n_images, 1, *self.hw), device=self.device)
             self._cached = torch.zeros(self.n_images, dtype=torch.bool)
             reason = reason or "saliency model given"
@@ -275,6 +289,8 @@ class MapProvider:
             "n_synthetic_maps": len(syn_keys),
             "reason": reason or "no maps",
         }
+        if self.mode == "hybrid":
+            info["observed_share"] = self.observed_share
         if self.mode == "direct" and (not real_names or not syn_keys):
             info["note"] = "unweighted " + ("real" if not real_names else "fake") + " side: no observed maps for it"
         self.log(info)
@@ -289,12 +305,12 @@ class MapProvider:
     def sample_real(self, images: torch.Tensor, batch: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
         """A batch of real images ``(B, C, H, W)`` and their maps ``(B, 1, H, W)`` (or ``None``)."""
         self._need_bound()
-        if self.mode == "direct" and self._real_maps is not None:
+        if self.mode in ("direct", "hybrid") and self._real_maps is not None:
             pick = torch.randint(len(self._real_idx), (batch,), generator=gen)
             return images[self._real_idx[pick].to(images.device)], self._real_maps[pick.to(self.device)]
         idx = torch.randint(images.shape[0], (batch,), generator=gen)
         x = images[idx.to(images.device)]
-        if self.mode == "predicted":
+        if self.mode in ("predicted", "hybrid"):
             missing = idx[~self._cached[idx]].unique()
             if len(missing):
                 self._cache[missing.to(self.device)] = self.predict(images[missing.to(images.device)])
@@ -308,12 +324,31 @@ class MapProvider:
         if self.mode == "direct" and self._z is not None:
             pick = torch.randint(len(self._seeds), (batch,), generator=gen).to(self.device)
             return self._z[pick], self._syn_maps[pick]
-        return torch.randn(batch, self.z_dim, generator=gen).to(self.device), None
+        z = torch.randn(batch, self.z_dim, generator=gen).to(self.device)
+        if self.mode == "hybrid":
+            # NaN rows: fresh latents whose maps are predicted on the generated image (fake_maps)
+            maps = torch.full((batch, 1, *self.hw), float("nan"), device=self.device)
+            k = int(round(self.observed_share * batch)) if self._z is not None else 0
+            if k:
+                pick = torch.randint(len(self._seeds), (k,), generator=gen).to(self.device)
+                z[:k], maps[:k] = self._z[pick], self._syn_maps[pick]
+            return z, maps
+        return z, None
 
     def fake_maps(self, fake: torch.Tensor, maps: torch.Tensor | None) -> torch.Tensor | None:
-        """Maps of generated images: ``maps`` as drawn by :meth:`sample_latents`, or predicted."""
+        """Maps of generated images: ``maps`` as drawn by :meth:`sample_latents`, predicted
+        (``predicted``), or in ``hybrid`` mode measured where known and predicted for the rest
+        (rows of NaN)."""
         if maps is None and self.mode == "predicted":
             return self.predict(fake)
+        if self.mode == "hybrid":
+            known = torch.isfinite(maps).all(dim=(1, 2, 3)) if maps is not None else torch.zeros(len(fake), dtype=torch.bool)
+            if bool(known.all()):
+                return maps
+            pred = self.predict(fake)
+            if maps is None:
+                return pred
+            return torch.where(known[:, None, None, None].to(pred.device), torch.nan_to_num(maps), pred)
         return maps
 
     @torch.no_grad()

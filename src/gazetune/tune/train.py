@@ -1,27 +1,44 @@
 """GAN training loop with phases: pretraining (eq 1-2, 9a-10a) and gaze tuning (eq 9b/10b).
 
-The loop knows nothing about individual loss terms.  As in StyleGAN2-ADA, a *loss object* owns
-``accumulate_gradients(phase, batch)`` and lists its phases with the optimiser each one steps:
+The loop knows nothing about individual loss terms.  As in StyleGAN2-ADA, a *loss object*
+(a :class:`Loss` subclass) declares the networks it trains (:meth:`Loss.networks`, one optimiser
+each) and its phases (:class:`Phase`: name, optimiser, interval in steps), and owns
+``accumulate_gradients(phase, batch)``.  :class:`GazeGANLoss` has:
 
-================  ==========  ===============================================================
-phase             optimiser   terms
-================  ==========  ===============================================================
-``"Dmain"``       ``D``       eq 2 + ``pixel_weight`` x eq 10a/10b, CutMix (¶100) + consistency
-``"Gmain"``       ``G``       eq 1 + ``pixel_weight`` x eq 9a/9b + every extra generator term
-``"Dreg"``        ``D``       R1 penalty on real images (only when ``r1_gamma > 0``)
-================  ==========  ===============================================================
+================  ==========  ========  ======================================================
+phase             optimiser   interval  terms
+================  ==========  ========  ======================================================
+``"Dmain"``       ``D``       1         eq 2 + ``pixel_weight`` x eq 10a/10b, CutMix (¶100) +
+                                        consistency
+``"Gmain"``       ``G``       1         eq 1 + ``pixel_weight`` x eq 9a/9b + every extra
+                                        generator term
+``"Dreg"``        ``D``       ``r1``    lazy R1 penalty on real images (``r1_gamma > 0``), its
+                                        weight multiplied by the interval (StyleGAN2)
+================  ==========  ========  ======================================================
 
 New terms plug in without touching the loop: an extra generator objective (e.g. the human-model
-discriminator of eq 12) is a callable ``term(fake_images, batch) -> {name: loss}`` passed as
-``extra_generator_terms``; a new network with its own optimiser is a subclass adding a phase.
+discriminator of eq 12) is a :class:`GeneratorTerm` passed as ``extra_generator_terms``; a second
+network with its own optimiser is a :class:`Loss` subclass that adds it to :meth:`Loss.networks`
+and adds a phase.
+
+**Training health** (:mod:`gazetune.tune.health`): ``Dmain`` measures how well D separates the
+real from the fake batch (accuracy on each, the logit gap), :func:`train_step` the gradient norm
+of every network, and a :class:`~gazetune.tune.health.HealthMonitor` warns (log, console, the
+run's ``health.json``) when D sits at chance or wins outright for long.  A GAN that does not train
+otherwise looks like one that does.
 
 Runs write to their directory: ``config.toml`` (the resolved :class:`TrainConfig` /
-:class:`TuneConfig`), ``log.jsonl`` (one JSON object per logged step: step, wall time, every loss
-term), ``samples_XXXXXX.png`` (grid from the EMA generator with fixed latent seeds ``0..n-1``) and
-``checkpoint.safetensors`` (G, D, EMA G, optimisers, RNG state, step, history buffer; atomic).  A run
-restarted with
-``resume=True`` continues from the checkpoint to the same weights it would have reached without
-stopping: every random draw comes from one ``torch.Generator`` whose state is checkpointed.
+:class:`TuneConfig`), ``log.jsonl`` (one JSON object per row with ``"kind": "step"`` -- step, wall
+time, every loss term and health figure -- or ``"kind": "event"`` -- map-mode decisions, health
+warnings), ``health.json`` (the run's health summary), ``samples_XXXXXX.png`` (grid from the EMA
+generator with fixed latent seeds ``0..n-1``) and ``checkpoint.safetensors`` (G, D, EMA G,
+optimisers, RNG state, step, history buffer; atomic).  A run restarted with ``resume=True``
+continues from the checkpoint to the same weights it would have reached without stopping: every
+random draw comes from one ``torch.Generator`` whose state is checkpointed.  Library code never
+touches torch's global RNG or thread settings: network weights are initialised under a forked RNG
+seeded from the run's seed.
+
+Architecture overview and how to add a loss term: ``docs/architecture.md``.
 """
 
 from __future__ import annotations
@@ -32,7 +49,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 import torch
@@ -40,17 +57,19 @@ from torch import nn
 
 from gazetune.config import load_config, save_config
 from gazetune.images import save_image_grid
-from gazetune.nets.discriminator import UNetDiscriminator
+from gazetune.nets.discriminator import DISCRIMINATORS, build_discriminator
 from gazetune.nets.generator import DCGANGenerator, check_generator
 from gazetune.nets.latent import latents_from_seeds
 from gazetune.tune import losses as L
 from gazetune.tune.augment import POLICIES, cutmix, diff_augment
 from gazetune.tune.history import HistoryBuffer
-from gazetune.tune.checkpoint import read_checkpoint, write_checkpoint
+from gazetune.tune.checkpoint import atomic_write_text, read_checkpoint, write_checkpoint
 from gazetune.tune.ema import EMA, ema_beta
+from gazetune.tune.health import HealthMonitor, d_separation, grad_norm
 from gazetune.tune.maps import MapProvider
 
 CHECKPOINT = "checkpoint.safetensors"
+HEALTH = "health.json"
 
 
 @dataclass
@@ -65,10 +84,18 @@ class TrainConfig:
         Latent size and network widths (:class:`DCGANGenerator`, :class:`UNetDiscriminator`).
     spectral_norm : bool
         Spectral normalisation in D.
+    d_arch : str
+        ``"unet"`` (default: :class:`~gazetune.nets.discriminator.UNetDiscriminator`, image and
+        pixel logits) or ``"conv"`` (:class:`~gazetune.nets.discriminator.ConvDiscriminator`,
+        image logit only: the per-pixel terms and CutMix are skipped; the reference recipe).
+    d_norm : str
+        Normalisation inside D's blocks (``"group"``, ``"none"``, ``"batch"``; see
+        :mod:`gazetune.nets.discriminator` for why group is the default).
     batch, steps : int
         Images per batch (real and fake each); total optimisation steps of the run.
     lr_g, lr_d, beta1, beta2 : float
-        Adam settings.
+        Adam settings.  D learns four times faster than G (TTUR, Heusel et al. 2017): with equal
+        rates the discriminator fell back to chance on the built-in faces.
     ema_half_life : float
         Half-life of the generator EMA in images (0 = no averaging).
     diffaug : str
@@ -77,8 +104,10 @@ class TrainConfig:
         Weight of the per-pixel losses (eq 9/10) relative to the image-level ones (eq 1/2).
     cutmix_prob, consistency_weight : float
         Probability of a CutMix term in a D step and the weight of its consistency loss (¶100).
-    r1_gamma : float
-        R1 penalty weight (0 = phase ``Dreg`` off).
+    r1_gamma, r1_interval : float, int
+        R1 penalty weight (0 = phase ``Dreg`` off) and its interval in steps (lazy
+        regularisation: the penalty is applied every ``r1_interval`` steps with its weight
+        multiplied by the interval).
     reduction : str
         ``"mean"`` or ``"sum"`` (see :mod:`gazetune.tune.losses`).
     seed : int
@@ -87,6 +116,9 @@ class TrainConfig:
         ``"cpu"`` or ``"cuda"``.
     log_every, sample_every, checkpoint_every, n_samples : int
         Intervals in steps (0 = only at the end) and the number of images in a sample grid.
+    health_window : int
+        Steps over which :class:`~gazetune.tune.health.HealthMonitor` judges whether D sits at
+        chance or wins outright (0 = a fifth of the run, at least 50 steps).
     history_share, history_capacity : float, int
         SimGAN history (:class:`gazetune.tune.history.HistoryBuffer`): the share of each fake
         batch that ``Dmain`` draws from earlier generator outputs (0 = off, the default: it has
@@ -101,10 +133,12 @@ class TrainConfig:
     g_width: int = 32
     d_width: int = 32
     spectral_norm: bool = False
+    d_arch: str = "unet"
+    d_norm: str = "group"
     batch: int = 32
     steps: int = 2000
     lr_g: float = 2e-4
-    lr_d: float = 2e-4
+    lr_d: float = 8e-4
     beta1: float = 0.0
     beta2: float = 0.99
     ema_half_life: float = 2000.0
@@ -113,6 +147,7 @@ class TrainConfig:
     cutmix_prob: float = 0.5
     consistency_weight: float = 1.0
     r1_gamma: float = 0.0
+    r1_interval: int = 4
     reduction: str = "mean"
     seed: int = 0
     device: str = "cpu"
@@ -120,6 +155,7 @@ class TrainConfig:
     sample_every: int = 500
     checkpoint_every: int = 500
     n_samples: int = 16
+    health_window: int = 0
     history_share: float = 0.0
     history_capacity: int = 512
 
@@ -146,18 +182,83 @@ class TuneConfig(TrainConfig):
     """
 
     lr_g: float = 1e-4
-    lr_d: float = 1e-4
+    lr_d: float = 4e-4
     steps: int = 500
     alpha: float = 1.0
     mode: str = "auto"
     min_observed: int = 64
 
 
-Batch = dict  # keys: real, sm_real, z, sm_fake (maps may be None)
-GeneratorTerm = Callable[[torch.Tensor, Batch], dict]
+@dataclass
+class Batch:
+    """One training batch.
+
+    Attributes
+    ----------
+    real : torch.Tensor
+        ``(N, C, H, W)`` real images in [-1, 1].
+    z : torch.Tensor
+        ``(N, z_dim)`` latents of the fakes.
+    sm_real, sm_fake : torch.Tensor or None
+        ``(N, 1, H, W)`` saliency maps of the real images and of the fakes ``G(z)`` (direct mode:
+        measured on the image people saw), or ``None`` (no maps, or predicted later).
+    """
+
+    real: torch.Tensor
+    z: torch.Tensor
+    sm_real: torch.Tensor | None = None
+    sm_fake: torch.Tensor | None = None
+
+    def __getitem__(self, key: str):  # read access by name, for terms written against the old dict
+        return getattr(self, key)
 
 
-class GazeGANLoss:
+@runtime_checkable
+class GeneratorTerm(Protocol):
+    """An extra generator objective added to ``Gmain`` (e.g. eq 12's human-model term).
+
+    ``term(fake (N, C, H, W), batch) -> {name: scalar loss}``; the names are logged as
+    ``G/<name>``.  An optional ``logged() -> {name: float}`` adds figures to the step's log row
+    (e.g. the human model's mean P(real) of the fakes).
+    """
+
+    def __call__(self, fake: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]: ...
+
+
+class Phase(NamedTuple):
+    """One phase of a training step: its name, the optimiser it steps and its interval in steps
+    (the phase runs when ``step % interval == 0``)."""
+
+    name: str
+    optimizer: str
+    interval: int = 1
+
+
+class Loss:
+    """Base of the loop's loss objects (StyleGAN2-ADA style).
+
+    A subclass sets ``self.phases`` (a list of :class:`Phase`), implements
+    :meth:`accumulate_gradients` and, when it trains more than G and D, extends
+    :meth:`networks`.  The loop builds one Adam optimiser per entry of :meth:`networks` and never
+    needs editing for a new network or term.
+    """
+
+    phases: list[Phase]
+
+    def networks(self) -> dict[str, tuple[nn.Module, float]]:
+        """``{optimiser name: (module, learning rate)}`` of every network this loss trains."""
+        raise NotImplementedError
+
+    def accumulate_gradients(self, phase: str, batch: Batch) -> dict[str, float]:
+        """Compute the loss of ``phase`` on ``batch``, call ``backward``, return its terms."""
+        raise NotImplementedError
+
+    def logged(self) -> dict[str, float]:
+        """Extra figures of the last step for the log row (none by default)."""
+        return {}
+
+
+class GazeGANLoss(Loss):
     """Loss object of the loop: eq 1-2 and 9a-10b (weighted by maps when the batch has them).
 
     Parameters
@@ -171,10 +272,14 @@ class GazeGANLoss:
     gen
         The run's random generator (augmentation, CutMix).
     extra_generator_terms
-        Callables ``term(fake (N, C, H, W), batch) -> {name: scalar loss}`` added to ``Gmain``
-        (hook for eq 12: the human-response discriminator's generator term).
+        :class:`GeneratorTerm` objects added to ``Gmain`` (hook for eq 12: the human-response
+        discriminator's generator term).
     history
         SimGAN pool of earlier fakes mixed into ``Dmain``'s fake batch (``None`` = off).
+
+    After every ``Dmain``, :meth:`logged` holds D's separation of that batch's real and fake
+    images (:func:`gazetune.tune.health.d_separation`: ``health/acc_real``, ``health/acc_fake``,
+    ``health/logit_gap``), measured on the augmented images D was trained on.
     """
 
     def __init__(
@@ -192,21 +297,34 @@ class GazeGANLoss:
         self.alpha = getattr(cfg, "alpha", None)
         self.policy = cfg.policy()
         self.extra_generator_terms = list(extra_generator_terms)
-        self.phases: list[tuple[str, str]] = [("Dmain", "D"), ("Gmain", "G")]
+        self.phases = [Phase("Dmain", "D"), Phase("Gmain", "G")]
         if cfg.r1_gamma > 0:
-            self.phases.append(("Dreg", "D"))
+            self.phases.append(Phase("Dreg", "D", max(1, int(cfg.r1_interval))))
         self._map_cache: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._health: dict[str, float] = {}
+
+    def networks(self) -> dict[str, tuple[nn.Module, float]]:
+        return {"G": (self.G, self.cfg.lr_g), "D": (self.D, self.cfg.lr_d)}
+
+    def logged(self) -> dict[str, float]:
+        out = dict(self._health)
+        for term in self.extra_generator_terms:  # e.g. the human model's P(real) on the fakes (eq 12)
+            out.update(getattr(term, "logged", dict)())
+        return out
 
     def _fake_maps(self, fake: torch.Tensor, sm: torch.Tensor | None) -> torch.Tensor | None:
         """Maps of generated images; a predicted map is reused when the same images come back
         (``Dmain`` then ``Gmain`` see identical fakes: G is not stepped in between)."""
-        if sm is not None or self.provider.mode != "predicted":
+        mode = self.provider.mode
+        if mode not in ("predicted", "hybrid") or (mode == "predicted" and sm is not None):
+            return sm
+        if mode == "hybrid" and sm is not None and bool(torch.isfinite(sm).all()):
             return sm
         x = fake.detach()
         hit = self._map_cache
         if hit is not None and hit[0].shape == x.shape and torch.equal(hit[0], x):
             return hit[1]
-        maps = self.provider.fake_maps(x, None)
+        maps = self.provider.fake_maps(x, sm if mode == "hybrid" else None)
         self._map_cache = (x, maps)
         return maps
 
@@ -226,60 +344,81 @@ class GazeGANLoss:
             return None
         return L.saliency_weights(sm, self.alpha)
 
+    def _generator_terms(self, batch: Batch) -> dict[str, torch.Tensor]:
+        red, pw = self.cfg.reduction, self.cfg.pixel_weight
+        terms: dict[str, torch.Tensor] = {}
+        fake = self.G(batch.z)
+        w_fake = self._weights(self._fake_maps(fake, batch.sm_fake))
+        xf, (w_fake,) = diff_augment(fake, self.gen, self.policy, maps=[w_fake])
+        img, pix = self.D(xf)
+        terms["G/eq1"] = L.generator_loss_eq1(img, red)
+        if pix is None:  # image-level discriminator: no per-pixel terms
+            pass
+        elif w_fake is None:
+            terms["G/eq9a"] = pw * L.generator_pixel_loss_eq9a(pix, red)
+        else:
+            terms["G/eq9b"] = pw * L.generator_pixel_loss_eq9b(pix, w_fake, red)
+        for term in self.extra_generator_terms:
+            terms.update({f"G/{k}": v for k, v in term(fake, batch).items()})
+        return terms
+
+    def _discriminator_terms(self, batch: Batch) -> dict[str, torch.Tensor]:
+        red, pw = self.cfg.reduction, self.cfg.pixel_weight
+        terms: dict[str, torch.Tensor] = {}
+        with torch.no_grad():
+            fake = self.G(batch.z)
+        fake, sm_fake = self._mix_history(fake, batch.sm_fake)
+        real = batch.real
+        w_real = self._weights(batch.sm_real)
+        w_fake = self._weights(self._fake_maps(fake, sm_fake))
+        if (w_real is None) != (w_fake is None):  # one side observed only: the other unweighted
+            w_real = torch.ones_like(real[:, :1]) if w_real is None else w_real
+            w_fake = torch.ones_like(fake[:, :1]) if w_fake is None else w_fake
+        xr, (w_real,) = diff_augment(real, self.gen, self.policy, maps=[w_real])
+        xf, (w_fake,) = diff_augment(fake, self.gen, self.policy, maps=[w_fake])
+        n = xr.shape[0]
+        use_mix = (self.cfg.cutmix_prob > 0 and getattr(self.D, "pixel_logits", True)
+                   and float(torch.rand(1, generator=self.gen)) < self.cfg.cutmix_prob)
+        parts = [xr, xf]
+        if use_mix:
+            mixed, mask = cutmix(xr, xf, self.gen)
+            parts.append(mixed)
+        img, pix = self.D(torch.cat(parts))
+        self._health = d_separation(img[:n].detach(), img[n : 2 * n].detach())
+        terms["D/eq2"] = L.discriminator_loss_eq2(img[:n], img[n : 2 * n], red)
+        if pix is None:  # image-level discriminator: no per-pixel terms
+            pass
+        elif w_real is None:
+            terms["D/eq10a"] = pw * L.discriminator_pixel_loss_eq10a(pix[:n], pix[n : 2 * n], red)
+        else:
+            terms["D/eq10b"] = pw * L.discriminator_pixel_loss_eq10b(pix[:n], pix[n : 2 * n], w_real, w_fake, red)
+        if use_mix:
+            w_mix = None if w_real is None else mask * w_real + (1 - mask) * w_fake
+            terms["D/cutmix"] = pw * L.discriminator_cutmix_loss(pix[2 * n :], mask, w_mix, red)
+            terms["D/consistency"] = self.cfg.consistency_weight * L.cutmix_consistency_loss(
+                pix[2 * n :], pix[:n], pix[n : 2 * n], mask, red
+            )
+        return terms
+
+    def _r1_terms(self, batch: Batch, interval: int) -> dict[str, torch.Tensor]:
+        real = batch.real.detach().requires_grad_(True)
+        img, _ = self.D(real)
+        (grad,) = torch.autograd.grad(img.sum(), real, create_graph=True)
+        # lazy regularisation: applied every `interval` steps, so weighted by the interval
+        return {"D/r1": 0.5 * self.cfg.r1_gamma * interval * grad.pow(2).sum(dim=(1, 2, 3)).mean()}
+
     def accumulate_gradients(self, phase: str, batch: Batch) -> dict[str, float]:
         """Compute the loss of ``phase`` on ``batch``, call ``backward``, return its terms."""
-        red = self.cfg.reduction
-        pw = self.cfg.pixel_weight
-        terms: dict[str, torch.Tensor] = {}
+        if isinstance(batch, dict):
+            batch = Batch(**batch)
         if phase == "Gmain":
-            fake = self.G(batch["z"])
-            w_fake = self._weights(self._fake_maps(fake, batch["sm_fake"]))
-            xf, (w_fake,) = diff_augment(fake, self.gen, self.policy, maps=[w_fake])
-            img, pix = self.D(xf)
-            terms["G/eq1"] = L.generator_loss_eq1(img, red)
-            if w_fake is None:
-                terms["G/eq9a"] = pw * L.generator_pixel_loss_eq9a(pix, red)
-            else:
-                terms["G/eq9b"] = pw * L.generator_pixel_loss_eq9b(pix, w_fake, red)
-            for term in self.extra_generator_terms:
-                terms.update({f"G/{k}": v for k, v in term(fake, batch).items()})
+            terms = self._generator_terms(batch)
         elif phase == "Dmain":
-            with torch.no_grad():
-                fake = self.G(batch["z"])
-            fake, sm_fake = self._mix_history(fake, batch["sm_fake"])
-            real = batch["real"]
-            w_real = self._weights(batch["sm_real"])
-            w_fake = self._weights(self._fake_maps(fake, sm_fake))
-            if (w_real is None) != (w_fake is None):  # one side observed only: the other unweighted
-                w_real = torch.ones_like(real[:, :1]) if w_real is None else w_real
-                w_fake = torch.ones_like(fake[:, :1]) if w_fake is None else w_fake
-            xr, (w_real,) = diff_augment(real, self.gen, self.policy, maps=[w_real])
-            xf, (w_fake,) = diff_augment(fake, self.gen, self.policy, maps=[w_fake])
-            n = xr.shape[0]
-            use_mix = self.cfg.cutmix_prob > 0 and float(torch.rand(1, generator=self.gen)) < self.cfg.cutmix_prob
-            parts = [xr, xf]
-            if use_mix:
-                mixed, mask = cutmix(xr, xf, self.gen)
-                parts.append(mixed)
-            img, pix = self.D(torch.cat(parts))
-            terms["D/eq2"] = L.discriminator_loss_eq2(img[:n], img[n : 2 * n], red)
-            if w_real is None:
-                terms["D/eq10a"] = pw * L.discriminator_pixel_loss_eq10a(pix[:n], pix[n : 2 * n], red)
-            else:
-                terms["D/eq10b"] = pw * L.discriminator_pixel_loss_eq10b(pix[:n], pix[n : 2 * n], w_real, w_fake, red)
-            if use_mix:
-                w_mix = None if w_real is None else mask * w_real + (1 - mask) * w_fake
-                terms["D/cutmix"] = pw * L.discriminator_cutmix_loss(pix[2 * n :], mask, w_mix, red)
-                terms["D/consistency"] = self.cfg.consistency_weight * L.cutmix_consistency_loss(
-                    pix[2 * n :], pix[:n], pix[n : 2 * n], mask, red
-                )
+            terms = self._discriminator_terms(batch)
         elif phase == "Dreg":
-            real = batch["real"].detach().requires_grad_(True)
-            img, _ = self.D(real)
-            (grad,) = torch.autograd.grad(img.sum(), real, create_graph=True)
-            terms["D/r1"] = 0.5 * self.cfg.r1_gamma * grad.pow(2).sum(dim=(1, 2, 3)).mean()
+            terms = self._r1_terms(batch, next(p.interval for p in self.phases if p.name == "Dreg"))
         else:
-            raise ValueError(f"unknown phase {phase!r}; this loss has {[p for p, _ in self.phases]}")
+            raise ValueError(f"unknown phase {phase!r}; this loss has {[p.name for p in self.phases]}")
         total = sum(terms.values())
         total.backward()
         return {k: float(v.detach()) for k, v in terms.items()}
@@ -289,20 +428,35 @@ def sample_batch(provider: MapProvider, images: torch.Tensor, batch: int, gen: t
     """Draw one training batch: real images (+ maps) and latents (+ maps) from ``provider``."""
     real, sm_real = provider.sample_real(images, batch, gen)
     z, sm_fake = provider.sample_latents(batch, gen)
-    return {"real": real, "sm_real": sm_real, "z": z, "sm_fake": sm_fake}
+    return Batch(real=real, z=z, sm_real=sm_real, sm_fake=sm_fake)
 
 
-def train_step(loss: GazeGANLoss, opts: dict[str, torch.optim.Optimizer], ema: EMA | None, batch: Batch) -> dict[str, float]:
-    """One optimisation step: every phase of ``loss`` in order, each followed by a step of its
-    optimiser (``opts[name]``); the EMA follows each generator step.  Returns the loss terms."""
+def build_optimizers(loss: Loss, cfg: TrainConfig) -> dict[str, torch.optim.Optimizer]:
+    """One Adam optimiser (``cfg.beta1, cfg.beta2``) per network :meth:`Loss.networks` declares."""
+    betas = (float(cfg.beta1), float(cfg.beta2))
+    return {name: torch.optim.Adam(net.parameters(), lr=lr, betas=betas) for name, (net, lr) in loss.networks().items()}
+
+
+def train_step(loss: Loss, opts: dict[str, torch.optim.Optimizer], ema: EMA | None, batch: Batch,
+               step: int = 0) -> dict[str, float]:
+    """One optimisation step: every phase of ``loss`` due at ``step`` (``step % interval == 0``),
+    in order, each followed by a step of its optimiser (``opts[name]``); the EMA follows each
+    generator step.  Returns the loss terms, the gradient norm of each stepped network
+    (``health/grad_<name>``, before the optimiser step) and :meth:`Loss.logged`."""
     stats: dict[str, float] = {}
-    for phase, opt_name in loss.phases:
-        opt = opts[opt_name]
+    nets = loss.networks()
+    for phase in loss.phases:
+        if step % max(1, phase.interval):
+            continue
+        opt = opts[phase.optimizer]
         opt.zero_grad(set_to_none=True)
-        stats.update(loss.accumulate_gradients(phase, batch))
+        stats.update(loss.accumulate_gradients(phase.name, batch))
+        if phase.interval == 1:  # main phases: the norm of the gradient D / G follow each step
+            stats[f"health/grad_{phase.optimizer}"] = grad_norm(nets[phase.optimizer][0])
         opt.step()
-        if opt_name == "G" and ema is not None:
+        if phase.optimizer == "G" and ema is not None:
             ema.update(loss.G)
+    stats.update(loss.logged())
     return stats
 
 
@@ -326,16 +480,16 @@ class _Run:
         self.ema = EMA(self.G, ema_beta(cfg.batch, cfg.ema_half_life))
         if G_ema is not None:
             self.ema.model.load_state_dict(G_ema.state_dict())
-        betas = (cfg.beta1, cfg.beta2)
-        self.opts = {
-            "G": torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=betas),
-            "D": torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=betas),
-        }
+        self.opts: dict[str, torch.optim.Optimizer] = {}
         self.gen = torch.Generator().manual_seed(cfg.seed + 1)
         self.history = (HistoryBuffer(cfg.history_capacity, cfg.history_share, seed=cfg.seed + 2)
                         if cfg.history_share > 0 else None)
         self.step = 0
         self.version_prefix = out_dir.name
+
+    def attach(self, loss: Loss) -> None:
+        """Build the optimisers of every network ``loss`` trains (before :meth:`restore`)."""
+        self.opts = build_optimizers(loss, self.cfg)
 
     def generator_version(self) -> str:
         return f"{self.version_prefix}@{self.step}"
@@ -349,7 +503,7 @@ class _Run:
             "train_config": json.dumps(dataclasses.asdict(self.cfg)),
         }
         modules: dict = {"G": self.G, "D": self.D, "G_ema": self.ema.model}
-        rng = {"loop": self.gen.get_state(), "torch": torch.get_rng_state()}
+        rng = {"loop": self.gen.get_state()}
         if self.history is not None and len(self.history):
             modules["history"] = _HistoryItems(self.history)
             rng["history"] = self.history.state_dict()["rng"]
@@ -369,7 +523,6 @@ class _Run:
         for k, o in self.opts.items():
             ck.load_optimizer(f"opt_{k}", o)
         self.gen.set_state(ck.rng("loop"))
-        torch.set_rng_state(ck.rng("torch"))
         self.step = int(ck.metadata["step"])
         if self.history is not None and ck.has("history"):
             self.history.load_state_dict({"capacity": self.cfg.history_capacity, "share": self.cfg.history_share,
@@ -397,16 +550,31 @@ def _check_images(images: torch.Tensor | np.ndarray, cfg: TrainConfig) -> torch.
     return x.to(cfg.device)
 
 
+def _replay_health(monitor: HealthMonitor, log_path: Path, upto: int) -> None:
+    """Feed the step rows already in ``log.jsonl`` (up to step ``upto``) to a fresh monitor, so a
+    resumed run judges its health over the whole run."""
+    if not log_path.exists():
+        return
+    say, monitor.say = monitor.say, None
+    for line in log_path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:  # a line cut by a kill: the step is re-run and logged again
+            continue
+        if row.get("kind", "step") == "step" and "step" in row and int(row["step"]) <= upto:
+            monitor.update(int(row["step"]), row)
+    monitor.say = say
+
+
 def _loop(
     run: _Run,
+    loss: Loss,
     images: torch.Tensor,
     provider: MapProvider,
-    extra_generator_terms: Sequence[GeneratorTerm],
     progress: bool,
     hooks: Sequence[Callable[[int, dict], None]],
 ) -> Path:
     cfg = run.cfg
-    loss = GazeGANLoss(run.G, run.D, cfg, provider, run.gen, extra_generator_terms, history=run.history)
     log_path = run.out / "log.jsonl"
     t0 = time.perf_counter()
 
@@ -414,31 +582,51 @@ def _loop(
         with log_path.open("a") as fh:
             fh.write(json.dumps(entry) + "\n")
 
+    from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+    console = Console(stderr=True)
+    window = cfg.health_window or max(50, cfg.steps // 5)
+    monitor = HealthMonitor(window=window, say=console.print)
+    _replay_health(monitor, log_path, run.step)
     bar = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
         TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(), disable=not progress,
+        console=console,
     )
     with bar:
         task = bar.add_task(run.out.name, total=cfg.steps, completed=run.step, info="")
         while run.step < cfg.steps:
-            stats = train_step(loss, run.opts, run.ema, sample_batch(provider, images, cfg.batch, run.gen))
-            for term in extra_generator_terms:  # e.g. the human model's P(real) on the fakes (eq 12)
-                stats.update(getattr(term, "logged", dict)())
+            stats = train_step(loss, run.opts, run.ema, sample_batch(provider, images, cfg.batch, run.gen), run.step)
             run.step += 1
             last = run.step == cfg.steps
+            # every step feeds the monitor (not only logged ones): a window is a number of steps
+            warning = monitor.update(run.step, stats)
+            if warning is not None:
+                write_log({"kind": "event", "event": "health_warning", "step": run.step, **warning})
             if (cfg.log_every and run.step % cfg.log_every == 0) or last:
-                write_log({"step": run.step, "wall_s": round(time.perf_counter() - t0, 4), **stats})
-                bar.update(task, info=" ".join(f"{k}={v:.3f}" for k, v in stats.items() if k.endswith(("eq1", "eq2"))))
+                write_log({"kind": "step", "step": run.step, "wall_s": round(time.perf_counter() - t0, 4), **stats})
+                acc = 0.5 * (stats.get("health/acc_real", float("nan")) + stats.get("health/acc_fake", float("nan")))
+                bar.update(task, info=" ".join(
+                    [f"{k}={v:.3f}" for k, v in stats.items() if k.endswith(("eq1", "eq2"))]
+                    + [f"D acc={acc:.2f} gap={stats.get('health/logit_gap', float('nan')):+.2f}"]))
             if (cfg.sample_every and run.step % cfg.sample_every == 0) or last:
                 run.samples()
             if (cfg.checkpoint_every and run.step % cfg.checkpoint_every == 0) or last:
                 run.save()
+                atomic_write_text(run.out / HEALTH, json.dumps(monitor.summary(), indent=2))
             bar.update(task, completed=run.step)
             for hook in hooks:
                 hook(run.step, stats)
     return run.out / CHECKPOINT
+
+
+def read_health(run_dir: str | Path) -> dict:
+    """The health summary of a run (``run_dir/health.json``, see :class:`HealthMonitor`)."""
+    path = Path(run_dir) / HEALTH
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: the run has not reached a checkpoint yet (or predates health logs)")
+    return json.loads(path.read_text())
 
 
 def _start(cfg: TrainConfig, out_dir: str | Path, resume: bool) -> tuple[Path, Path | None]:
@@ -458,6 +646,7 @@ def pretrain(
     resume: bool = False,
     progress: bool = True,
     hooks: Sequence[Callable[[int, dict], None]] = (),
+    discriminator: nn.Module | None = None,
 ) -> Path:
     """Train a GAN from scratch with the image-level (eq 1-2) and per-pixel (eq 9a/10a) losses.
 
@@ -475,6 +664,9 @@ def pretrain(
         Show a Rich progress bar.
     hooks
         Called as ``hook(step, stats)`` after each step (after any checkpoint of that step).
+    discriminator
+        A discriminator module to train instead of the one ``cfg`` describes (its ``config()``
+        goes into the checkpoint); for experiments and tests.
 
     Returns
     -------
@@ -483,15 +675,21 @@ def pretrain(
     """
     x = _check_images(images, cfg)
     out, ck = _start(cfg, out_dir, resume)
-    torch.manual_seed(cfg.seed)
-    G = DCGANGenerator(cfg.z_dim, cfg.size, cfg.channels, cfg.g_width)
-    D = UNetDiscriminator(cfg.size, cfg.channels, cfg.d_width, spectral=cfg.spectral_norm)
+    with torch.random.fork_rng(devices=[]):  # seeded weights without touching the caller's RNG
+        torch.manual_seed(cfg.seed)
+        G = DCGANGenerator(cfg.z_dim, cfg.size, cfg.channels, cfg.g_width)
+        if cfg.d_arch not in DISCRIMINATORS:
+            raise ValueError(f"d_arch must be one of {sorted(DISCRIMINATORS)}; got {cfg.d_arch!r}")
+        D = discriminator if discriminator is not None else DISCRIMINATORS[cfg.d_arch](
+            cfg.size, cfg.channels, cfg.d_width, spectral=cfg.spectral_norm, norm=cfg.d_norm)
     run = _Run(cfg, G, D, None, out)
-    if ck is not None:
-        run.restore(ck)
     provider = MapProvider("none")
     provider.bind([str(k) for k in range(len(x))], (cfg.size, cfg.size), cfg.z_dim, cfg.device)
-    return _loop(run, x, provider, (), progress, hooks)
+    loss = GazeGANLoss(run.G, run.D, cfg, provider, run.gen, (), history=run.history)
+    run.attach(loss)
+    if ck is not None:
+        run.restore(ck)
+    return _loop(run, loss, x, provider, progress, hooks)
 
 
 def tune(
@@ -546,25 +744,24 @@ def tune(
     dcfg = json.loads(ck.metadata["discriminator_config"])
     cfg = dataclasses.replace(
         cfg, size=gcfg["size"], channels=gcfg["channels"], z_dim=gcfg["z_dim"], g_width=gcfg["width"],
-        d_width=dcfg["width"], spectral_norm=bool(dcfg.get("spectral", False)),
+        d_width=dcfg["width"], spectral_norm=bool(dcfg.get("spectral", False)), d_norm=dcfg.get("norm", "none"),
+        d_arch=dcfg.get("arch", "unet"),
     )
     x = _check_images(images, cfg)
     out, _ = _start(cfg, out, resume)
     G = DCGANGenerator(**gcfg)
-    D = UNetDiscriminator(**dcfg)
+    D = build_discriminator(dcfg)
     G.load_state_dict(ck.state_dict("G"))
     D.load_state_dict(ck.state_dict("D"))
     G_ema = DCGANGenerator(**gcfg)
     G_ema.load_state_dict(ck.state_dict("G_ema"))
     run = _Run(cfg, G, D, G_ema, out)
-    if resuming:
-        run.restore(src)
     log_path = out / "log.jsonl"
     user_log = map_provider.log
 
     def log(info: dict) -> None:  # the map-mode decision goes to log.jsonl and to the caller's log
         with log_path.open("a") as fh:
-            fh.write(json.dumps({"step": run.step, **info}) + "\n")
+            fh.write(json.dumps({"kind": "event", "step": run.step, **info}) + "\n")
         user_log(info)
 
     map_provider.log = log
@@ -572,7 +769,11 @@ def tune(
     if len(names) != len(x):
         raise ValueError(f"got {len(names)} names for {len(x)} images")
     map_provider.bind(names, (cfg.size, cfg.size), cfg.z_dim, cfg.device)
-    return _loop(run, x, map_provider, extra_generator_terms, progress, hooks)
+    loss = GazeGANLoss(run.G, run.D, cfg, map_provider, run.gen, extra_generator_terms, history=run.history)
+    run.attach(loss)
+    if resuming:
+        run.restore(src)
+    return _loop(run, loss, x, map_provider, progress, hooks)
 
 
 def load_run_config(run_dir: str | Path, kind: type = TrainConfig):
