@@ -69,6 +69,9 @@ class HealthMonitor:
     win_acc, win_gap : float
         D "wins outright" when its mean accuracy over the window is above ``win_acc`` and the
         mean logit gap above ``win_gap``.
+    warmup : int
+        Steps at the start that are not judged (a fresh GAN often sits near chance while G finds
+        its footing; a dead discriminator stays there long after).  Default 0.
     say : callable or None
         Called with each warning's message (e.g. ``console.print``).
 
@@ -82,6 +85,7 @@ class HealthMonitor:
     chance_gap: float = 0.1
     win_acc: float = 0.98
     win_gap: float = 6.0
+    warmup: int = 0
     say: Optional[Callable[[str], None]] = None
     warnings: list[dict] = field(default_factory=list)
     steps: int = 0
@@ -117,6 +121,8 @@ class HealthMonitor:
         self.steps += 1
         if "D/eq2" in stats and abs(float(stats["D/eq2"]) - LN4) > 0.05:
             self.eq2_away += 1
+        if int(step) <= self.warmup:
+            return None
         self._acc.append(0.5 * (float(stats["health/acc_real"]) + float(stats["health/acc_fake"])))
         self._gap.append(float(stats["health/logit_gap"]))
         state = self.state()
@@ -146,16 +152,19 @@ class HealthMonitor:
         return new
 
     def summary(self) -> dict:
-        """Health of the whole run so far (written to the run's ``health.json``)."""
+        """Health of the whole run so far (written to the run's ``health.json``); the shares at
+        chance / winning are of the steps after the warm-up."""
         n = max(self.steps, 1)
+        judged = max(self.steps - self.warmup, 1)
         acc = sum(self._acc) / len(self._acc) if self._acc else float("nan")
         gap = sum(self._gap) / len(self._gap) if self._gap else float("nan")
         return {
             "steps_measured": self.steps,
             "window": int(self.window),
             "share_eq2_away_from_2ln2": self.eq2_away / n,
-            "share_steps_at_chance": self.chance_steps / n,
-            "share_steps_d_wins": self.win_steps / n,
+            "warmup": int(self.warmup),
+            "share_steps_at_chance": self.chance_steps / judged,
+            "share_steps_d_wins": self.win_steps / judged,
             "last_window_acc": acc,
             "last_window_logit_gap": gap,
             "healthy": not self.warnings,

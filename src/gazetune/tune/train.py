@@ -118,7 +118,8 @@ class TrainConfig:
         Intervals in steps (0 = only at the end) and the number of images in a sample grid.
     health_window : int
         Steps over which :class:`~gazetune.tune.health.HealthMonitor` judges whether D sits at
-        chance or wins outright (0 = a fifth of the run, at least 50 steps).
+        chance or wins outright (0 = a fifth of the run, at least 50 steps); the first window of
+        steps is warm-up and not judged.
     history_share, history_capacity : float, int
         SimGAN history (:class:`gazetune.tune.history.HistoryBuffer`): the share of each fake
         batch that ``Dmain`` draws from earlier generator outputs (0 = off, the default: it has
@@ -587,7 +588,8 @@ def _loop(
 
     console = Console(stderr=True)
     window = cfg.health_window or max(50, cfg.steps // 5)
-    monitor = HealthMonitor(window=window, say=console.print)
+    # the first window of a run is warm-up: a fresh GAN may sit near chance while G starts
+    monitor = HealthMonitor(window=window, warmup=window, say=console.print)
     _replay_health(monitor, log_path, run.step)
     bar = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
