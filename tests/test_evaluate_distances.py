@@ -201,11 +201,31 @@ def test_evaluate_images_suite(monkeypatch, faces):
     gaze[8:24, 8:24] = 1
     seen = []
     res = suite.evaluate_images(faces[:40], _blur(faces[40:80]), "swd,fid,kid", gaze, progress=seen.append)
-    assert seen == ["swd", "inception features", "swd_salient", "inception features_salient"]
-    assert len(calls) == 4 and calls[2] == (40, 1, 16, 16)  # salient crops of half the side
+    assert seen == ["swd", "fid", "kid", "swd_salient", "fid_salient", "kid_salient"]
+    assert len(calls) == 4 and calls[2] == (40, 1, 16, 16)  # features once per variant; salient crops of half the side
     assert res["n_real"] == 40 and res["fid"] > 0 and "kid_std_salient" in res and "swd_salient_16px" in res
     with pytest.raises(ValueError, match="unknown metric"):
         suite.parse_metrics("swd,is")
+
+
+def test_a_registered_metric_runs_with_the_others(faces):
+    """A new metric is one decorated function; it gets the salient variant for free."""
+    from gazetune.evaluate import suite
+
+    @suite.register_metric
+    def mean_gap(opts):
+        return {"mean_gap": float(abs(torch.as_tensor(opts.real).mean() - torch.as_tensor(opts.fake).mean()))}
+
+    try:
+        gaze = np.zeros((32, 32))
+        gaze[8:24, 8:24] = 1
+        res = suite.evaluate_images(faces[:20], faces[20:40], "mean_gap,swd", gaze)
+        assert res["mean_gap"] == pytest.approx(float(abs(torch.as_tensor(faces[:20]).mean() - torch.as_tensor(faces[20:40]).mean())))
+        assert "mean_gap_salient" in res and "swd_salient" in res
+        with pytest.raises(ValueError, match="registered already"):
+            suite.register_metric(mean_gap)
+    finally:
+        suite.REGISTRY.pop("mean_gap")
 
 
 def test_sample_generator_is_seeded():

@@ -184,3 +184,47 @@ def test_history_carries_direct_maps_with_their_images():
         assert torch.equal(mixed[:4], fake[:4])  # current fakes first
         seen_old += int((batch_of < k).sum())
     assert seen_old > 0  # later batches really contain earlier images
+
+
+class _RecordingD(torch.nn.Module):
+    """Wraps a discriminator and keeps its pixel logits (with their gradient) of the last call."""
+
+    def __init__(self, d):
+        super().__init__()
+        self.d = d
+        self.pix = None
+
+    def forward(self, x):
+        img, pix = self.d(x)
+        pix.retain_grad()
+        self.pix = pix
+        return img, pix
+
+
+@pytest.mark.parametrize("phase", ["Dmain", "Gmain"])
+def test_alpha_weights_the_gradients_exactly_where_the_map_is(phase):
+    """Through the loss object: with alpha = 1 the per-pixel gradient is zero where the map is
+    zero and the map's weight times the alpha = 0 gradient where it is not."""
+    from gazetune.nets import DCGANGenerator, UNetDiscriminator
+    from gazetune.tune.train import Batch, GazeGANLoss
+
+    torch.manual_seed(0)
+    G, D = DCGANGenerator(8, 25, 1, 4), _RecordingD(UNetDiscriminator(25, 1, 4))
+    sm = torch.zeros(4, 1, 25, 25)
+    sm[:, :, 5:15, 5:15] = 1.0  # the map: a 10 x 10 square
+    batch = Batch(real=_images(4), z=torch.randn(4, 8, generator=torch.Generator().manual_seed(1)), sm_real=sm, sm_fake=sm)
+    grads = {}
+    for alpha in (0.0, 1.0):
+        cfg = TuneConfig(**SMALL, steps=1, alpha=alpha, diffaug="", cutmix_prob=0.0, pixel_weight=1.0)
+        loss = GazeGANLoss(G, D, cfg, MapProvider("none"), torch.Generator().manual_seed(0))
+        for p in list(G.parameters()) + list(D.parameters()):
+            p.grad = None
+        terms = loss.accumulate_gradients(phase, batch)
+        assert ("D/eq10b" if phase == "Dmain" else "G/eq9b") in terms
+        grads[alpha] = D.pix.grad.clone()
+    inside = torch.zeros_like(grads[0.0], dtype=torch.bool)
+    inside[:, :, 5:15, 5:15] = True
+    weight = 25 * 25 / 100  # SM / mean(SM) inside the square
+    assert torch.count_nonzero(grads[0.0][~inside]) > 0
+    assert torch.all(grads[1.0][~inside] == 0)
+    assert torch.allclose(grads[1.0][inside], weight * grads[0.0][inside], rtol=1e-5, atol=1e-9)

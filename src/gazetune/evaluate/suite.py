@@ -1,4 +1,4 @@
-"""Run several image-set metrics in one go (a small registry, as in stylegan2-ada's metrics).
+"""Run several image-set metrics in one go: a metric registry, as in stylegan2-ada's metrics.
 
 :func:`evaluate_images` computes the requested metrics between a real and a synthetic set and, when
 maps are given, their salient-region variants (suffix ``_salient``).  Inception features are
@@ -12,13 +12,83 @@ import json
 import os
 import time
 from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from gazetune.evaluate import distances as D
 
-METRICS = ("swd", "c2st", "fid", "kid")
+@dataclass
+class MetricOptions:
+    """What every metric gets (stylegan2-ada's ``MetricOptions``): the two image sets, optional
+    maps for the salient variant, and shared settings.  Inception features are computed once per
+    variant and shared by the metrics that read them (:meth:`inception`)."""
+
+    real: Any
+    fake: Any
+    real_maps: Any = None
+    fake_maps: Any = None
+    suffix: str = ""
+    crop: int | float = 0.5
+    seed: int = 0
+    device: str = "cpu"
+    _features: Any = field(default=None, repr=False)
+
+    def inception(self):
+        """``(real_features, fake_features)`` of TF-Inception (cached)."""
+        if self._features is None:
+            self._features = D.inception_pair(self.real, self.fake, self.real_maps, self.fake_maps,
+                                              self.crop, 1, self.seed, 32, self.device)
+        return self._features
+
+
+MetricFn = Callable[[MetricOptions], dict]
+REGISTRY: dict[str, MetricFn] = {}
+
+
+def register_metric(fn: MetricFn) -> MetricFn:
+    """Decorator: register ``fn(opts) -> {key: number}`` under its function name.
+
+    The returned keys get the variant's suffix (``_salient`` when maps are given) appended by
+    :func:`evaluate_images`.  A new metric is one decorated function here or in any imported
+    module; nothing else changes."""
+    if fn.__name__ in REGISTRY:
+        raise ValueError(f"metric {fn.__name__!r} is registered already")
+    REGISTRY[fn.__name__] = fn
+    return fn
+
+
+@register_metric
+def swd(opts: MetricOptions) -> dict:
+    """Sliced Wasserstein distance (x 1e3): ``swd`` (mean over levels) and ``swd_<side>px``."""
+    r = D.swd(opts.real, opts.fake, opts.real_maps, opts.fake_maps, seed=opts.seed)
+    return {"swd": r.mean, **{f"swd_{res}px": v for res, v in zip(r.resolutions, r.levels)}}
+
+
+@register_metric
+def c2st(opts: MetricOptions) -> dict:
+    """Classifier two-sample test: ``c2st_accuracy`` (0.5 = indistinguishable), ``c2st_p_value``."""
+    c = D.c2st(opts.real, opts.fake, opts.real_maps, opts.fake_maps, crop=opts.crop, seed=opts.seed, device=opts.device)
+    return {"c2st_accuracy": c.accuracy, "c2st_p_value": c.p_value}
+
+
+@register_metric
+def fid(opts: MetricOptions) -> dict:
+    """Frechet Inception distance (needs the ``fid`` extra)."""
+    fa, fb = opts.inception()
+    return {"fid": D.frechet_distance(fa, fb)}
+
+
+@register_metric
+def kid(opts: MetricOptions) -> dict:
+    """Kernel Inception distance ``kid`` and its spread over subsets ``kid_std``."""
+    fa, fb = opts.inception()
+    mean, std = D.kernel_distance(fa, fb, seed=opts.seed)
+    return {"kid": mean, "kid_std": std}
+
+
+METRICS = tuple(REGISTRY)
 DEFAULT_METRICS = ("swd", "c2st")
 
 Progress = Callable[[str], None]
@@ -27,11 +97,11 @@ Progress = Callable[[str], None]
 def parse_metrics(spec: str | Sequence[str]) -> list[str]:
     """``"swd,fid"`` or ``["swd", "fid"]`` -> validated list; raises ``ValueError`` naming unknown ones."""
     names = [m.strip().lower() for m in (spec.split(",") if isinstance(spec, str) else spec) if m.strip()]
-    unknown = [m for m in names if m not in METRICS]
+    unknown = [m for m in names if m not in REGISTRY]
     if unknown:
-        raise ValueError(f"unknown metric(s) {unknown}; choose from {', '.join(METRICS)}")
+        raise ValueError(f"unknown metric(s) {unknown}; choose from {', '.join(REGISTRY)}")
     if not names:
-        raise ValueError(f"no metric given; choose from {', '.join(METRICS)}")
+        raise ValueError(f"no metric given; choose from {', '.join(REGISTRY)}")
     return list(dict.fromkeys(names))
 
 
@@ -46,14 +116,14 @@ def evaluate_images(
     device: str = "cpu",
     progress: Progress | None = None,
 ) -> dict[str, float]:
-    """Metrics between a real and a synthetic image set.
+    """Registered metrics between a real and a synthetic image set.
 
     Parameters
     ----------
     real, fake
         ``(N, C, H, W)`` arrays/tensors in [-1, 1] with equal ``C, H, W``.
     metrics
-        Subset of :data:`METRICS` (comma-separated string or sequence).
+        Names in :data:`REGISTRY` (comma-separated string or sequence).
     real_maps, fake_maps
         Optional maps (``(H, W)`` shared or ``(N, H, W)``); adds the ``*_salient`` variants.
     crop
@@ -68,9 +138,9 @@ def evaluate_images(
     Returns
     -------
     dict
-        ``swd`` (x 1e3, mean over levels) and ``swd_level<k>``; ``c2st_accuracy``,
-        ``c2st_p_value``; ``fid``; ``kid`` and ``kid_std``; each also with ``_salient``; plus
-        ``n_real``, ``n_fake`` and ``seconds``.
+        What each metric returns (``swd`` (x 1e3) and ``swd_<side>px``; ``c2st_accuracy``,
+        ``c2st_p_value``; ``fid``; ``kid`` and ``kid_std``), each also with ``_salient`` when
+        maps are given; plus ``n_real``, ``n_fake`` and ``seconds``.
 
     Raises
     ------
@@ -85,27 +155,16 @@ def evaluate_images(
     out: dict[str, float] = {"n_real": int(x.shape[0]), "n_fake": int(y.shape[0])}
     start = time.perf_counter()
     for suffix, rm, fm in variants:
-        if "swd" in names:
+        opts = MetricOptions(x, y, rm, fm, suffix, crop, seed, device)
+        for name in names:
             if progress:
-                progress("swd" + suffix)
-            r = D.swd(x, y, rm, fm, seed=seed)
-            out["swd" + suffix] = r.mean
-            for res, v in zip(r.resolutions, r.levels):
-                out[f"swd{suffix}_{res}px"] = v
-        if "c2st" in names:
-            if progress:
-                progress("c2st" + suffix)
-            c = D.c2st(x, y, rm, fm, crop=crop, seed=seed, device=device)
-            out["c2st_accuracy" + suffix] = c.accuracy
-            out["c2st_p_value" + suffix] = c.p_value
-        if "fid" in names or "kid" in names:
-            if progress:
-                progress("inception features" + suffix)
-            fa, fb = D.inception_pair(x, y, rm, fm, crop, 1, seed, 32, device)
-            if "fid" in names:
-                out["fid" + suffix] = D.frechet_distance(fa, fb)
-            if "kid" in names:
-                out["kid" + suffix], out["kid_std" + suffix] = D.kernel_distance(fa, fb, seed=seed)
+                progress(name + suffix)
+            for key, value in REGISTRY[name](opts).items():
+                # the salient suffix goes after the metric name: swd_salient_16px, kid_std_salient
+                if suffix and key.startswith(name + "_") and key[len(name) + 1:].endswith("px"):
+                    out[f"{name}{suffix}_{key[len(name) + 1:]}"] = value
+                else:
+                    out[key + suffix] = value
     out["seconds"] = time.perf_counter() - start
     return out
 
