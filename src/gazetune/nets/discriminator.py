@@ -96,6 +96,15 @@ class UNetDiscriminator(nn.Module):
             h = up(h, skip)
         return image_logit, self.pixel_head(h)
 
+    def encoder_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Feature maps of the stem and of every encoder level (for feature matching, seed 004)."""
+        h = self.stem(x)
+        out = [h]
+        for down in self.down:
+            h = down(h)
+            out.append(h)
+        return out
+
     def config(self) -> dict[str, int | bool | str]:
         """Constructor arguments (stored in checkpoints)."""
         return {
@@ -153,6 +162,15 @@ class ConvDiscriminator(nn.Module):
         if x.ndim != 4 or x.shape[1] != self.channels:
             raise ValueError(f"x must have shape (N, {self.channels}, H, W); got {tuple(x.shape)}")
         return self.head(self.features(x).mean(dim=(2, 3)))[:, 0], None
+
+    def encoder_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Feature maps after every activation (for feature matching, seed 004)."""
+        out, h = [], x
+        for m in self.features:
+            h = m(h)
+            if isinstance(m, nn.LeakyReLU):
+                out.append(h)
+        return out
 
     def config(self) -> dict[str, int | bool | str]:
         """Constructor arguments plus ``arch`` (stored in checkpoints)."""

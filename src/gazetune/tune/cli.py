@@ -130,6 +130,8 @@ def tune_command(
         None, help="SimGAN history: share of D's fake batch drawn from earlier generator outputs, [0, 1) (default 0 = off)."
     ),
     history_capacity: Optional[int] = typer.Option(None, help="SimGAN history pool size in images (default 512)."),
+    feature_matching: float = typer.Option(0.0, min=0.0, help="Weight of D feature matching (seed 004), saliency-weighted by --alpha (0 = off)."),
+    style: float = typer.Option(0.0, min=0.0, help="Weight of a Gram style loss on Inception mixed_2 features against the real set (seed 004; 0 = off)."),
 ) -> None:
     """Fine-tune a pretrained GAN with gaze-weighted per-pixel losses (eq 9b/10b, FIG. 4) and/or
     against a model of the human judge (eq 12, FIG. 5).  Use --mode none with --human-model for
@@ -172,6 +174,12 @@ def tune_command(
             raise typer.BadParameter(f"must be >= 0; got {human_weight}", param_hint="--human-weight")
         terms.append(HumanModelTerm.load(human_model, human_weight, cfg.device))
     images = _load_images(data, gcfg["size"], gcfg["channels"])
+    from gazetune.tune.terms import FeatureMatchingTerm, StyleTerm
+
+    if feature_matching > 0:
+        terms.append(FeatureMatchingTerm(feature_matching, alpha=cfg.alpha))
+    if style > 0:
+        terms.append(StyleTerm(images.images, style, alpha=cfg.alpha, device=cfg.device))
     path = tune(cfg, images.images, provider, out, init_checkpoint=ck_path, names=images.names, resume=resume,
                 extra_generator_terms=terms)
     typer.echo(f"map mode: {provider.mode}; checkpoint: {path}")

@@ -298,6 +298,9 @@ class GazeGANLoss(Loss):
         self.alpha = getattr(cfg, "alpha", None)
         self.policy = cfg.policy()
         self.extra_generator_terms = list(extra_generator_terms)
+        for term in self.extra_generator_terms:  # terms that need the networks (e.g. D's features)
+            if hasattr(term, "bind"):
+                term.bind(self)
         self.phases = [Phase("Dmain", "D"), Phase("Gmain", "G")]
         if cfg.r1_gamma > 0:
             self.phases.append(Phase("Dreg", "D", max(1, int(cfg.r1_interval))))
