@@ -8,7 +8,7 @@ import numpy as np
 from typer.testing import CliRunner
 
 from gazetune.cli import app
-from gazetune.tune.checkpoint import read_checkpoint
+from gazetune.checkpoint import read_checkpoint
 from gazetune.tune.maps import MapSet
 
 

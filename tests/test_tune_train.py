@@ -10,7 +10,7 @@ import torch
 
 from gazetune.config import load_config
 from gazetune.nets import load_generator
-from gazetune.tune.checkpoint import read_checkpoint
+from gazetune.checkpoint import read_checkpoint
 from gazetune.tune.maps import MapProvider, MapSet
 from gazetune.tune.train import TrainConfig, TuneConfig, pretrain, tune
 

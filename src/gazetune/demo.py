@@ -110,7 +110,7 @@ def _step(title: str) -> None:
 
 
 def checkpoint_version(run_dir: Path) -> str:
-    from gazetune.tune.checkpoint import read_checkpoint
+    from gazetune.checkpoint import read_checkpoint
 
     return read_checkpoint(run_dir / "checkpoint.safetensors").metadata["generator_version"]
 

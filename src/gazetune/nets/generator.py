@@ -166,7 +166,7 @@ def load_generator(
     Parameters
     ----------
     path
-        A gazetune training checkpoint (``.safetensors``, see :mod:`gazetune.tune.checkpoint`), a
+        A gazetune training checkpoint (``.safetensors``, see :mod:`gazetune.checkpoint`), a
         run directory holding ``checkpoint.safetensors``, or a TorchScript file
         (``torch.jit.save``).  The latent size of a TorchScript generator comes from, in order:
         the ``z_dim`` argument, the module's attribute ``z_dim`` (kept by ``torch.jit.script``),
@@ -201,7 +201,7 @@ def load_generator(
             g = ScriptedGenerator(g, z_dim)
         check_generator(g)
         return g.eval()
-    from gazetune.tune.checkpoint import read_checkpoint  # local import: tune depends on nets
+    from gazetune.checkpoint import read_checkpoint
 
     ckpt = read_checkpoint(path)
     if which not in ("G", "G_ema"):

@@ -136,7 +136,7 @@ def tune_command(
     """Fine-tune a pretrained GAN with gaze-weighted per-pixel losses (eq 9b/10b, FIG. 4) and/or
     against a model of the human judge (eq 12, FIG. 5).  Use --mode none with --human-model for
     FIG. 5 alone."""
-    from gazetune.tune.checkpoint import read_checkpoint
+    from gazetune.checkpoint import read_checkpoint
     from gazetune.tune.maps import MapProvider, MapSet
     from gazetune.tune.train import CHECKPOINT, TuneConfig, tune
     import json

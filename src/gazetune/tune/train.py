@@ -63,7 +63,7 @@ from gazetune.nets.latent import latents_from_seeds
 from gazetune.tune import losses as L
 from gazetune.tune.augment import POLICIES, cutmix, diff_augment
 from gazetune.tune.history import HistoryBuffer
-from gazetune.tune.checkpoint import atomic_write_text, read_checkpoint, write_checkpoint
+from gazetune.checkpoint import atomic_write_text, read_checkpoint, write_checkpoint
 from gazetune.tune.ema import EMA, ema_beta
 from gazetune.tune.health import HealthMonitor, d_separation, grad_norm
 from gazetune.tune.maps import MapProvider
