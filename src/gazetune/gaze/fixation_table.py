@@ -1,7 +1,7 @@
 """The fixation table on disk: CSV with ``image, subject, index, x, y, duration_ms``.
 
 This is the format of OSIE's ``fixations.csv`` and the common exchange format of the project
-(DESIGN.md): every command that reads fixations accepts it.  ``x`` and ``y`` are image pixels,
+(docs/architecture.md): every command that reads fixations accepts it.  ``x`` and ``y`` are image pixels,
 ``index`` is the order of the fixation in its scanpath, ``duration_ms`` in milliseconds.
 A table whose first column is named ``file`` instead of ``image`` (faces64's
 ``face_fixations.csv``) is accepted too.

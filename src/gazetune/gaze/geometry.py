@@ -1,7 +1,7 @@
 """Viewing geometry: screen pixels <-> degrees of visual angle.
 
 Fixation detection thresholds (velocity in deg/s, dispersion in deg) and the heatmap's Gaussian
-(sigma about one degree, DESIGN.md "Maps") are stated in degrees of visual angle; gaze arrives in
+(sigma about one degree, docs/architecture.md "Maps") are stated in degrees of visual angle; gaze arrives in
 pixels.  :class:`ScreenGeometry` holds the few numbers that connect the two: the screen's size in
 pixels and centimetres and the eye-to-screen distance.
 
@@ -169,7 +169,7 @@ class ScreenGeometry:
 
         ``px_per_deg * image_width / display_width``: an 800 px wide image shown 400 px wide has
         twice as many image pixels per degree as screen pixels per degree.  Use it for the
-        heatmap's ``sigma`` (one degree, DESIGN.md).
+        heatmap's ``sigma`` (one degree, docs/architecture.md).
 
         Parameters
         ----------

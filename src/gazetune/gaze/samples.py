@@ -1,4 +1,4 @@
-"""Canonical gaze samples of one trial (DESIGN.md "Gaze samples").
+"""Canonical gaze samples of one trial (docs/architecture.md "Gaze samples").
 
 Every capture path (webcam, mouse, lab tracker, simulated observers, file importers) produces
 this record; everything downstream (fixation detection, maps) consumes it.

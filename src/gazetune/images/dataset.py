@@ -3,7 +3,7 @@
 Every stage that takes images (study, saliency, tuning, evaluation, simulated observers) takes an
 :class:`ImageSet`: ``images`` float32 ``(N, C, H, W)`` in [-1, 1] with ``C`` in {1, 3}, and one
 name per image.  Names are relative paths with their extension (``"sub/0001.jpg"``), the same
-strings a fixation table puts in its ``image`` column (DESIGN.md "Fixation table").
+strings a fixation table puts in its ``image`` column (docs/architecture.md "Fixation table").
 
 Sources understood by :func:`load_image_set`:
 

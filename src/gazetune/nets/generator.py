@@ -1,6 +1,6 @@
 """Generators: the built-in DCGAN-style generator and a loader for user generators.
 
-Contract (DESIGN.md, patent ¶52: the method does not depend on the architecture): a generator is
+Contract (docs/architecture.md, patent ¶52: the method does not depend on the architecture): a generator is
 any :class:`torch.nn.Module` with an integer attribute ``z_dim`` whose ``forward(z)`` maps latents
 ``z`` of shape ``(N, z_dim)`` to images ``(N, C, H, W)`` with values in ``[-1, 1]``.
 

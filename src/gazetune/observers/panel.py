@@ -44,7 +44,7 @@ def _sigmoid(v: float) -> float:
 
 @dataclass
 class SimulatedTrial:
-    """One simulated trial (DESIGN.md "Trial").
+    """One simulated trial (docs/architecture.md "Trial").
 
     Attributes
     ----------
