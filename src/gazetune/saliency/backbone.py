@@ -96,7 +96,7 @@ class InceptionSaliency(nn.Module):
     def __init__(
         self,
         taps: Sequence[str] = SALIENCY_TAPS,
-        feature_width: int = 400,
+        feature_width: int = 224,
         hidden: Sequence[int] = (16, 16),
         blur_frac: float = 0.02,
         bias_grid: Sequence[int] = (6, 8),

@@ -224,7 +224,7 @@ def train_command(
     k: float = typer.Option(1.0, help="Eq 8 k for weighted_bce."),
     width: int = typer.Option(16, help="U-Net channels of the first level (backbone none)."),
     depth: int = typer.Option(3, help="U-Net down-sampling steps (backbone none)."),
-    feature_width: int = typer.Option(400, help="Backbone input width in pixels (backbone inception)."),
+    feature_width: int = typer.Option(SaliencyTrainConfig().feature_width, help="Backbone input width in pixels (backbone inception)."),
     taps: str = typer.Option(",".join(SaliencyTrainConfig().taps), help="Comma-separated Inception layers read out (backbone inception)."),
     cache: Optional[Path] = typer.Option(None, help="Folder caching the backbone taps (default ~/.cache/gazetune/features)."),
     finetune: bool = typer.Option(False, help="Also fine-tune the last Inception block (mixed_10; backbone inception)."),

@@ -234,7 +234,7 @@ class SaliencyTrainConfig:
     progress: bool = True
     backbone: str = "none"
     taps: list[str] = field(default_factory=lambda: ["mixed_2", "mixed_5", "mixed_7", "mixed_9", "mixed_10"])
-    feature_width: int = 400
+    feature_width: int = 224
     readout: list[int] = field(default_factory=lambda: [16, 16])
     blur_frac: float = 0.02
     dropout: float = 0.1
