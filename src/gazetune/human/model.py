@@ -236,13 +236,16 @@ class HumanResponseModel(_HumanModelBase):
         self.unet = _GazeUNet(cfg)
         self.label_head = nn.Linear(self.unet.deep_channels, 1)
 
-    def outputs(self, x: torch.Tensor) -> HumanOutputs:
+    def outputs(self, x: torch.Tensor, with_gaze: bool = True) -> HumanOutputs:
+        """All outputs; ``with_gaze=False`` skips the decoder (``gaze_logits`` is then an empty
+        (N, 0, H, W) tensor), for training on answers alone."""
         self._check(x)
         feats = self.unet.encode(x)
         deep = feats[-1]
         label = self.label_head(deep.mean(dim=(2, 3)))[:, 0]
         cam = _cam(deep, self.label_head, tuple(x.shape[-2:]))
-        return HumanOutputs(label, self.unet.decode(feats), cam, self.unet.scanpath(deep))
+        gaze = self.unet.decode(feats) if with_gaze else x.new_zeros((x.shape[0], 0, *x.shape[-2:]))
+        return HumanOutputs(label, gaze, cam, self.unet.scanpath(deep))
 
 
 class _LabelFromMap(nn.Module):

@@ -127,8 +127,8 @@ class HumanTrainConfig:
     """Training of a human-response model.
 
     Model: ``variant`` (joint | separate), ``width``, ``depth``, ``scanpath_len``,
-    ``label_reads_image``, ``backbone`` (none | inception: frozen pretrained features, see
-    :class:`gazetune.human.model.HumanModelConfig`).
+    ``label_reads_image``, ``backbone`` (none | inception: frozen pretrained features) and
+    ``backbone_size`` (its input width, px); see :class:`gazetune.human.model.HumanModelConfig`.
     Targets: ``answer_scale`` (``binary``, ``likert5`` or ``<low>-<high>``, see
     :class:`gazetune.trials.AnswerScale`) with ``real_end`` (high | low), ``gaze_kind`` (heatmap | scanpath; scanpath needs
     the joint variant and ``scanpath_len > 0``), ``sigma_px`` (heatmap Gaussian, pixels),
@@ -150,6 +150,7 @@ class HumanTrainConfig:
     scanpath_len: int = 0
     label_reads_image: bool = False
     backbone: str = "none"
+    backbone_size: int = 299
     answer_scale: str = "binary"
     real_end: str = "high"
     gaze_kind: str = "heatmap"
@@ -196,7 +197,7 @@ class HumanTrainConfig:
         return HumanModelConfig(
             variant=self.variant, in_channels=in_channels, image_size=image_size, width=self.width,
             depth=self.depth, scanpath_len=self.scanpath_len, label_reads_image=self.label_reads_image,
-            backbone=self.backbone,
+            backbone=self.backbone, backbone_size=self.backbone_size,
         )
 
 
@@ -446,7 +447,7 @@ def train_human_model(
         elif isinstance(model, SeparateHumanModel):
             out = model.outputs(x, detach_map=True)  # eq 15 trains M_h-label only
         else:
-            out = model.outputs(x)
+            out = model.outputs(x, with_gaze=use_gaze)
         ce = HL.label_loss_eq15(out.label_logit, y, weight=wt)
         label = ce
         parts = {"label_ce": float(ce.detach())}
@@ -480,7 +481,7 @@ def train_human_model(
             real_end=cfg.real_end, participants=[participants[i] for i in hold_rows],
             image_ids=[ids[i] for i in hold_rows], image_index=index[hold_rows],
             fixations=None if fixations is None else [fixations[i] for i in hold_rows],
-            truth=None if truth is None else [truth[i] for i in hold_rows], seed=cfg.seed,
+            truth=None if truth is None else [truth[i] for i in hold_rows], seed=cfg.seed, frozen_features=cached,
         )
         holdout["held_out_images"] = len(hold_i)
     report = HumanTrainReport(
@@ -506,10 +507,13 @@ def evaluate_human_model(
     real_end: str = "high",
     image_index: Sequence[int] | np.ndarray | None = None,
     seed: int = 0,
+    frozen_features: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> dict[str, Any]:
     """Score a human model on trials (usually of held-out participants, perhaps on held-out images).
 
-    ``images`` are per trial, or distinct images with ``image_index`` as in :func:`train_human_model`.
+    ``images`` are per trial, or distinct images with ``image_index`` as in :func:`train_human_model`
+    (and ``frozen_features`` their backbone features, so a :class:`FeatureHumanModel` need not
+    compute them again).
     Answers: ``label_auc`` of P(real) against the decided answers (the middle of a rating scale is
     left out; :func:`gazetune.trials.verdict`), its participant-bootstrap ``label_auc_ci95``,
     ``label_accuracy`` at P = 0.5, ``majority_accuracy`` (chance), ``image_spearman`` of P(real)
@@ -525,7 +529,13 @@ def evaluate_human_model(
     index = np.arange(n) if image_index is None else np.asarray(image_index, dtype=np.int64)
     x_img = _as_tensor(images)
     used = np.unique(index)
-    p_u, maps_u = predict(model, x_img[torch.as_tensor(used)])
+    if frozen_features is not None and isinstance(model, FeatureHumanModel):
+        with torch.no_grad():
+            dev = next(model.parameters()).device
+            out = model.outputs_from_features(frozen_features[0][torch.as_tensor(used)].to(dev), tuple(x_img.shape[-2:]))
+        p_u, maps_u = torch.sigmoid(out.label_logit).cpu().numpy(), torch.sigmoid(out.gaze_logits)[:, 0].cpu().numpy()
+    else:
+        p_u, maps_u = predict(model, x_img[torch.as_tensor(used)])
     where = np.searchsorted(used, index)
     p_real, pred_maps = p_u[where], maps_u
     decided = np.array([np.nan if v is None else float(v) for v in map(verdict, realness)])
