@@ -289,5 +289,8 @@ def test_webcam_without_face_says_so(tmp_path, playwright_sync):
             f.page.wait_for_selector("#screen-error.active", timeout=120000)
             f.shot("no_face_message")
             assert "No face was found" in f.page.text_content("#error-text")
+            # the camera and the tracker are stopped on this path
+            assert f.page.evaluate("window.GazeWebcam.lastStream.getTracks().every((t) => t.readyState === 'ended')")
+            assert f.page.evaluate("document.getElementById('webcam-video').srcObject === null")
         finally:
             f.close()

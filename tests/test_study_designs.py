@@ -182,3 +182,27 @@ def test_config_names_bad_design_keys(key, value, needle):
     with pytest.raises(ValueError, match=key) as e:
         StudyConfig(**{key: value})
     assert needle in str(e.value)
+
+
+def test_trial_with_missing_gaze_is_flagged(tmp_path):
+    with StudyServer(tmp_path, trials_per_participant=2, synthetic_pool=2) as srv:
+        c = participant(srv)
+        flags = []
+        for k in range(2):
+            tid = c.get("/api/me/next").json()["trial_id"]
+            c.post(f"/api/trials/{tid}/start", json={"image_rect": RECT, "client_onset_ms": 1.0})
+            c.post(f"/api/trials/{tid}/gaze", json=gaze(0, 260.0, 210.0))
+            if k == 0:  # the page made 3 batches: 1 and 2 never arrived
+                r = c.post(f"/api/trials/{tid}/answer", json={"answer": 1, "rt_ms": 800.0, "gaze_batches": 3})
+            else:
+                c.post(f"/api/trials/{tid}/gaze", json=gaze(1, 260.0, 210.0))
+                r = c.post(f"/api/trials/{tid}/answer", json={"answer": 1, "rt_ms": 800.0, "gaze_batches": 2})
+            flags.append(r.json()["gaze_complete"])
+        assert flags == [False, True]
+        rows = sorted(trials_export(srv), key=lambda r: int(r["idx"]))
+        assert [(r["gaze_batches_sent"], r["n_batches"], r["gaze_complete"]) for r in rows] == [
+            ("3", "1", "false"), ("2", "2", "true")]
+        resp = httpx.get(srv.url + "/api/trainer/responses", headers=srv.admin_headers()).json()["responses"]
+        assert [r["gaze_complete"] for r in sorted(resp, key=lambda r: r["trial_id"])] == [False, True]
+        summ = httpx.get(srv.url + "/api/admin/summary", headers=srv.admin_headers()).json()
+        assert summ["participants"]["list"][0]["gaze_incomplete"] == 1

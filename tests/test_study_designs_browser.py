@@ -175,3 +175,50 @@ def test_hype_time_staircase_in_the_browser(tmp_path, playwright_sync):
         summ = httpx.get(srv.url + "/api/admin/summary", headers=srv.admin_headers()).json()
         v1 = next(r for r in summ["fool_rate"] if r["group"] == "v1")
         assert v1["hype_time"] is not None and v1["hype_infinity"]["error_rate"] == 1.0
+
+
+def test_dropped_upload_is_retried_flagged_and_said(tmp_path, playwright_sync):
+    """Trial 0: its first gaze batch fails 5 times, then gets through in the retry before the
+    answer (trial complete).  Trial 1: every upload of its first batch fails (network error): the
+    page says the connection is lost, moves on after its retries, and the trial is flagged."""
+    with StudyServer(tmp_path, trials_per_participant=2, synthetic_pool=2, fixation_ms=200, max_display_ms=0,
+                     drift_check_every=0) as srv:
+        f = Flow(playwright_sync, srv, "dropped_upload")
+        page = f.page
+        tried: dict[str, int] = {}
+        ids: list[str] = []
+
+        def gaze_route(route):  # noqa: ANN001
+            body = route.request.post_data or ""
+            tid = route.request.url.split("/api/trials/")[1].split("/")[0]
+            if '"seq":0' in body.replace(" ", "") and tid in ids:
+                tried[tid] = tried.get(tid, 0) + 1
+                if ids.index(tid) == 1 or tried[tid] <= 5:
+                    route.abort("internetdisconnected")
+                    return
+            route.continue_()
+
+        page.route("**/api/trials/*/gaze", gaze_route)
+        try:
+            _to_trials(f, "flaky-net")
+            warned = False
+            for k in range(2):
+                page.wait_for_selector("#trial-stage.showing", timeout=15000)
+                ids.append(_current(srv, k)["trial_id"])
+                _mouse_path(page, page.locator("#trial-stage").bounding_box(), 40, phase=k)  # > 1 s: a batch goes up
+                page.keyboard.press("j")
+                if k == 1:
+                    page.wait_for_function("document.getElementById('trial-warning').textContent.includes('connection')",
+                                           timeout=20000)
+                    warned = True
+                    f.shot("connection_lost")
+                page.wait_for_function("(n) => window.__study.trialsDone >= n", arg=k + 1, timeout=60000)
+            page.wait_for_selector("#screen-done.active", timeout=15000)
+            assert warned
+        finally:
+            f.close()
+        rows = {r["trial_id"]: r for r in _trials(srv)}
+        first, second = rows[ids[0]], rows[ids[1]]
+        assert tried[ids[0]] == 6 and first["gaze_complete"] == "true"  # arrived on the 6th try
+        assert tried[ids[1]] >= 8 and second["gaze_complete"] == "false"
+        assert int(second["n_batches"]) == int(second["gaze_batches_sent"]) - 1

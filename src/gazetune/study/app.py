@@ -182,6 +182,8 @@ class Answer(_Strict):
     answer: int
     rt_ms: Annotated[float, Field(allow_inf_nan=False, ge=0, le=3_600_000)]
     timed_out: bool = False
+    gaze_batches: Optional[int] = Field(None, ge=0, le=10**6, description=(
+        "gaze batches the page made for this trial (seq 0 .. n-1); the trial is flagged when fewer are stored"))
 
 
 def parse_trained_on(text: str) -> Any:
@@ -328,7 +330,7 @@ class _TrialRoutes:
             return out
         a = Answer.model_validate_json(raw)
         offset = lsl.now() if lsl is not None else None
-        out = await _db_call(store, store.answer, p, trial_id, a.answer, a.rt_ms, a.timed_out, offset)
+        out = await _db_call(store, store.answer, p, trial_id, a.answer, a.rt_ms, a.timed_out, offset, a.gaze_batches)
         if lsl is not None and out["stored"]:
             lsl.trial_end(trial_id, offset)
         return out

@@ -108,6 +108,8 @@ trials = sa.Table(
     sa.Column("real_side", sa.Integer),  # 2AFC: 0 = the left image is the real one, 1 = the right
     sa.Column("image_rect2", sa.Text),  # 2AFC: JSON rectangle of the right-hand image
     sa.Column("exposure_ms", sa.Float),  # HYPE-time: how long the image was shown before the mask
+    sa.Column("gaze_batches_sent", sa.Integer),  # batches the page made for this trial (told with the answer)
+    sa.Column("gaze_complete", sa.Boolean),  # every one of them is stored (None: the page did not say)
     sa.UniqueConstraint("participant_id", "idx", name="uq_trials_participant_idx"),
 )
 
@@ -170,7 +172,8 @@ def _migrate_1(conn: Connection) -> None:
 
 
 _COLUMNS_2 = {"participants": ("excluded", "exclusion_reasons"),
-              "trials": ("stimulus2_id", "real_side", "image_rect2", "exposure_ms")}
+              "trials": ("stimulus2_id", "real_side", "image_rect2", "exposure_ms", "gaze_batches_sent",
+                         "gaze_complete")}
 
 
 def _migrate_2(conn: Connection) -> None:
@@ -188,7 +191,8 @@ def _migrate_2(conn: Connection) -> None:
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema: generators, stimuli, participants, trials, gaze, calibrations, "
         "responses, markers", _migrate_1),
-    (2, "trial designs (2AFC pair, HYPE-time exposure) and participant exclusions", _migrate_2),
+    (2, "trial designs (2AFC pair, HYPE-time exposure), participant exclusions, gaze completeness per trial",
+     _migrate_2),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

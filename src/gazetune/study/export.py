@@ -53,7 +53,8 @@ def _trial_rows(conn: sa.Connection, scale: str = "binary") -> list[dict]:
                    T.trials.c.status, T.trials.c.answer, T.trials.c.rt_ms, T.trials.c.timed_out,
                    T.trials.c.image_rect, T.trials.c.shown_at, T.trials.c.answered_at,
                    T.trials.c.lsl_onset, T.trials.c.lsl_offset, T.trials.c.real_side, T.trials.c.exposure_ms,
-                   T.trials.c.stimulus2_id, T.trials.c.image_rect2,
+                   T.trials.c.stimulus2_id, T.trials.c.image_rect2, T.trials.c.gaze_batches_sent,
+                   T.trials.c.gaze_complete,
                    T.participants.c.excluded, T.participants.c.exclusion_reasons,
                    T.participants.c.px_per_mm, T.participants.c.viewing_distance_mm, T.participants.c.gaze_mode)
          .join(T.stimuli, T.stimuli.c.id == T.trials.c.stimulus_id)
@@ -82,10 +83,11 @@ def _trial_rows(conn: sa.Connection, scale: str = "binary") -> list[dict]:
 def trials_table(store: "StudyStore") -> pa.Table:
     with store.db.read() as conn:
         rows = _trial_rows(conn, store.cfg.answer_scale)
-        counts = dict(conn.execute(sa.select(T.gaze_batches.c.trial_id, sa.func.sum(T.gaze_batches.c.n))
-                                   .group_by(T.gaze_batches.c.trial_id)).all())
+        counts = {t: (int(n), int(b)) for t, n, b in conn.execute(
+            sa.select(T.gaze_batches.c.trial_id, sa.func.sum(T.gaze_batches.c.n), sa.func.count())
+            .group_by(T.gaze_batches.c.trial_id)).all()}
     for r in rows:
-        r["n_samples"] = int(counts.get(r["trial_id"], 0))
+        r["n_samples"], r["n_batches"] = counts.get(r["trial_id"], (0, 0))
         r.pop("px_per_mm"), r.pop("viewing_distance_mm"), r.pop("gaze_mode")
         rect2 = json.loads(r.pop("image_rect2")) if r.get("image_rect2") else [None] * 4
         r.update(rect2_left=rect2[0], rect2_top=rect2[1], rect2_width=rect2[2], rect2_height=rect2[3])
@@ -94,7 +96,7 @@ def trials_table(store: "StudyStore") -> pa.Table:
                          "rect_width", "rect_height", "shown_at", "answered_at", "lsl_onset", "lsl_offset", "n_samples",
                          "catch", "correct", "excluded", "exclusion_reasons", "image2", "kind2", "generator_version2",
                          "seed2", "real_side", "rect2_left", "rect2_top", "rect2_width", "rect2_height",
-                         "exposure_ms"])
+                         "exposure_ms", "gaze_batches_sent", "n_batches", "gaze_complete"])
 
 
 def samples_table(store: "StudyStore") -> pa.Table:
@@ -335,6 +337,7 @@ def summary(store: "StudyStore") -> dict:
             "excluded": bool(reasons), "exclusion_final": final, "exclusion_reasons": reasons,
             # gaze quality: trials with gaze, samples per shown trial, drift error
             "gaze_trials": len(with_gaze), "shown_trials": len(shown),
+            "gaze_incomplete": sum(1 for t in done if t["gaze_complete"] is False),
             "samples_per_trial": (float(np.mean([per_trial.get(t["trial_id"], 0) for t in shown])) if shown else None),
             "median_drift_deg": float(np.median(drifts)) if drifts else None,
         }

@@ -498,7 +498,7 @@ class StudyStore:
                 conn.execute(T.markers.insert(), [dict(r, value=json.dumps(r["value"])) for r in rows])
 
     def answer(self, p: ParticipantRef, trial_id: int, answer: int, rt_ms: float, timed_out: bool,
-               lsl_offset: float | None = None) -> dict:
+               lsl_offset: float | None = None, gaze_batches: int | None = None) -> dict:
         """Store the answer and response time; one answer per trial (a repeat with the same values
         is acknowledged, a different one refused with 409)."""
         scale = self.cfg.answer_scale
@@ -516,6 +516,11 @@ class StudyStore:
             now = time.time()
             values = dict(tid=trial_id, status="answered", answer=answer, rt_ms=rt_ms,
                           timed_out=timed_out, answered_at=now, lsl_offset=lsl_offset)
+            if gaze_batches is not None:  # did every batch the page made arrive? (the page's own source)
+                c = T.gaze_batches.c
+                stored = conn.execute(sa.select(sa.func.count()).select_from(T.gaze_batches).where(
+                    (c.trial_id == trial_id) & (c.source != "tracker") & (c.seq < gaze_batches))).scalar()
+                values.update(gaze_batches_sent=gaze_batches, gaze_complete=bool(stored >= gaze_batches))
             if self.cfg.design == "hype_time":  # the exposure this trial was shown with (see next_trial)
                 values["exposure_ms"] = self._exposure(p, conn)
             conn.execute(_U_TRIAL, values)
@@ -526,7 +531,10 @@ class StudyStore:
         info = self._trials.get(trial_id)
         if info is not None:
             info.status = "answered"
-        return {"stored": True, "duplicate": False}
+        out: dict[str, Any] = {"stored": True, "duplicate": False}
+        if gaze_batches is not None:
+            out["gaze_complete"] = values["gaze_complete"]
+        return out
 
     def complete(self, p: ParticipantRef) -> dict:
         """The completion code (and the platform's completion link) once every trial is answered
@@ -615,6 +623,7 @@ class StudyStore:
                 "image_rect": json.loads(r["image_rect"]) if r["image_rect"] else None,
                 "answer": r["answer"], "answer_scale": self.cfg.answer_scale, "rt_ms": r["rt_ms"],
                 "timed_out": bool(r["timed_out"]),
+                "gaze_complete": r["gaze_complete"], "gaze_batches_sent": r["gaze_batches_sent"],
                 # the participant's viewing geometry as measured in the browser (None = not measured):
                 # the trainer converts pixels to degrees with it, as the export does
                 "screen": {"viewport": valid_viewport(r["viewport"]),

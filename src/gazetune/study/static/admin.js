@@ -72,7 +72,7 @@
         (p) => fmt(p.px_per_mm), (p) => fmt(p.viewing_distance_mm == null ? null : p.viewing_distance_mm / 10, 0),
         (p) => fmt(p.validation_accuracy_deg), (p) => fmt(p.validation_precision_deg),
         (p) => (p.validation_passed == null ? "" : p.validation_passed ? "yes" : "no"),
-        (p) => fmt(p.median_drift_deg), (p) => `${p.gaze_trials} / ${p.shown_trials}`, (p) => fmt(p.samples_per_trial, 0),
+        (p) => fmt(p.median_drift_deg), (p) => `${p.gaze_trials} / ${p.shown_trials}` + (p.gaze_incomplete ? ` (${p.gaze_incomplete} incomplete)` : ""), (p) => fmt(p.samples_per_trial, 0),
         (p) => (p.catch_n ? `${p.catch_correct} / ${p.catch_n}` : ""), (p) => (p.excluded ? "yes" : ""),
       ]);
       $("updated").textContent = `updated ${new Date().toLocaleTimeString()}`;

@@ -94,6 +94,7 @@
     } catch (e) {
       throw new Error(`The webcam could not be started (${e.name || e}). Allow the camera and reload the page.`);
     }
+    window.GazeWebcam.lastStream = stream;  // for automated tests: are the camera tracks ended?
     video.srcObject = stream;
     video.hidden = false;
     await video.play();
@@ -118,6 +119,15 @@
 
     say("Loading the face tracker…");
     let ready = false, stopped = false;
+    // Camera off and tracker closed: on every path that ends the tracking (no face, time-out,
+    // tracker error, end of the study), so the camera light does not stay on.
+    const shutdown = () => {
+      stopped = true;
+      stream.getTracks().forEach((tr) => tr.stop());
+      video.srcObject = null;
+      video.hidden = true;
+      Promise.resolve().then(() => mesh.close()).catch(() => { /* already closed */ });
+    };
     const loop = async () => {
       while (!stopped) {
         if (video.readyState >= 2) {
@@ -132,14 +142,17 @@
     const t0 = performance.now();
     let readyAt = null;
     while (!g.faceSeen) {
-      if (g.error) throw new Error(`The face tracker stopped: ${g.error.message || g.error}`);
+      if (g.error) { shutdown(); throw new Error(`The face tracker stopped: ${g.error.message || g.error}`); }
       if (ready && readyAt === null) { readyAt = performance.now(); say("Looking for your face…"); }
       if (readyAt !== null && performance.now() - readyAt > NO_FACE_MS) {
-        stopped = true;
+        shutdown();
         throw new Error("No face was found in the camera image. Sit facing the camera, in good light, " +
           "with your whole face visible, then reload this page.");
       }
-      if (performance.now() - t0 > 120000) throw new Error("The face tracker did not start within two minutes.");
+      if (performance.now() - t0 > 120000) {
+        shutdown();
+        throw new Error("The face tracker did not start within two minutes.");
+      }
       await new Promise((r) => setTimeout(r, 100));
     }
     say("Face found.");
@@ -168,7 +181,7 @@
       const x = g.models.fx(g.last), y = g.models.fy(g.last);
       return Number.isFinite(x) && Number.isFinite(y) ? { x, y } : null;
     };
-    g.stop = () => { stopped = true; stream.getTracks().forEach((tr) => tr.stop()); };
+    g.stop = shutdown;
     return g;
   }
 

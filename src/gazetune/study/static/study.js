@@ -29,7 +29,12 @@
     state.phase = name;
   }
 
+  function stopGaze() {
+    if (state.gazeSource && state.gazeSource.stop) state.gazeSource.stop();
+  }
+
   function fail(message) {
+    stopGaze();
     $("target").hidden = true;
     document.body.classList.remove("calibrating");
     $("error-text").textContent = message;
@@ -113,26 +118,72 @@
 
   // Batches of one trial: numbered, sent in order, retried with the same number until the server
   // acknowledges (the server ignores a batch it already has, so retries never duplicate samples).
+  // A batch that still failed is kept and sent again before the study moves on (retryFailed);
+  // the server is told how many batches the trial had, and flags the trial when some are missing.
   class Uploader {
-    constructor(trialId, source) { this.trialId = trialId; this.source = source; this.seq = 0; this.chain = Promise.resolve(); this.failed = null; }
+    constructor(trialId, source) {
+      this.trialId = trialId; this.source = source; this.seq = 0; this.chain = Promise.resolve();
+      this.failed = null; this.pending = [];
+    }
     push(batch) {
       if (batch.t_ms.length === 0) return this.chain;
       const body = { seq: this.seq++, source: this.source, t_ms: batch.t_ms, x: batch.x, y: batch.y };
-      this.chain = this.chain.then(() => this.send(body));
+      this.chain = this.chain.then(() => this.send(body, 4));
       return this.chain;
     }
-    async send(body) {
-      for (let attempt = 0; attempt < 8; attempt++) {
+    async send(body, attempts) {
+      for (let attempt = 0; attempt < attempts; attempt++) {
         try {
           await api("POST", `/api/trials/${this.trialId}/gaze`, body);
-          return;
+          connectionOk();
+          return true;
         } catch (e) {
-          if (e.status && e.status < 500) { this.failed = e.message; state.errors.push(e.message); return; }
+          if (e.status && e.status < 500) { this.failed = e.message; state.errors.push(e.message); return false; }
+          if (!e.status) connectionLost();
           await sleep(Math.min(4000, 250 * 2 ** attempt));
         }
       }
-      this.failed = `gaze batch ${body.seq} could not be sent`;
-      state.errors.push(this.failed);
+      this.pending.push(body);
+      state.errors.push(`gaze batch ${body.seq} of trial ${this.trialId} could not be sent yet`);
+      return false;
+    }
+    // Before the answer: the batches that did not arrive get more tries; what still fails is
+    // left out and the server flags the trial.
+    async retryFailed(rounds = 3) {
+      await this.chain;
+      for (let r = 0; r < rounds && this.pending.length; r++) {
+        const left = this.pending;
+        this.pending = [];
+        for (const body of left) await this.send(body, 2);
+      }
+      if (this.pending.length) this.failed = `${this.pending.length} gaze batches of this image did not arrive`;
+    }
+  }
+
+  function connectionLost() {
+    state.connectionLost = true;
+    $("trial-warning").textContent = "The connection to the study server seems to be lost. Please check your " +
+      "internet connection; we keep trying, and the study goes on when it is back.";
+  }
+
+  function connectionOk() {
+    if (state.connectionLost) { state.connectionLost = false; $("trial-warning").textContent = ""; }
+  }
+
+  // A request that must arrive (the answer): retried while the network or the server is down,
+  // with the message on screen, for up to two minutes.
+  async function apiPersist(method, path, body) {
+    const t0 = performance.now();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const r = await api(method, path, body);
+        connectionOk();
+        return r;
+      } catch (e) {
+        if ((e.status && e.status < 500) || performance.now() - t0 > 120000) throw e;
+        if (!e.status) connectionLost();
+        await sleep(Math.min(5000, 500 * 2 ** attempt));
+      }
     }
   }
 
@@ -436,7 +487,7 @@
       viewport: { width: window.innerWidth, height: window.innerHeight, dpr: window.devicePixelRatio || 1 },
     };
     if (pair) startBody.image_rect2 = [rects[1].left, rects[1].top, rects[1].width, rects[1].height];
-    const started = api("POST", `/api/trials/${next.trial_id}/start`, startBody);
+    const started = apiPersist("POST", `/api/trials/${next.trial_id}/start`, startBody);
     const recorder = new Recorder(state.gazeSource);
     const uploader = new Uploader(next.trial_id, state.gazeSource.name);
     recorder.start();
@@ -488,9 +539,12 @@
     answers.querySelectorAll("button").forEach((b) => { b.disabled = true; });
     await started;
     await uploader.push(recorder.take());
-    await uploader.chain;
+    await uploader.retryFailed();
     urls.forEach((u) => URL.revokeObjectURL(u));
-    await api("POST", `/api/trials/${next.trial_id}/answer`, { answer: chosen.value, rt_ms: rt, timed_out: timedOut });
+    await apiPersist("POST", `/api/trials/${next.trial_id}/answer`, {
+      answer: chosen.value, rt_ms: rt, timed_out: timedOut, gaze_batches: uploader.seq,
+    });
+    state.lastGazeMissing = uploader.pending.length;
     state.trialsDone += 1;
   }
 
@@ -507,7 +561,8 @@
   }
 
   async function finish() {
-    const r = await api("POST", "/api/me/complete");
+    const r = await apiPersist("POST", "/api/me/complete");
+    stopGaze();
     $("done-code").textContent = r.completion_code;
     show("done");
     if (r.redirect_url) {  // the platform's completion link (e.g. Prolific's, with the code)
