@@ -42,9 +42,13 @@ class Refiner(nn.Module):
         Feature channels of the residual blocks.
     blocks
         Number of residual blocks (SimGAN: 4).
+    residual_scale
+        Factor on the residual before it is added: the un-normalised features grow through the
+        blocks, and at full scale Adam's first steps on the last layer (each about lr in size)
+        already change every pixel a lot.
     """
 
-    def __init__(self, channels: int = 3, width: int = 32, blocks: int = 4):
+    def __init__(self, channels: int = 3, width: int = 32, blocks: int = 4, residual_scale: float = 0.1):
         super().__init__()
         if channels not in (1, 3):
             raise ValueError(f"channels must be 1 (grey) or 3 (RGB); got {channels}")
@@ -56,16 +60,17 @@ class Refiner(nn.Module):
         self.tail = nn.Conv2d(width, channels, 1)
         nn.init.zeros_(self.tail.weight)
         nn.init.zeros_(self.tail.bias)
+        self.residual_scale = float(residual_scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1] != self.channels:
             raise ValueError(f"refiner input must be (N, {self.channels}, H, W); got {tuple(x.shape)}")
-        delta = self.tail(self.body(F.leaky_relu(self.head(x), 0.2)))
+        delta = self.residual_scale * self.tail(self.body(F.leaky_relu(self.head(x), 0.2)))
         return torch.tanh(torch.atanh(x.clamp(-0.999, 0.999)) + delta)
 
-    def config(self) -> dict[str, int]:
+    def config(self) -> dict[str, float]:
         """Constructor arguments (stored in checkpoints)."""
-        return {"channels": self.channels, "width": self.width, "blocks": self.blocks}
+        return {"channels": self.channels, "width": self.width, "blocks": self.blocks, "residual_scale": self.residual_scale}
 
 
 class LocalDiscriminator(nn.Module):

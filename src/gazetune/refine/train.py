@@ -71,8 +71,8 @@ class RefineConfig:
     history_share, history_capacity
         Share of each fake batch shown to D drawn from earlier refined images (SimGAN: 0.5), and
         the pool size.
-    width, blocks, d_width
-        Refiner width and residual blocks; discriminator width.
+    width, blocks, residual_scale, d_width
+        Refiner width, residual blocks and residual scale (:class:`Refiner`); discriminator width.
     seed, device, log_every, checkpoint_every
         Reproducibility and bookkeeping.
     """
@@ -95,6 +95,7 @@ class RefineConfig:
     history_capacity: int = 512
     width: int = 32
     blocks: int = 4
+    residual_scale: float = 0.1
     d_width: int = 32
     seed: int = 0
     device: str = "cpu"
@@ -256,7 +257,7 @@ def train_refiner(
     init = torch.Generator().manual_seed(cfg.seed + 1)
     with torch.random.fork_rng(devices=[]):  # weight init from the run's seed, global RNG untouched
         torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=init)))
-        R = Refiner(fake.channels, cfg.width, cfg.blocks).to(dev)
+        R = Refiner(fake.channels, cfg.width, cfg.blocks, cfg.residual_scale).to(dev)
         D = LocalDiscriminator(fake.channels, cfg.d_width).to(dev)
     opt_r = torch.optim.Adam(R.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.d_lr, betas=(0.5, 0.999))
