@@ -230,3 +230,20 @@ def test_cli_clear_errors(toy, tmp_path):
     res = runner.invoke(app, ["refine", "apply", "--model", str(tmp_path / "nowhere"), "--images", str(tmp_path / "fake"),
                               "--out", str(tmp_path / "o")])
     assert res.exit_code != 0 and "not found" in res.output
+
+
+def test_cli_train_with_a_saliency_model(toy, tmp_path):
+    from gazetune.saliency.model import SaliencyUNet, save_saliency_model
+
+    fake, real, _ = toy
+    save_image_folder(fake.subset(range(8)), tmp_path / "fake")
+    save_image_folder(real.subset(range(8)), tmp_path / "real")
+    torch.manual_seed(0)
+    save_saliency_model(SaliencyUNet(in_channels=1, width=4, depth=1, bias_grid=None), tmp_path / "sal.safetensors")
+    run = tmp_path / "run"
+    res = CliRunner().invoke(app, ["refine", "train", "--fake", str(tmp_path / "fake"), "--real", str(tmp_path / "real"),
+                                   "--saliency-model", str(tmp_path / "sal.safetensors"), "--steps", "2", "--batch", "4",
+                                   "--out", str(run)])
+    assert res.exit_code == 0, res.output
+    assert "maps: predicted" in res.output
+    assert 'map_mode = "predicted"' in (run / "config.toml").read_text()
