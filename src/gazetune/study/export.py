@@ -25,7 +25,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
-from gazetune.evaluate.human import two_way_bootstrap, wilson_interval
+from gazetune.stats import two_way_bootstrap, wilson_interval
 from gazetune.gaze.fixation_table import COLUMNS as FIXATION_COLUMNS
 from gazetune.study import db as T
 from gazetune.study.calibration import DEFAULT_DISTANCE_MM, DEFAULT_PX_PER_MM
@@ -230,7 +230,7 @@ N_BOOT = 1000
 
 def _interval(outcomes: list[bool], ts: list[dict], seed: int = 0) -> list[float]:
     """95 % interval of a share: the participants x images bootstrap of ``gazetune eval study``
-    (:func:`gazetune.evaluate.human.two_way_bootstrap`); Wilson's for a single trial."""
+    (:func:`gazetune.stats.two_way_bootstrap`); Wilson's for a single trial."""
     if len(ts) < 2:
         return list(wilson_interval(int(sum(outcomes)), len(outcomes)))
     est = two_way_bootstrap(np.asarray(outcomes, dtype=float), [str(t["participant_id"]) for t in ts],
