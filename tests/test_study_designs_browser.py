@@ -81,6 +81,7 @@ def test_2afc_in_the_browser(tmp_path, playwright_sync):
                 row = _current(srv, k)
                 for sel in ("#trial-stage", "#trial-stage2"):  # look at both images
                     _mouse_path(page, page.locator(sel).bounding_box(), 14, phase=k)
+                    time.sleep(0.5)  # dwell: a pointer that never rests makes no fixation
                 if k == 0:
                     f.shot("trial_2afc")
                     labels = page.locator("#trial-answers button").all_text_contents()
@@ -103,12 +104,8 @@ def test_2afc_in_the_browser(tmp_path, playwright_sync):
         rows = _trials(srv)
         fx = list(csv.DictReader(io.StringIO(httpx.get(srv.url + "/api/admin/export/fixations.csv", headers=h).text)))
         shown = {f_["image"] for f_ in fx}
-        # the gaze gives each image of a pair its own fixations; under heavy machine load a mouse
-        # pass can be too quick for a fixation on one image, so every pair must have some and at
-        # least one pair fixations on both
-        both = [r["image"] in shown and r["image2"] in shown for r in rows]
-        assert all(r["image"] in shown or r["image2"] in shown for r in rows), shown
-        assert any(both), (rows, shown)
+        for r in rows:  # the gaze gave a map on each image of each pair
+            assert r["image"] in shown and r["image2"] in shown, (r["image"], r["image2"], shown)
 
 
 def test_catch_trial_excludes_and_prolific_redirect(tmp_path, playwright_sync):
