@@ -61,11 +61,11 @@ class DemoConfig:
     seed: int = 0
     device: str = "cpu"
     size: int = 32
-    pretrain_steps: int = 800
-    tune_steps: int = 150
+    pretrain_steps: int = 500
+    tune_steps: int = 100
     batch: int = 32
     g_width: int = 16
-    d_width: int = 16
+    d_width: int = 8  # the group-norm U-Net D costs 0.58 s a step at width 8 on one CPU thread, 1.14 s at 16
     n_observers: int = 8
     n_real_shown: int = 50
     n_synthetic_shown: int = 50
