@@ -26,15 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.stats import t as student_t
-
-
-def interval(v) -> tuple[float, float, float]:
-    v = np.asarray(v, np.float64)
-    if len(v) < 2:
-        return float(v.mean()), float("nan"), float("nan")
-    h = student_t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
-    return float(v.mean()), float(v.mean() - h), float(v.mean() + h)
 
 
 def main() -> None:
@@ -53,6 +44,7 @@ def main() -> None:
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from gan_quality import load_faces
+    from gaze_mechanism import interval
 
     from gazetune.evaluate.distances import kernel_distance, swd
     from gazetune.evaluate.inception import inception_features
