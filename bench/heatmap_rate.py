@@ -59,7 +59,7 @@ def main() -> None:
 
     g = ScreenGeometry()
     sizes = {"64x64": (64, 64), "800x600": (800, 600)}
-    # sigma = 1 degree: 800x600 shown 1:1, 64x64 shown 256 px wide (DESIGN.md defaults)
+    # sigma = 1 degree: 800x600 shown 1:1, 64x64 shown 256 px wide (the gaze package's defaults)
     sigmas = {"64x64": g.image_px_per_deg((64, 64), (256, 256)), "800x600": g.image_px_per_deg((800, 600))}
     rows: list[tuple[str, str, str, float, float]] = []  # what, size, sigma, maps/s wall, maps/s CPU
     for label, (w, h) in sizes.items():

@@ -5,8 +5,8 @@ the numerically stable ``softplus`` / ``binary_cross_entropy_with_logits`` forms
 
 Targets
 -------
-* Label 1 means "the person called the image real" (DESIGN.md).  :func:`label_targets` maps a
-  binary answer (0 = fake, 1 = real) or a rating on any scale (:class:`gazetune.trials.AnswerScale`,
+* Label 1 means "the person called the image real" (the trial record of docs/architecture.md).
+  :func:`label_targets` maps a binary answer (0 = fake, 1 = real) or a rating on any scale (:class:`gazetune.trials.AnswerScale`,
   e.g. 1-5 with 5 = surely real) to its realness, a soft target in [0, 1] for BCE.
 * Gaze as a heatmap: a map in [0, 1] (``normalize="max"`` of :func:`gazetune.gaze.heatmap`), BCE
   per pixel (¶112).  Gaze as a scanpath: a fixed-length ``(K, 3)`` sequence made by

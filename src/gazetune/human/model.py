@@ -7,7 +7,8 @@ The model sees an image and predicts what a person would do with it:
 * **what they would answer**: a label logit ``(N,)``; ``sigmoid`` gives P(a person calls the
   image *real*) (``M^enc`` of eq 11-12, or ``M_h-label`` of eq 15).
 
-Both variants share the contract of DESIGN.md, ``forward(x) -> (label_logit, gaze_logits)``, with
+Both variants share one contract (the ``human`` package of docs/architecture.md),
+``forward(x) -> (label_logit, gaze_logits)``, with
 ``x`` an ``(N, C, H, W)`` float image batch in [-1, 1]:
 
 :class:`HumanResponseModel` (joint, ``M_gaze,h-label``)

@@ -510,10 +510,14 @@ class Trainer:
 
 
 def _key(name: str) -> tuple[str, int]:
+    """``(generator version, latent seed)`` of a synthetic image name; :class:`LoopError` for
+    any other name (a response the server named neither as a real image nor as a synthetic one)."""
     from gazetune.tune.maps import parse_synthetic_name
 
     key = parse_synthetic_name(name)
-    assert key is not None
+    if key is None:
+        raise LoopError(f"image {name!r} has no map: it is neither a real image with a map nor a synthetic "
+                        "image name (synthetic/<version>/<seed>)")
     return key
 
 

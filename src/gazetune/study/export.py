@@ -6,8 +6,8 @@ Tables (CSV or Parquet):
   version and latent seed, answer, response time (ms), on-screen rectangle (CSS px);
 * ``samples``: one row per gaze sample: trial, time (ms), screen position (CSS px), image
   position (image px), confidence;
-* ``fixations``: the fixation table of DESIGN.md (OSIE CSV columns ``image, subject, index, x, y,
-  duration_ms``; x, y in image pixels), subject = participant id;
+* ``fixations``: the fixation table of docs/architecture.md (OSIE CSV columns ``image, subject,
+  index, x, y, duration_ms``; x, y in image pixels), subject = participant id;
 * ``validations``: every validation and drift check with accuracy and precision (px, deg);
 * ``markers``: samples of extra LSL streams (heart rate, GSR, ...) inside trial windows: trial,
   stream name, LSL time (s), channel values (JSON list).
