@@ -161,17 +161,24 @@ def load_generator(
     device: str | torch.device = "cpu",
     z_dim: int | None = None,
 ) -> nn.Module:
-    """Load a generator from a gazetune checkpoint or a TorchScript file.
+    """Load a generator from a gazetune run, a TorchScript file, a network pickle or a factory.
 
     Parameters
     ----------
     path
-        A gazetune training checkpoint (``.safetensors``, see :mod:`gazetune.checkpoint`), a
-        run directory holding ``checkpoint.safetensors``, or a TorchScript file
-        (``torch.jit.save``).  The latent size of a TorchScript generator comes from, in order:
-        the ``z_dim`` argument, the module's attribute ``z_dim`` (kept by ``torch.jit.script``),
-        or an extra file ``"z_dim"`` saved with it
-        (``torch.jit.save(m, path, _extra_files={"z_dim": "128"})``, the way for traced modules).
+        One of
+
+        * a gazetune run directory (holding ``checkpoint.safetensors``) or its checkpoint: a
+          built-in generator (DCGAN or style-based, as the checkpoint records) or an external
+          generator tuned by ``gazetune gan tune --generator`` (rebuilt by
+          :func:`gazetune.nets.external.generator_from_checkpoint`);
+        * a TorchScript file (``torch.jit.save``).  Its latent size comes from, in order: the
+          ``z_dim`` argument, the module's attribute ``z_dim`` (kept by ``torch.jit.script``), or an
+          extra file ``"z_dim"`` saved with it
+          (``torch.jit.save(m, path, _extra_files={"z_dim": "128"})``, the way for traced modules);
+        * a ``generator.safetensors`` export of a tuned external run (needs the user's code);
+        * a StyleGAN2-ADA / StyleGAN3 ``.pkl`` (needs NVlabs' ``dnnlib`` and ``torch_utils``) or a
+          factory ``package.module:function`` (untuned).
     which
         For gazetune checkpoints: ``"G_ema"`` (default; the averaged weights used for sampling)
         or ``"G"`` (the raw training weights).
@@ -185,11 +192,17 @@ def load_generator(
     torch.nn.Module
         The generator in eval mode; ``generator.z_dim`` is its latent size.
     """
+    from gazetune.nets import external
+
+    spec = str(path)
     path = Path(path)
     if path.is_dir():
         path = path / "checkpoint.safetensors"
     if not path.exists():
-        raise FileNotFoundError(f"generator file not found: {path}")
+        if external.spec_kind(spec) == "factory":  # raises FileNotFoundError for anything else
+            return external.load_external(spec, device)
+    if path.suffix == ".pkl":
+        return external.load_external(path, device)
     with open(path, "rb") as fh:
         head = fh.read(8)
     if head[:2] == b"PK":  # TorchScript archives are zip files
@@ -204,8 +217,6 @@ def load_generator(
     from gazetune.checkpoint import read_checkpoint
 
     ckpt = read_checkpoint(path)
-    if which not in ("G", "G_ema"):
-        raise ValueError(f"which must be 'G' or 'G_ema'; got {which!r}")
-    g = DCGANGenerator(**json.loads(ckpt.metadata["generator_config"]))
-    g.load_state_dict(ckpt.state_dict(which))
-    return g.to(device).eval()
+    if "generator_config" not in ckpt.metadata:
+        return external.load_external(path, device)  # a generator.safetensors export
+    return external.generator_from_checkpoint(ckpt, path.parent, which, device).eval()

@@ -21,6 +21,17 @@ class Device(str, Enum):
     cuda = "cuda"
 
 
+class GArch(str, Enum):
+    dcgan = "dcgan"
+    style = "style"
+
+
+class NoiseMode(str, Enum):
+    const = "const"
+    random = "random"
+    none = "none"
+
+
 class MapMode(str, Enum):
     direct = "direct"
     hybrid = "hybrid"
@@ -71,6 +82,9 @@ def pretrain_command(
     device: Optional[Device] = typer.Option(None, help="cpu or cuda (default cpu)."),
     resume: bool = typer.Option(False, help="Continue the run in --out from its checkpoint."),
     config: Optional[Path] = typer.Option(None, help="TOML with TrainConfig fields (command options win)."),
+    arch: Optional[GArch] = typer.Option(
+        None, "--arch", help="Generator: dcgan (default) or style (mapping network, modulated convolutions, noise, "
+                             "style mixing)."),
 ) -> None:
     """Train the built-in generator and U-Net discriminator (eq 1-2, 9a/10a) on real images."""
     from gazetune.tune.train import TrainConfig, pretrain
@@ -81,7 +95,8 @@ def pretrain_command(
     cfg = _base_config(TrainConfig, config, **defaults)
     cfg = dataclasses.replace(cfg, **{k: v for k, v in dict(
         size=size, channels=channels, steps=steps, batch=batch, seed=seed,
-        device=device.value if device is not None else None).items() if v is not None})
+        device=device.value if device is not None else None,
+        g_arch=arch.value if arch is not None else None).items() if v is not None})
     images = _load_images(data, cfg.size, cfg.channels)
     path = pretrain(cfg, images.images, out, resume=resume)
     typer.echo(f"checkpoint: {path}")
@@ -106,7 +121,11 @@ def maps_command(
 
 @app.command("tune")
 def tune_command(
-    checkpoint: Path = typer.Option(..., help="Pretrained run directory or checkpoint.safetensors."),
+    generator: Optional[str] = typer.Option(
+        None, "--generator", help="Generator to tune: a gazetune run directory, a TorchScript file, a factory "
+                                  "package.module:function (nn.Module with z_dim, optional c_dim) or a StyleGAN2-ADA/"
+                                  "StyleGAN3 .pkl (needs NVlabs' dnnlib and torch_utils on PYTHONPATH)."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", hidden=True, help="Alias of --generator RUN."),
     out: Path = typer.Option(..., help="Run directory of the tuned model."),
     data: str = typer.Option("builtin", help="Real images (folder, .npz or 'builtin'); names match the maps."),
     maps: Optional[Path] = typer.Option(None, help="Map set .npz (gazetune gan maps) for direct maps."),
@@ -132,25 +151,41 @@ def tune_command(
     history_capacity: Optional[int] = typer.Option(None, help="SimGAN history pool size in images (default 512)."),
     feature_matching: float = typer.Option(0.0, min=0.0, help="Weight of D feature matching (seed 004), saliency-weighted by --alpha (0 = off)."),
     style: float = typer.Option(0.0, min=0.0, help="Weight of a Gram style loss on Inception mixed_2 features against the real set (seed 004; 0 = off)."),
+    discriminator: Optional[Path] = typer.Option(
+        None, "--discriminator", help="Start D from this earlier gazetune tuning run of the same generator (default: "
+                                      "the --generator run's D, else a fresh U-Net D)."),
+    warmup_steps: Optional[int] = typer.Option(
+        None, "--warmup-steps", min=0, help="Steps that train D alone against the frozen generator before tuning "
+                                            "(default 100 with a fresh D, 0 with a D from a run)."),
+    truncation_psi: Optional[float] = typer.Option(None, "--truncation-psi", help="StyleGAN pickles: truncation psi (default 1)."),
+    noise_mode: Optional[NoiseMode] = typer.Option(None, "--noise-mode", help="StyleGAN pickles: const (default), random or none."),
 ) -> None:
     """Fine-tune a pretrained GAN with gaze-weighted per-pixel losses (eq 9b/10b, FIG. 4) and/or
     against a model of the human judge (eq 12, FIG. 5).  Use --mode none with --human-model for
     FIG. 5 alone."""
-    from gazetune.checkpoint import read_checkpoint
     from gazetune.tune.maps import MapProvider, MapSet
-    from gazetune.tune.train import CHECKPOINT, TuneConfig, tune
-    import json
+    from gazetune.tune.train import CHECKPOINT, TuneConfig, resolve_for_tuning, tune
 
-    ck_path = checkpoint / CHECKPOINT if checkpoint.is_dir() else checkpoint
-    if not ck_path.exists():
-        raise typer.BadParameter(f"checkpoint not found: {ck_path}", param_hint="--checkpoint")
-    meta = read_checkpoint(ck_path).metadata
-    gcfg = json.loads(meta["generator_config"])
+    if generator is not None and checkpoint is not None:
+        raise typer.BadParameter("give --generator or --checkpoint (its alias), not both", param_hint="--generator")
+    spec = generator if generator is not None else (str(checkpoint) if checkpoint is not None else None)
+    resuming = resume and (out / CHECKPOINT).exists()
+    if spec is None and not resuming:
+        raise typer.BadParameter("missing: the generator to tune (a run directory, TorchScript file, "
+                                 "package.module:function or .pkl)", param_hint="--generator")
     cfg = _base_config(
         TuneConfig, config, steps=steps, alpha=alpha, mode=mode.value if mode is not None else None,
         min_observed=min_observed, batch=batch, device=device.value if device is not None else None,
-        history_share=history_share, history_capacity=history_capacity,
+        history_share=history_share, history_capacity=history_capacity, warmup_steps=warmup_steps,
+        truncation_psi=truncation_psi, noise_mode=noise_mode.value if noise_mode is not None else None,
     )
+    hint = "--generator" if generator is not None or checkpoint is None else "--checkpoint"
+    try:  # once here (size, channels and version for the data and maps); tune() reuses it
+        res = resolve_for_tuning(out if resuming else spec, cfg)
+    except (FileNotFoundError, ValueError, ImportError, TypeError, AttributeError, KeyError) as e:
+        raise typer.BadParameter(str(e).strip("'\""), param_hint=hint) from None
+    if discriminator is not None and not discriminator.exists():
+        raise typer.BadParameter(f"discriminator run not found: {discriminator}", param_hint="--discriminator")
     if not 0 <= cfg.history_share < 1:
         raise typer.BadParameter(f"must be in [0, 1); got {cfg.history_share}", param_hint="--history-share")
     if cfg.history_capacity < 1:
@@ -160,7 +195,7 @@ def tune_command(
     try:
         provider = MapProvider(
             cfg.mode, maps=map_set, saliency_model=model, min_observed=cfg.min_observed,
-            generator_version=map_version or meta.get("generator_version"),
+            generator_version=map_version or res.version,
         )
     except ValueError as e:
         raise typer.BadParameter(str(e), param_hint="--mode") from None
@@ -173,13 +208,18 @@ def tune_command(
         if human_weight < 0:
             raise typer.BadParameter(f"must be >= 0; got {human_weight}", param_hint="--human-weight")
         terms.append(HumanModelTerm.load(human_model, human_weight, cfg.device))
-    images = _load_images(data, gcfg["size"], gcfg["channels"])
+    images = _load_images(data, res.size, res.channels)  # resized to what the generator makes
     from gazetune.tune.terms import FeatureMatchingTerm, StyleTerm
 
     if feature_matching > 0:
         terms.append(FeatureMatchingTerm(feature_matching, alpha=cfg.alpha))
     if style > 0:
         terms.append(StyleTerm(images.images, style, alpha=cfg.alpha, device=cfg.device))
-    path = tune(cfg, images.images, provider, out, init_checkpoint=ck_path, names=images.names, resume=resume,
-                extra_generator_terms=terms)
+    try:
+        path = tune(cfg, images.images, provider, out, names=images.names, resume=resume,
+                    extra_generator_terms=terms, generator=None if resuming else res, discriminator=discriminator)
+    except ValueError as e:
+        if "discriminator" not in str(e):
+            raise
+        raise typer.BadParameter(str(e), param_hint="--discriminator") from None
     typer.echo(f"map mode: {provider.mode}; checkpoint: {path}")

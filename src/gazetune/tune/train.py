@@ -58,8 +58,10 @@ from torch import nn
 from gazetune.config import load_config, save_config
 from gazetune.images import save_image_grid
 from gazetune.nets.discriminator import DISCRIMINATORS, build_discriminator
-from gazetune.nets.generator import DCGANGenerator, check_generator
+from gazetune.nets.external import GeneratorSource, ResolvedGenerator, copy_source, export_generator, resolve_generator
+from gazetune.nets.generator import check_generator
 from gazetune.nets.latent import latents_from_seeds
+from gazetune.nets.style_generator import GENERATOR_KINDS, build_generator
 from gazetune.tune import losses as L
 from gazetune.tune.augment import POLICIES, cutmix, diff_augment
 from gazetune.tune.history import HistoryBuffer
@@ -81,7 +83,12 @@ class TrainConfig:
     size, channels : int
         Image side in pixels and channel count (must match the images).
     z_dim, g_width, d_width : int
-        Latent size and network widths (:class:`DCGANGenerator`, :class:`UNetDiscriminator`).
+        Latent size and network widths (the generator, :class:`UNetDiscriminator`).
+    g_arch : str
+        Built-in generator: ``"dcgan"`` (:class:`~gazetune.nets.generator.DCGANGenerator`, the
+        default) or ``"style"`` (:class:`~gazetune.nets.style_generator.StyleGenerator`, seeded by
+        ``seed``).  A tuning run of an external generator records its kind here
+        (``"torchscript"``, ``"factory"``, ``"stylegan"``).
     spectral_norm : bool
         Spectral normalisation in D.
     d_arch : str
@@ -133,6 +140,7 @@ class TrainConfig:
     z_dim: int = 64
     g_width: int = 32
     d_width: int = 32
+    g_arch: str = "dcgan"
     spectral_norm: bool = False
     d_arch: str = "unet"
     d_norm: str = "group"
@@ -180,6 +188,17 @@ class TuneConfig(TrainConfig):
         Map source: ``direct``, ``predicted``, ``auto`` or ``none`` (:class:`MapProvider`).
     min_observed : int
         ``auto`` uses direct maps from this many observed images on.
+    generator : str
+        The generator SPEC the run tuned (:mod:`gazetune.nets.external`: run directory,
+        TorchScript file, ``package.module:function`` or StyleGAN ``.pkl``); recorded by :func:`tune`.
+    discriminator : str
+        A gazetune tuning run whose discriminator is used ("" = the SPEC's run's D, else a fresh one).
+    warmup_steps : int
+        D warm-up: steps that train D alone against the frozen generator on the real images
+        before tuning (``steps`` tuning steps follow); -1 = 100 when D is fresh, 0 when it comes
+        from a run.
+    truncation_psi, noise_mode : float, str
+        Truncation and noise mode of a StyleGAN pickle (``const``, ``random``, ``none``).
     """
 
     lr_g: float = 1e-4
@@ -188,6 +207,11 @@ class TuneConfig(TrainConfig):
     alpha: float = 1.0
     mode: str = "auto"
     min_observed: int = 64
+    generator: str = ""
+    discriminator: str = ""
+    warmup_steps: int = -1
+    truncation_psi: float = 1.0
+    noise_mode: str = "const"
 
 
 @dataclass
@@ -477,8 +501,11 @@ class _HistoryItems:
 class _Run:
     """State of one run: networks, optimisers, EMA, RNG, step; saving and restoring it."""
 
-    def __init__(self, cfg: TrainConfig, G: nn.Module, D: nn.Module, G_ema: nn.Module | None, out_dir: Path):
+    def __init__(self, cfg: TrainConfig, G: nn.Module, D: nn.Module, G_ema: nn.Module | None, out_dir: Path,
+                 source: GeneratorSource | None = None):
         self.cfg, self.out = cfg, out_dir
+        self.source = source if source is not None else GeneratorSource("builtin", "", arch=cfg.g_arch)
+        self.export_log: Callable[[dict], None] | None = None
         self.device = torch.device(cfg.device)
         self.G, self.D = G.to(self.device).train(), D.to(self.device).train()
         self.ema = EMA(self.G, ema_beta(cfg.batch, cfg.ema_half_life))
@@ -502,10 +529,16 @@ class _Run:
         meta = {
             "step": str(self.step),
             "generator_version": self.generator_version(),
-            "generator_config": json.dumps(self.G.config()),
+            "generator_config": json.dumps(self.G.config() if hasattr(self.G, "config") else {}),
+            "generator_arch": self.source.arch if not self.source.external else self.source.kind,
+            "generator_source": self.source.to_json(),
             "discriminator_config": json.dumps(self.D.config()),
             "train_config": json.dumps(dataclasses.asdict(self.cfg)),
         }
+        if self.source.external:  # the tuned generator in the forms that load without gazetune
+            info = export_generator(self.ema.model, self.source, self.out)
+            if self.export_log is not None:
+                self.export_log(info)
         modules: dict = {"G": self.G, "D": self.D, "G_ema": self.ema.model}
         rng = {"loop": self.gen.get_state()}
         if self.history is not None and len(self.history):
@@ -554,9 +587,12 @@ def _check_images(images: torch.Tensor | np.ndarray, cfg: TrainConfig) -> torch.
     return x.to(cfg.device)
 
 
-def _replay_health(monitor: HealthMonitor, log_path: Path, upto: int) -> None:
+def _replay_health(monitor: HealthMonitor, log_path: Path, upto: int, phase: str | None = None,
+                   offset: int = 0) -> None:
     """Feed the step rows already in ``log.jsonl`` (up to step ``upto``) to a fresh monitor, so a
-    resumed run judges its health over the whole run."""
+    resumed run judges its health over the whole run.  With ``phase`` only rows of that phase
+    (``"warmup"``; ``"tune"`` also takes rows without a phase tag) count, their steps shifted by
+    ``-offset``."""
     if not log_path.exists():
         return
     say, monitor.say = monitor.say, None
@@ -565,9 +601,41 @@ def _replay_health(monitor: HealthMonitor, log_path: Path, upto: int) -> None:
             row = json.loads(line)
         except json.JSONDecodeError:  # a line cut by a kill: the step is re-run and logged again
             continue
+        if phase is not None and row.get("phase", "tune") != phase:
+            continue
         if row.get("kind", "step") == "step" and "step" in row and int(row["step"]) <= upto:
-            monitor.update(int(row["step"]), row)
+            monitor.update(int(row["step"]) - offset, row)
     monitor.say = say
+
+
+class _DOnly(Loss):
+    """The D phases of a loss alone (the D warm-up against a frozen generator)."""
+
+    def __init__(self, loss: Loss):
+        self.loss = loss
+        self.phases = [p for p in loss.phases if p.optimizer == "D"]
+
+    def networks(self) -> dict[str, tuple[nn.Module, float]]:
+        return self.loss.networks()
+
+    def accumulate_gradients(self, phase: str, batch: Batch) -> dict[str, float]:
+        return self.loss.accumulate_gradients(phase, batch)
+
+    def logged(self) -> dict[str, float]:
+        return self.loss.logged()
+
+
+def _warmup_report(monitor: HealthMonitor, steps: int) -> dict:
+    """The end-of-warm-up event: D's separation over the last window of warm-up steps."""
+    summ = monitor.summary()
+    state = monitor.state()
+    return {"kind": "event", "event": "d_warmup", "phase": "warmup", "step": steps, "state": state,
+            "last_window_acc": summ["last_window_acc"], "last_window_logit_gap": summ["last_window_logit_gap"],
+            "message": (f"D warm-up ({steps} steps, generator frozen): mean accuracy "
+                        f"{summ['last_window_acc']:.2f}, logit gap {summ['last_window_logit_gap']:+.2f} over the "
+                        f"last {min(monitor.window, steps)} steps"
+                        + {"chance": " - D still cannot tell the generator from the real images",
+                           "wins": " - D separates them (ready to tune)"}.get(state, ""))}
 
 
 def _loop(
@@ -590,27 +658,44 @@ def _loop(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     console = Console(stderr=True)
+    warm = max(0, int(getattr(cfg, "warmup_steps", 0)))
+    total = warm + cfg.steps
     window = cfg.health_window or max(50, cfg.steps // 5)
     # the first window of a run is warm-up: a fresh GAN may sit near chance while G starts
     monitor = HealthMonitor(window=window, warmup=window, say=console.print)
-    _replay_health(monitor, log_path, run.step)
+    _replay_health(monitor, log_path, run.step, "tune" if warm else None, warm)
+    warm_monitor = HealthMonitor(window=max(1, min(warm, 20)), warmup=0, say=None)
+    if warm:
+        _replay_health(warm_monitor, log_path, min(run.step, warm), "warmup")
+    d_only = _DOnly(loss)
     bar = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
         TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(), disable=not progress,
         console=console,
     )
     with bar:
-        task = bar.add_task(run.out.name, total=cfg.steps, completed=run.step, info="")
-        while run.step < cfg.steps:
-            stats = train_step(loss, run.opts, run.ema, sample_batch(provider, images, cfg.batch, run.gen), run.step)
+        task = bar.add_task(run.out.name, total=total, completed=run.step, info="")
+        while run.step < total:
+            warming = run.step < warm  # D alone against the frozen generator
+            stats = train_step(d_only if warming else loss, run.opts, run.ema,
+                               sample_batch(provider, images, cfg.batch, run.gen), run.step)
             run.step += 1
-            last = run.step == cfg.steps
-            # every step feeds the monitor (not only logged ones): a window is a number of steps
-            warning = monitor.update(run.step, stats)
-            if warning is not None:
-                write_log({"kind": "event", "event": "health_warning", "step": run.step, **warning})
-            if (cfg.log_every and run.step % cfg.log_every == 0) or last:
-                write_log({"kind": "step", "step": run.step, "wall_s": round(time.perf_counter() - t0, 4), **stats})
+            last = run.step == total
+            tag = {"phase": "warmup" if warming else "tune"} if warm else {}
+            if warming:
+                warm_monitor.update(run.step, stats)
+            else:
+                # every step feeds the monitor (not only logged ones): a window is a number of steps
+                warning = monitor.update(run.step - warm, stats)
+                if warning is not None:
+                    write_log({"kind": "event", "event": "health_warning", "step": run.step, **tag, **warning})
+            if (cfg.log_every and run.step % cfg.log_every == 0) or last or (warming and run.step == warm):
+                write_log({"kind": "step", "step": run.step, **tag, "wall_s": round(time.perf_counter() - t0, 4),
+                           **stats})
+            if warming and run.step == warm:
+                report = _warmup_report(warm_monitor, warm)
+                write_log(report)
+                console.print(f"[bold]{report['message']}[/]")
                 acc = 0.5 * (stats.get("health/acc_real", float("nan")) + stats.get("health/acc_fake", float("nan")))
                 bar.update(task, info=" ".join(
                     [f"{k}={v:.3f}" for k, v in stats.items() if k.endswith(("eq1", "eq2"))]
@@ -619,7 +704,10 @@ def _loop(
                 run.samples()
             if (cfg.checkpoint_every and run.step % cfg.checkpoint_every == 0) or last:
                 run.save()
-                atomic_write_text(run.out / HEALTH, json.dumps(monitor.summary(), indent=2))
+                summary = monitor.summary()
+                if warm:
+                    summary["d_warmup"] = warm_monitor.summary()
+                atomic_write_text(run.out / HEALTH, json.dumps(summary, indent=2))
             bar.update(task, completed=run.step)
             for hook in hooks:
                 hook(run.step, stats)
@@ -642,6 +730,16 @@ def _start(cfg: TrainConfig, out_dir: str | Path, resume: bool) -> tuple[Path, P
         raise FileExistsError(f"{out} already holds a run ({CHECKPOINT}); pass resume=True (--resume) or a new --out")
     save_config(cfg, out / "config.toml")
     return out, (ck if ck.exists() else None)
+
+
+def builtin_generator(cfg: TrainConfig) -> nn.Module:
+    """The built-in generator ``cfg.g_arch`` describes (``"dcgan"`` or ``"style"``), fresh weights."""
+    if cfg.g_arch not in GENERATOR_KINDS:
+        raise ValueError(f"g_arch must be one of {sorted(GENERATOR_KINDS)}; got {cfg.g_arch!r}")
+    kw = dict(z_dim=cfg.z_dim, size=cfg.size, channels=cfg.channels, width=cfg.g_width)
+    if cfg.g_arch == "style":
+        kw["seed"] = cfg.seed  # fixed noise buffers and training draws (its own generator)
+    return build_generator(cfg.g_arch, **kw)
 
 
 def pretrain(
@@ -682,7 +780,7 @@ def pretrain(
     out, ck = _start(cfg, out_dir, resume)
     with torch.random.fork_rng(devices=[]):  # seeded weights without touching the caller's RNG
         torch.manual_seed(cfg.seed)
-        G = DCGANGenerator(cfg.z_dim, cfg.size, cfg.channels, cfg.g_width)
+        G = builtin_generator(cfg)
         if cfg.d_arch not in DISCRIMINATORS:
             raise ValueError(f"d_arch must be one of {sorted(DISCRIMINATORS)}; got {cfg.d_arch!r}")
         D = discriminator if discriminator is not None else DISCRIMINATORS[cfg.d_arch](
@@ -697,6 +795,14 @@ def pretrain(
     return _loop(run, loss, x, provider, progress, hooks)
 
 
+def resolve_for_tuning(spec: str | Path, cfg: TuneConfig) -> ResolvedGenerator:
+    """:func:`gazetune.nets.external.resolve_generator` with the run's truncation, noise mode and
+    seed; a built-in style generator tunes without style mixing and with its fixed noise, so that a
+    latent seed gives the image people saw (direct maps, FIG. 4)."""
+    return resolve_generator(spec, psi=cfg.truncation_psi, noise_mode=cfg.noise_mode, device="cpu", seed=cfg.seed,
+                             gcfg_override={"mixing_prob": 0.0, "noise_mode": "const"})
+
+
 def tune(
     cfg: TuneConfig,
     images: torch.Tensor | np.ndarray,
@@ -708,16 +814,19 @@ def tune(
     progress: bool = True,
     extra_generator_terms: Sequence[GeneratorTerm] = (),
     hooks: Sequence[Callable[[int, dict], None]] = (),
+    generator: str | Path | ResolvedGenerator | None = None,
+    discriminator: str | Path | None = None,
 ) -> Path:
-    """Fine-tune a pretrained GAN with saliency-weighted per-pixel losses (eq 9b/10b, FIG. 4).
+    """Fine-tune a GAN with saliency-weighted per-pixel losses (eq 9b/10b, FIG. 4).
 
     Parameters
     ----------
     cfg
         Settings.  The network fields (``size``, ``channels``, ``z_dim``, widths, ``spectral_norm``)
-        are taken from the initial checkpoint; the resolved config goes to ``config.toml``.
+        are taken from the generator (and from the discriminator when it comes from a run); the
+        resolved config goes to ``config.toml``.
     images
-        ``(N, C, H, W)`` float32 real images in [-1, 1].
+        ``(N, C, H, W)`` float32 real images in [-1, 1], of the generator's size and channels.
     map_provider
         Source of maps (direct / predicted / auto / none); bound here to ``names``.
     out_dir
@@ -730,6 +839,14 @@ def tune(
         As in :func:`pretrain`.
     extra_generator_terms
         Extra generator objectives, see :class:`GazeGANLoss`.
+    generator
+        A generator SPEC in place of ``init_checkpoint`` (:func:`gazetune.nets.external.resolve_generator`:
+        a run directory, a TorchScript file, ``package.module:function`` or a StyleGAN ``.pkl``),
+        or what that function returned.  An external generator gets a fresh discriminator (or
+        ``discriminator``'s) and ``cfg.warmup_steps`` of D warm-up; at every checkpoint its EMA
+        weights are exported (:func:`gazetune.nets.external.export_generator`).
+    discriminator
+        A gazetune tuning run of the same generator whose discriminator to start from.
 
     Returns
     -------
@@ -738,29 +855,57 @@ def tune(
     """
     out = Path(out_dir)
     resuming = resume and (out / CHECKPOINT).exists()
-    src = out / CHECKPOINT if resuming else init_checkpoint
-    if src is None:
-        raise ValueError("tune needs init_checkpoint (a pretrained run) unless resuming a tuning run")
-    src = Path(src)
-    if src.is_dir():
-        src = src / CHECKPOINT
-    ck = read_checkpoint(src)
-    gcfg = json.loads(ck.metadata["generator_config"])
-    dcfg = json.loads(ck.metadata["discriminator_config"])
+    spec = generator if generator is not None else init_checkpoint
+    if spec is None and not resuming:
+        raise ValueError("tune needs a generator (init_checkpoint or generator SPEC) unless resuming a tuning run")
+
+    def resolve(s) -> ResolvedGenerator:
+        return s if isinstance(s, ResolvedGenerator) else resolve_for_tuning(s, cfg)
+
+    if resuming:  # the run itself holds every network; the original SPEC is only recorded
+        res = resolve(out)
+        saved = json.loads(res.checkpoint.metadata["train_config"])
+        if cfg.warmup_steps < 0:
+            cfg = dataclasses.replace(cfg, warmup_steps=int(saved.get("warmup_steps", 0)))
+        spec_text = saved.get("generator", "") or str(spec or "")
+    else:
+        res = resolve(spec)
+        spec_text = res.spec
+    G, G_ema, D = res.G, res.G_ema, res.D
+    if discriminator is not None and not resuming:
+        d_res = resolve_generator(discriminator, device="cpu") if not isinstance(discriminator, ResolvedGenerator) else discriminator
+        if d_res.D is None:
+            raise ValueError(f"discriminator {discriminator}: not a gazetune run with a discriminator")
+        if (d_res.size, d_res.channels) != (res.size, res.channels):
+            raise ValueError(f"discriminator {discriminator}: its run made {d_res.channels}x{d_res.size}px images, "
+                             f"the generator makes {res.channels}x{res.size}px")
+        D = d_res.D
+    src = res.source
+    if D is not None:
+        dcfg = D.config()
+        cfg = dataclasses.replace(cfg, d_width=dcfg["width"], spectral_norm=bool(dcfg.get("spectral", False)),
+                                  d_norm=dcfg.get("norm", "none"), d_arch=dcfg.get("arch", "unet"))
+    else:
+        if cfg.d_arch not in DISCRIMINATORS:
+            raise ValueError(f"d_arch must be one of {sorted(DISCRIMINATORS)}; got {cfg.d_arch!r}")
+        with torch.random.fork_rng(devices=[]):  # seeded fresh D without touching the caller's RNG
+            torch.manual_seed(cfg.seed)
+            D = DISCRIMINATORS[cfg.d_arch](res.size, res.channels, cfg.d_width, spectral=cfg.spectral_norm,
+                                           norm=cfg.d_norm)
+    gcfg = G.config() if hasattr(G, "config") else {}
     cfg = dataclasses.replace(
-        cfg, size=gcfg["size"], channels=gcfg["channels"], z_dim=gcfg["z_dim"], g_width=gcfg["width"],
-        d_width=dcfg["width"], spectral_norm=bool(dcfg.get("spectral", False)), d_norm=dcfg.get("norm", "none"),
-        d_arch=dcfg.get("arch", "unet"),
+        cfg, size=res.size, channels=res.channels, z_dim=int(G.z_dim), g_width=int(gcfg.get("width", cfg.g_width)),
+        g_arch=src.arch if not src.external else src.kind, generator=spec_text,
+        discriminator=str(discriminator or "") if not resuming else cfg.discriminator,
+        warmup_steps=cfg.warmup_steps if cfg.warmup_steps >= 0 else (0 if res.D is not None or discriminator else 100),
+        truncation_psi=src.psi if src.kind == "stylegan" else cfg.truncation_psi,
+        noise_mode=src.noise_mode if src.kind == "stylegan" else cfg.noise_mode,
     )
     x = _check_images(images, cfg)
     out, _ = _start(cfg, out, resume)
-    G = DCGANGenerator(**gcfg)
-    D = build_discriminator(dcfg)
-    G.load_state_dict(ck.state_dict("G"))
-    D.load_state_dict(ck.state_dict("D"))
-    G_ema = DCGANGenerator(**gcfg)
-    G_ema.load_state_dict(ck.state_dict("G_ema"))
-    run = _Run(cfg, G, D, G_ema, out)
+    if src.external and not resuming:
+        copy_source(src, out, from_run=res.run_dir)
+    run = _Run(cfg, G, D, G_ema, out, source=src)
     log_path = out / "log.jsonl"
     user_log = map_provider.log
 
@@ -769,6 +914,19 @@ def tune(
             fh.write(json.dumps({"kind": "event", "step": run.step, **info}) + "\n")
         user_log(info)
 
+    exported: list[dict] = []
+
+    def log_export(info: dict) -> None:  # once per process: which forms the tuned generator is saved in
+        if exported and exported[-1] == info:
+            return
+        exported.append(info)
+        row = {"event": "generator_export", **info}
+        if info.get("torchscript") is None:
+            row["message"] = f"no TorchScript export (torch.jit.script and trace failed: {info.get('reason', '')})"
+        with log_path.open("a") as fh:
+            fh.write(json.dumps({"kind": "event", "step": run.step, **row}) + "\n")
+
+    run.export_log = log_export
     map_provider.log = log
     names = [str(k) for k in range(len(x))] if names is None else [str(n) for n in names]
     if len(names) != len(x):
@@ -777,7 +935,7 @@ def tune(
     loss = GazeGANLoss(run.G, run.D, cfg, map_provider, run.gen, extra_generator_terms, history=run.history)
     run.attach(loss)
     if resuming:
-        run.restore(src)
+        run.restore(out / CHECKPOINT)
     return _loop(run, loss, x, map_provider, progress, hooks)
 
 
