@@ -10,7 +10,7 @@ Participant API (header ``X-Participant-Token`` after creation)::
     GET  /api/trials/{id}/image             PNG of the trial's image
     POST /api/trials/{id}/start             {image_rect: [l, t, w, h], viewport?, client_onset_ms}
     POST /api/trials/{id}/gaze              {seq, source, t_ms: [...], x: [...], y: [...]}
-    POST /api/trials/{id}/answer            {answer, rt_ms, timed_out}
+    POST /api/trials/{id}/answer            {answer, rt_ms, timed_out, gaze_batches, gaze_model, expression}
     POST /api/me/complete                   completion code
 
 Researcher and trainer API (``Authorization: Bearer <admin token>``, or ``?token=`` for links)::
@@ -115,11 +115,34 @@ class ValidationPoint(_Strict):
         return self
 
 
+GazeModel = Annotated[int, Field(ge=0, le=10**6, description=(
+    "webcam: which fit of the page's gaze model (1 = the calibration, +1 per re-fit or recalibration)"))]
+
+
 class Validation(_Strict):
     kind: Literal["validation", "drift"]
     attempt: int = Field(1, ge=1, le=100)
     before_trial: Optional[int] = Field(None, ge=0, le=MAX_DB_INT)
     points: list[ValidationPoint] = Field(min_length=1, max_length=25)
+    refit: Optional[bool] = Field(None, description=(
+        "webcam drift check: after measuring, the page re-fitted its gaze model with this check's samples"))
+    gaze_model: Optional[GazeModel] = None
+
+
+Score = Optional[Annotated[float, Field(allow_inf_nan=False, ge=-100, le=100)]]
+
+
+class Expression(_Strict):
+    """Mean facial-expression scores over a trial's camera frames (webcam mode), from face
+    landmark geometry; numbers only (docs/study.md, section 4)."""
+
+    n_frames: int = Field(ge=0, le=10**7)
+    eye_open: Score = None
+    brow_raise: Score = None
+    brow_gap: Score = None
+    mouth_open: Score = None
+    mouth_width: Score = None
+    smile: Score = None
 
 
 VIEWPORT_PX = VIEWPORT_RANGE_PX
@@ -184,6 +207,8 @@ class Answer(_Strict):
     timed_out: bool = False
     gaze_batches: Optional[int] = Field(None, ge=0, le=10**6, description=(
         "gaze batches the page made for this trial (seq 0 .. n-1); the trial is flagged when fewer are stored"))
+    gaze_model: Optional[GazeModel] = None
+    expression: Optional[Expression] = None
 
 
 def parse_trained_on(text: str) -> Any:
@@ -330,7 +355,8 @@ class _TrialRoutes:
             return out
         a = Answer.model_validate_json(raw)
         offset = lsl.now() if lsl is not None else None
-        out = await _db_call(store, store.answer, p, trial_id, a.answer, a.rt_ms, a.timed_out, offset, a.gaze_batches)
+        out = await _db_call(store, store.answer, p, trial_id, a.answer, a.rt_ms, a.timed_out, offset, a.gaze_batches,
+                             a.gaze_model, a.expression.model_dump() if a.expression else None)
         if lsl is not None and out["stored"]:
             lsl.trial_end(trial_id, offset)
         return out
@@ -514,7 +540,7 @@ def create_app(cfg: StudyConfig, store: StudyStore | None = None) -> FastAPI:
     def validation(body: Validation, p: Part) -> dict:
         """Gaze on validation or drift-check targets: accuracy and precision (px, degrees) are stored."""
         return store.add_validation(p, body.kind, body.attempt, body.before_trial,
-                                    [pt.model_dump() for pt in body.points])
+                                    [pt.model_dump() for pt in body.points], body.refit, body.gaze_model)
 
     @app.post("/api/me/complete")
     def complete(p: Part) -> dict:

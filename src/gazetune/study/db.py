@@ -110,6 +110,8 @@ trials = sa.Table(
     sa.Column("exposure_ms", sa.Float),  # HYPE-time: how long the image was shown before the mask
     sa.Column("gaze_batches_sent", sa.Integer),  # batches the page made for this trial (told with the answer)
     sa.Column("gaze_complete", sa.Boolean),  # every one of them is stored (None: the page did not say)
+    sa.Column("gaze_model", sa.Integer),  # webcam: which fit of the gaze model predicted it (1 = calibration, +1 per re-fit)
+    sa.Column("expression", sa.Text),  # webcam: JSON mean expression scores over the trial's frames (numbers only)
     sa.UniqueConstraint("participant_id", "idx", name="uq_trials_participant_idx"),
 )
 
@@ -139,6 +141,8 @@ calibrations = sa.Table(
     sa.Column("precision_deg", sa.Float),
     sa.Column("passed", sa.Boolean, nullable=False),
     sa.Column("points", sa.Text),  # JSON per target: target, mean gaze, n, error
+    sa.Column("refit", sa.Boolean),  # webcam drift check: its samples re-fitted the gaze model afterwards
+    sa.Column("gaze_model", sa.Integer),  # webcam: the fit of the gaze model in use after this check
     sa.Column("created_at", sa.Float, nullable=False),
 )
 
@@ -176,11 +180,11 @@ _COLUMNS_2 = {"participants": ("excluded", "exclusion_reasons"),
                          "gaze_complete")}
 
 
-def _migrate_2(conn: Connection) -> None:
-    """Trial designs and exclusions: add the columns a version-1 database lacks (a database made
-    by this version already has them from :func:`_migrate_1`)."""
+def _add_columns(conn: Connection, columns: dict[str, tuple[str, ...]]) -> None:
+    """Add the columns an older database lacks (a database made by this version already has them
+    from :func:`_migrate_1`)."""
     inspector = sa.inspect(conn)
-    for table, names in _COLUMNS_2.items():
+    for table, names in columns.items():
         have = {c["name"] for c in inspector.get_columns(table)}
         for name in names:
             if name not in have:
@@ -188,11 +192,26 @@ def _migrate_2(conn: Connection) -> None:
                 conn.exec_driver_sql(f'ALTER TABLE {table} ADD COLUMN {name} {col.type.compile(conn.dialect)}')
 
 
+def _migrate_2(conn: Connection) -> None:
+    """Trial designs and exclusions."""
+    _add_columns(conn, _COLUMNS_2)
+
+
+_COLUMNS_3 = {"trials": ("gaze_model", "expression"), "calibrations": ("refit", "gaze_model")}
+
+
+def _migrate_3(conn: Connection) -> None:
+    """Webcam: gaze-model re-fits at drift checks, expression scores per trial."""
+    _add_columns(conn, _COLUMNS_3)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema: generators, stimuli, participants, trials, gaze, calibrations, "
         "responses, markers", _migrate_1),
     (2, "trial designs (2AFC pair, HYPE-time exposure), participant exclusions, gaze completeness per trial",
      _migrate_2),
+    (3, "webcam: gaze model re-fits at drift checks (trials, validations), expression scores per trial",
+     _migrate_3),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

@@ -10,7 +10,9 @@ Tables (CSV or Parquet):
   index, x, y, duration_ms``; x, y in image pixels), subject = participant id;
 * ``validations``: every validation and drift check with accuracy and precision (px, deg);
 * ``markers``: samples of extra LSL streams (heart rate, GSR, ...) inside trial windows: trial,
-  stream name, LSL time (s), channel values (JSON list).
+  stream name, LSL time (s), channel values (JSON list); and the webcam's expression scores of
+  each trial (stream ``gazetune-expression``, a JSON object), also in the trials export
+  (``expr_*`` columns next to ``lsl_onset``, ``lsl_offset``).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from gazetune.gaze.fixation_table import COLUMNS as FIXATION_COLUMNS
 from gazetune.study import db as T
 from gazetune.study.calibration import DEFAULT_DISTANCE_MM, DEFAULT_PX_PER_MM
 from gazetune.study.stimuli import CATCH_KINDS
-from gazetune.study.store import answer_correct, exclusion_reasons, judged_real
+from gazetune.study.store import EXPRESSION_NAMES, answer_correct, exclusion_reasons, judged_real
 
 if TYPE_CHECKING:
     from gazetune.study.store import StudyStore
@@ -54,7 +56,7 @@ def _trial_rows(conn: sa.Connection, scale: str = "binary") -> list[dict]:
                    T.trials.c.image_rect, T.trials.c.shown_at, T.trials.c.answered_at,
                    T.trials.c.lsl_onset, T.trials.c.lsl_offset, T.trials.c.real_side, T.trials.c.exposure_ms,
                    T.trials.c.stimulus2_id, T.trials.c.image_rect2, T.trials.c.gaze_batches_sent,
-                   T.trials.c.gaze_complete,
+                   T.trials.c.gaze_complete, T.trials.c.gaze_model, T.trials.c.expression,
                    T.participants.c.excluded, T.participants.c.exclusion_reasons,
                    T.participants.c.px_per_mm, T.participants.c.viewing_distance_mm, T.participants.c.gaze_mode)
          .join(T.stimuli, T.stimuli.c.id == T.trials.c.stimulus_id)
@@ -91,9 +93,11 @@ def trials_table(store: "StudyStore") -> pa.Table:
         r.pop("px_per_mm"), r.pop("viewing_distance_mm"), r.pop("gaze_mode")
         rect2 = json.loads(r.pop("image_rect2")) if r.get("image_rect2") else [None] * 4
         r.update(rect2_left=rect2[0], rect2_top=rect2[1], rect2_width=rect2[2], rect2_height=rect2[3])
+        r.update(_expression_columns(r.pop("expression")))
     return _table(rows, ["trial_id", "participant_id", "external_id", "idx", "image", "kind", "generator_version",
                          "seed", "width", "height", "status", "answer", "rt_ms", "timed_out", "rect_left", "rect_top",
-                         "rect_width", "rect_height", "shown_at", "answered_at", "lsl_onset", "lsl_offset", "n_samples",
+                         "rect_width", "rect_height", "shown_at", "answered_at", "lsl_onset", "lsl_offset", *EXPRESSION_COLUMNS,
+                         "gaze_model", "n_samples",
                          "catch", "correct", "excluded", "exclusion_reasons", "image2", "kind2", "generator_version2",
                          "seed2", "real_side", "rect2_left", "rect2_top", "rect2_width", "rect2_height",
                          "exposure_ms", "gaze_batches_sent", "n_batches", "gaze_complete"])
@@ -196,9 +200,26 @@ def validations_table(store: "StudyStore") -> pa.Table:
     return _table(rows, [c.name for c in T.calibrations.columns])
 
 
+EXPRESSION_STREAM = "gazetune-expression"
+"""``stream`` of the webcam expression rows in the markers export."""
+EXPRESSION_COLUMNS = tuple(f"expr_{k}" for k in ("n_frames", *EXPRESSION_NAMES))
+"""Columns of the trials export with a trial's mean expression scores (webcam mode)."""
+
+
+def _expression_columns(text: str | None) -> dict:
+    e = json.loads(text) if text else {}
+    return {f"expr_{k}": e.get(k) for k in ("n_frames", *EXPRESSION_NAMES)}
+
+
 def markers_table(store: "StudyStore") -> pa.Table:
+    """The samples of the extra LSL streams, then one row per webcam trial with its expression
+    scores (``stream`` :data:`EXPRESSION_STREAM`, ``t_lsl`` the trial's LSL answer time when the
+    server has LSL, else empty; ``value`` a JSON object ``{n_frames, eye_open, ...}``)."""
     with store.db.read() as conn:
         rows = [dict(r) for r in conn.execute(sa.select(T.markers).order_by(T.markers.c.id)).mappings()]
+        rows += [{"id": None, "trial_id": r.id, "stream": EXPRESSION_STREAM, "t_lsl": r.lsl_offset, "value": r.expression}
+                 for r in conn.execute(sa.select(T.trials.c.id, T.trials.c.lsl_offset, T.trials.c.expression)
+                                       .where(T.trials.c.expression.is_not(None)).order_by(T.trials.c.id))]
     return _table(rows, [c.name for c in T.markers.columns])
 
 

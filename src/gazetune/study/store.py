@@ -250,8 +250,10 @@ class StudyStore:
                 conn.execute(T.participants.update().where(T.participants.c.id == p.id).values(**values))
 
     def add_validation(self, p: ParticipantRef, kind: str, attempt: int, before_trial: int | None,
-                       points: list[dict]) -> dict:
-        """Compute and store validation quality (see :func:`validation_quality`)."""
+                       points: list[dict], refit: bool | None = None, gaze_model: int | None = None) -> dict:
+        """Compute and store validation quality (see :func:`validation_quality`).  ``refit``: the
+        page re-fitted its webcam gaze model with this check's samples (after measuring them),
+        ``gaze_model``: the fit in use after the check."""
         with self.db.read() as conn:
             row = conn.execute(sa.select(T.participants.c.px_per_mm, T.participants.c.viewing_distance_mm)
                                .where(T.participants.c.id == p.id)).first()
@@ -264,7 +266,8 @@ class StudyStore:
         rec = dict(participant_id=p.id, kind=kind, attempt=attempt, before_trial=before_trial,
                    accuracy_px=fin(q.accuracy_px), precision_px=fin(q.precision_px),
                    accuracy_deg=fin(q.accuracy_deg), precision_deg=fin(q.precision_deg),
-                   passed=passed, points=json.dumps(q.points), created_at=time.time())
+                   passed=passed, points=json.dumps(q.points), refit=refit, gaze_model=gaze_model,
+                   created_at=time.time())
         with self.db.write() as conn:
             cid = conn.execute(T.calibrations.insert().values(**rec)).inserted_primary_key[0]
         out = {k: rec[k] for k in ("kind", "attempt", "accuracy_px", "precision_px", "accuracy_deg",
@@ -498,9 +501,12 @@ class StudyStore:
                 conn.execute(T.markers.insert(), [dict(r, value=json.dumps(r["value"])) for r in rows])
 
     def answer(self, p: ParticipantRef, trial_id: int, answer: int, rt_ms: float, timed_out: bool,
-               lsl_offset: float | None = None, gaze_batches: int | None = None) -> dict:
+               lsl_offset: float | None = None, gaze_batches: int | None = None,
+               gaze_model: int | None = None, expression: dict | None = None) -> dict:
         """Store the answer and response time; one answer per trial (a repeat with the same values
-        is acknowledged, a different one refused with 409)."""
+        is acknowledged, a different one refused with 409).  Webcam mode: ``gaze_model`` (which
+        fit of the page's gaze model predicted the trial's gaze) and ``expression`` (mean
+        expression scores of the trial's camera frames, :data:`EXPRESSION_NAMES`)."""
         scale = self.cfg.answer_scale
         lo, hi = (0, 1) if scale == "binary" else (1, 5)
         if not lo <= answer <= hi:
@@ -515,7 +521,8 @@ class StudyStore:
                 raise StudyError(409, f"trial_id {trial_id} has not started: POST /api/trials/{trial_id}/start first")
             now = time.time()
             values = dict(tid=trial_id, status="answered", answer=answer, rt_ms=rt_ms,
-                          timed_out=timed_out, answered_at=now, lsl_offset=lsl_offset)
+                          timed_out=timed_out, answered_at=now, lsl_offset=lsl_offset, gaze_model=gaze_model,
+                          expression=json.dumps(expression) if expression is not None else None)
             if gaze_batches is not None:  # did every batch the page made arrive? (the page's own source)
                 c = T.gaze_batches.c
                 stored = conn.execute(sa.select(sa.func.count()).select_from(T.gaze_batches).where(
@@ -783,6 +790,10 @@ def _draw(rng: np.random.Generator, ids: list[str], k: int) -> list[str]:
         out += [ids[i] for i in rng.permutation(len(ids))[: k - len(out)]]
     return out
 
+
+EXPRESSION_NAMES = ("eye_open", "brow_raise", "brow_gap", "mouth_open", "mouth_width", "smile")
+"""Expression scores the webcam page sends with each answer (means over the trial's camera
+frames; formulas in ``static/gaze_features.js`` and docs/study.md), with ``n_frames``."""
 
 SOURCE_RANK = {"tracker": 0, "webcam": 1, "mouse": 2, "simulated": 3}
 """When a trial has gaze from several sources (tracker mode: the lab tracker's samples and the

@@ -1,81 +1,19 @@
 // gazetune study: webcam gaze in the page.
 // MediaPipe Face Mesh (npm @mediapipe/face_mesh 0.4.1633559619, refineLandmarks: 478 landmarks with
 // irises), served by the study server from /vendor/face_mesh/, finds the eyes in each camera frame.
-// Eye features (iris position inside each eye, head position and size in the frame) are mapped to
-// screen x, y by a ridge regression fitted on the calibration targets.  Camera frames never leave
-// the page: only the predicted screen positions are sent.
+// The features of each frame (gaze_features.js: head pose from the landmarks, and where the lines
+// of sight meet the screen's plane given that pose) are mapped to screen x, y by a ridge regression
+// fitted on the calibration targets and re-fitted with each drift check's target.  The same
+// landmarks give expression scores, averaged per trial.  Camera frames never leave the page: only
+// the predicted screen positions and the per-trial scores are sent.
 "use strict";
 
 (function () {
   const NO_FACE_MS = 6000;       // no face for this long after the model is ready -> message
   const SETTLE_MS = 250;         // skip the first frames after a target appears (eyes still moving)
-  const HISTORY_MS = 5000;       // feature frames kept for calibration
-  const RIDGE_LAMBDA = 0.01;     // ridge penalty on standardised features
+  const HISTORY_MS = 120000;     // frames kept (calibration targets, a trial's expression scores)
   const STALE_MS = 500;          // a prediction older than this counts as lost
-  // Landmark indices of the refined face mesh.
-  const EYE_R = { outer: 33, inner: 133, upper: 159, lower: 145, iris: 468 };
-  const EYE_L = { outer: 263, inner: 362, upper: 386, lower: 374, iris: 473 };
-  const NOSE = 1;
-
-  function eyeFeatures(lm, e) {
-    const o = lm[e.outer], i = lm[e.inner], c = lm[e.iris];
-    const ax = o.x - i.x, ay = o.y - i.y;
-    const w2 = ax * ax + ay * ay;
-    const dx = c.x - i.x, dy = c.y - i.y;
-    const u = (dx * ax + dy * ay) / w2;            // along the eye, 0 = inner corner, 1 = outer
-    const v = (dx * -ay + dy * ax) / w2;           // across the eye
-    const open = Math.hypot(lm[e.upper].x - lm[e.lower].x, lm[e.upper].y - lm[e.lower].y) / Math.sqrt(w2);
-    return [u, v, open];
-  }
-
-  // Feature vector of one frame (length 9) from 478 normalised landmarks.
-  function features(lm) {
-    const r = eyeFeatures(lm, EYE_R), l = eyeFeatures(lm, EYE_L);
-    const scale = Math.hypot(lm[EYE_R.outer].x - lm[EYE_L.outer].x, lm[EYE_R.outer].y - lm[EYE_L.outer].y);
-    return [r[0], r[1], l[0], l[1], (r[2] + l[2]) / 2, lm[NOSE].x, lm[NOSE].y, scale, lm[NOSE].z || 0];
-  }
-
-  // Solve (A) w = b for a small dense symmetric positive definite A (Gaussian elimination).
-  function solve(A, b) {
-    const n = b.length;
-    const M = A.map((row, k) => row.concat([b[k]]));
-    for (let c = 0; c < n; c++) {
-      let p = c;
-      for (let r = c + 1; r < n; r++) if (Math.abs(M[r][c]) > Math.abs(M[p][c])) p = r;
-      [M[c], M[p]] = [M[p], M[c]];
-      for (let r = c + 1; r < n; r++) {
-        const f = M[r][c] / M[c][c];
-        for (let k = c; k <= n; k++) M[r][k] -= f * M[c][k];
-      }
-    }
-    const w = new Array(n).fill(0);
-    for (let r = n - 1; r >= 0; r--) {
-      let s = M[r][n];
-      for (let k = r + 1; k < n; k++) s -= M[r][k] * w[k];
-      w[r] = s / M[r][r];
-    }
-    return w;
-  }
-
-  // Ridge regression on standardised features with an unpenalised intercept.
-  function fitRidge(X, ys) {
-    const n = X.length, d = X[0].length;
-    const mean = new Array(d).fill(0), sd = new Array(d).fill(0);
-    X.forEach((x) => x.forEach((v, j) => { mean[j] += v / n; }));
-    X.forEach((x) => x.forEach((v, j) => { sd[j] += (v - mean[j]) ** 2 / n; }));
-    for (let j = 0; j < d; j++) sd[j] = Math.sqrt(sd[j]) || 1;
-    const Z = X.map((x) => x.map((v, j) => (v - mean[j]) / sd[j]));
-    const A = Array.from({ length: d }, () => new Array(d).fill(0));
-    Z.forEach((z) => { for (let a = 0; a < d; a++) for (let b = 0; b < d; b++) A[a][b] += z[a] * z[b]; });
-    for (let a = 0; a < d; a++) A[a][a] += RIDGE_LAMBDA * n;
-    return ys.map((y) => {
-      const ym = y.reduce((s, v) => s + v, 0) / n;
-      const rhs = new Array(d).fill(0);
-      Z.forEach((z, k) => { for (let a = 0; a < d; a++) rhs[a] += z[a] * (y[k] - ym); });
-      const w = solve(A, rhs);
-      return (x) => ym + x.reduce((s, v, j) => s + w[j] * (v - mean[j]) / sd[j], 0);
-    });
-  }
+  const GF = window.GazeFeatures;  // gaze_features.js: head pose, features, ridge, expression
 
   async function start(video, say) {
     if (!window.FaceMesh) {
@@ -102,18 +40,21 @@
     const mesh = new window.FaceMesh({ locateFile: (f) => `/vendor/face_mesh/${f}` });
     mesh.setOptions({ maxNumFaces: 1, refineLandmarks: true, minDetectionConfidence: 0.5, minTrackingConfidence: 0.5 });
     const g = {
-      name: "webcam", frames: [], last: null, lastT: -1, faceSeen: false, models: null, calib: [],
+      name: "webcam", frames: [], last: null, lastT: -1, faceSeen: false, models: null,
+      calib: new GF.CalibrationSet(), modelVersion: 0, refits: 0,
       featureSource: { name: "webcam", current: () => null },
     };
+    const aspect = () => (video.videoWidth && video.videoHeight ? video.videoWidth / video.videoHeight : 4 / 3);
     mesh.onResults((res) => {
       const t = performance.now();
       const lm = res.multiFaceLandmarks && res.multiFaceLandmarks[0];
       if (!lm || lm.length < 478) { g.last = null; return; }
       g.faceSeen = true;
-      const f = features(lm);
+      const f = GF.features(lm, { aspect: aspect() });
+      if (!f.every(Number.isFinite)) { g.last = null; return; }
       g.last = f;
       g.lastT = t;
-      g.frames.push({ t, f });
+      g.frames.push({ t, f, e: GF.expression(lm, aspect()) });
       while (g.frames.length && g.frames[0].t < t - HISTORY_MS) g.frames.shift();
     });
 
@@ -159,23 +100,43 @@
 
     g.framesSince = (t) => g.frames.reduce((n, fr) => n + (fr.t >= t ? 1 : 0), 0);
     g.featureSource.framesSince = g.framesSince;
-    g.reset = () => { g.calib = []; g.models = null; };
-    // Frames recorded while the participant looked at target (tx, ty) after clicking it.
-    g.addCalibration = (tx, ty, rec) => {
+    g.reset = () => { g.calib.reset(); g.models = null; };
+    // Frames recorded while the participant looked at target (tx, ty) after clicking it
+    // (kind "calibration", or "drift" for a drift check's target, see refit).
+    g.addCalibration = (tx, ty, rec, kind = "calibration") => {
       const t = rec.t_ms;
-      if (!t.length) return;
+      if (!t.length) return 0;
       const from = t[0] + SETTLE_MS, to = t[t.length - 1];
-      g.frames.filter((fr) => fr.t >= from && fr.t <= to).forEach((fr) => g.calib.push({ f: fr.f, x: tx, y: ty }));
+      const fs = g.frames.filter((fr) => fr.t >= from && fr.t <= to).map((fr) => fr.f);
+      g.calib.add(tx, ty, fs, kind);
+      return fs.length;
     };
     g.fit = () => {
-      const targets = new Set(g.calib.map((c) => `${c.x},${c.y}`));
-      if (g.calib.length < 9 || targets.size < 5) {
-        return { ok: false, message: `Your face was not tracked during the calibration (${g.calib.length} camera frames on ${targets.size} dots). Keep your face in view of the camera and try again.` };
+      const n = g.calib.nFrames(), k = g.calib.nTargets();
+      const m = g.calib.fit();
+      if (!m) {
+        return { ok: false, message: `Your face was not tracked during the calibration (${n} camera frames on ${k} dots). Keep your face in view of the camera and try again.` };
       }
-      const [fx, fy] = fitRidge(g.calib.map((c) => c.f), [g.calib.map((c) => c.x), g.calib.map((c) => c.y)]);
-      g.models = { fx, fy };
-      return { ok: true, n: g.calib.length };
+      g.models = m;
+      g.modelVersion += 1;
+      return { ok: true, n, model: g.modelVersion };
     };
+    // After a drift check: its target's frames joined the set (addCalibration(..., "drift")),
+    // fit again.  The calibration targets stay, the drift targets weigh more, the newest most.
+    g.refit = () => {
+      const m = g.calib.drift.length ? g.calib.fit() : null;
+      if (!m) return { ok: false, model: g.modelVersion };
+      g.models = m;
+      g.modelVersion += 1;
+      g.refits += 1;
+      return { ok: true, model: g.modelVersion, n_drift_targets: g.calib.drift.length };
+    };
+    // What a trial's answer carries: the model it was predicted with and the mean expression
+    // scores of the frames between onset and answer (numbers only).
+    g.trialInfo = (t0, t1) => ({
+      gaze_model: g.modelVersion,
+      expression: GF.meanExpression(g.frames.filter((fr) => fr.t >= t0 && fr.t <= t1).map((fr) => fr.e)),
+    });
     g.current = () => {
       if (!g.models || !g.last || performance.now() - g.lastT > STALE_MS) return null;
       const x = g.models.fx(g.last), y = g.models.fy(g.last);
@@ -185,5 +146,5 @@
     return g;
   }
 
-  window.GazeWebcam = { start, features, fitRidge };
+  window.GazeWebcam = { start };
 })();

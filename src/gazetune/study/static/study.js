@@ -361,7 +361,9 @@
         }
       }
       const points = await runTargets(VALIDATION_TARGETS, state.gazeSource, 800);
-      const r = await api("POST", "/api/me/validation", { kind: "validation", attempt, points });
+      const vbody = { kind: "validation", attempt, points };
+      if (webcam) vbody.gaze_model = state.gazeSource.modelVersion;
+      const r = await api("POST", "/api/me/validation", vbody);
       state.lastValidation = r;
       const acc = r.accuracy_deg == null ? "no gaze" : `${r.accuracy_deg.toFixed(2)}°`;
       if (r.passed || !r.recalibrate) {
@@ -373,9 +375,21 @@
     }
   }
 
+  // One target.  Its gaze (predicted by the current model) measures the drift; in webcam mode its
+  // camera frames then join the calibration set and the model is fitted again (the validation
+  // record says so: refit, gaze_model).
   async function driftCheck(beforeTrial) {
-    const points = await runTargets([[0.5, 0.5]], state.gazeSource, 600);
-    const r = await api("POST", "/api/me/validation", { kind: "drift", attempt: 1, before_trial: beforeTrial, points });
+    const webcam = state.study.gaze_mode === "webcam";
+    const points = await runTargets([[0.5, 0.5]], state.gazeSource, 600,
+      webcam ? (tg, rec) => state.gazeSource.addCalibration(tg.x, tg.y, rec, "drift") : null);
+    const body = { kind: "drift", attempt: 1, before_trial: beforeTrial, points };
+    if (webcam) {
+      const rf = state.gazeSource.refit();
+      state.lastRefit = rf;
+      body.refit = rf.ok;
+      body.gaze_model = rf.model;
+    }
+    const r = await api("POST", "/api/me/validation", body);
     if (!r.passed && state.study.gaze_mode === "webcam") {
       show("calib");
       $("calib-result").textContent = "Your position seems to have changed: please calibrate again.";
@@ -541,9 +555,12 @@
     await uploader.push(recorder.take());
     await uploader.retryFailed();
     urls.forEach((u) => URL.revokeObjectURL(u));
-    await apiPersist("POST", `/api/trials/${next.trial_id}/answer`, {
-      answer: chosen.value, rt_ms: rt, timed_out: timedOut, gaze_batches: uploader.seq,
-    });
+    const answerBody = { answer: chosen.value, rt_ms: rt, timed_out: timedOut, gaze_batches: uploader.seq };
+    if (state.gazeSource.trialInfo) {  // webcam: the gaze model used, expression scores (numbers only)
+      Object.assign(answerBody, state.gazeSource.trialInfo(onset, chosen.t));
+      state.lastTrialInfo = { gaze_model: answerBody.gaze_model, expression: answerBody.expression };
+    }
+    await apiPersist("POST", `/api/trials/${next.trial_id}/answer`, answerBody);
     state.lastGazeMissing = uploader.pending.length;
     state.trialsDone += 1;
   }
