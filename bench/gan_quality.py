@@ -4,7 +4,7 @@ Data: ``DATA/faces64/images`` (3,032 EyeCrowd face crops, Jiang, Xu & Zhao, ECCV
 to ``--size`` (32 px RGB by default).  The faces are split at random (seeded) into a training
 set and ``--n-eval`` held-out faces, the real reference of every distance.
 
-Recipes, the same generator (:class:`gazetune.nets.DCGANGenerator`), optimiser, batch and steps:
+Recipes, the same generator (``--arch``; :class:`gazetune.nets.DCGANGenerator` by default), optimiser, batch and steps:
 
 ============  ===========================================================================
 default       gazetune's recipe: U-Net discriminator (group norm, Kaiming init), TTUR
@@ -21,8 +21,12 @@ at equal sizes).  The training health of each run (D accuracy, logit gap, warnin
 beside it.  Controls: step 0 (the untrained generator) and the held-out faces against the
 training faces (the floor of each distance at this set size).
 
-Output: a table per recipe on stdout, ``OUT/results.json`` and sample grids
-``OUT/<recipe>/samples_eval_<step>.png``.
+``--arch dcgan,style`` runs every recipe with each built-in generator (``dcgan``: the default;
+``style``: :class:`gazetune.nets.style_generator.StyleGenerator`, mapping network, modulated
+convolutions, noise and style mixing); a style run is named ``<recipe>-style``.
+
+Output: a table per run on stdout, ``OUT/results.json`` and sample grids
+``OUT/<run>/samples_eval_<step>.png``.
 
 Command used for docs/benchmarks.md (2 CPU cores)::
 
@@ -78,6 +82,7 @@ def main() -> None:
     ap.add_argument("--g-width", type=int, default=32)
     ap.add_argument("--d-width", type=int, default=32)
     ap.add_argument("--recipes", default="default,reference")
+    ap.add_argument("--arch", default="dcgan", help="comma-separated generators: dcgan, style")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-fid", action="store_true", help="SWD only (no Inception network needed)")
     ap.add_argument("--quick", action="store_true", help="300 steps, 100 eval images: a smoke run")
@@ -89,7 +94,7 @@ def main() -> None:
     from gazetune.evaluate.inception import is_available
     from gazetune.images import save_image_grid
     from gazetune.stages import render
-    from gazetune.tune.train import TrainConfig, pretrain, read_health
+    from gazetune.tune.train import TrainConfig, builtin_generator, pretrain, read_health
 
     with_fid = not args.no_fid and is_available()
     if not args.no_fid and not with_fid:
@@ -110,17 +115,23 @@ def main() -> None:
         "default": {},
         "reference": {"d_arch": "conv", "d_norm": "none"},
     }
-    for name in [r.strip() for r in args.recipes.split(",") if r.strip()]:
-        if name not in recipes:
-            sys.exit(f"gan_quality: unknown recipe {name!r}; choose from {sorted(recipes)}")
+    archs = [a.strip() for a in args.arch.split(",") if a.strip()]
+    for arch in archs:
+        if arch not in ("dcgan", "style"):
+            sys.exit(f"gan_quality: unknown --arch {arch!r}; choose from dcgan, style")
+    runs = [(recipe, arch) for arch in archs for recipe in [r.strip() for r in args.recipes.split(",") if r.strip()]]
+    for recipe, arch in runs:
+        if recipe not in recipes:
+            sys.exit(f"gan_quality: unknown recipe {recipe!r}; choose from {sorted(recipes)}")
+        name = recipe if arch == "dcgan" else f"{recipe}-{arch}"
         cfg = TrainConfig(size=args.size, channels=args.channels, batch=args.batch, steps=args.steps,
                           g_width=args.g_width, d_width=args.d_width, seed=args.seed, log_every=10, sample_every=0,
-                          checkpoint_every=args.eval_every, n_samples=64, **recipes[name])
+                          checkpoint_every=args.eval_every, n_samples=64, g_arch=arch, **recipes[recipe])
         run = out / name
         rows = []
         t0 = time.perf_counter()
 
-        def evaluate(step: int, _stats: dict, run=run, rows=rows, cfg=cfg) -> None:
+        def evaluate(step: int, _stats: dict, run=run, rows=rows, cfg=cfg, name=name) -> None:
             if step % args.eval_every and step != cfg.steps:
                 return
             imgs = render(run, eval_seeds)
@@ -134,9 +145,7 @@ def main() -> None:
         # step 0: the untrained generator, the control every recipe starts from
         with torch.random.fork_rng():
             torch.manual_seed(cfg.seed)
-            from gazetune.nets import DCGANGenerator
-
-            g0 = DCGANGenerator(cfg.z_dim, cfg.size, cfg.channels, cfg.g_width).eval()
+            g0 = builtin_generator(cfg).eval()
         rows.append({"step": 0, "wall_s": 0.0, **score(held, render(g0, eval_seeds), real_feats, with_fid)})
         pretrain(cfg, train, run, progress=True, hooks=[evaluate])
         results["recipes"][name] = {"evals": rows, "health": read_health(run)}
