@@ -1,7 +1,8 @@
 """``gazetune gan ...``: pretrain a GAN, build gaze map sets, tune with maps (eq 9b/10b).
 
 Thin commands over :mod:`gazetune.tune.train` and :mod:`gazetune.tune.maps`; every run directory
-gets ``config.toml``, ``log.jsonl``, sample grids and ``checkpoint.safetensors``.
+gets ``config.toml``, ``log.jsonl``, sample grids and ``checkpoint.safetensors``.  ``gan tune
+--generator SPEC`` also tunes generators gazetune has never seen (:mod:`gazetune.nets.external`).
 """
 
 from __future__ import annotations
@@ -136,7 +137,7 @@ def tune_command(
     alpha: Optional[float] = typer.Option(None, help="Saliency weight a in [0, 1]: w = (1-a) + a SM/mean(SM) (default 1)."),
     steps: Optional[int] = typer.Option(None, help="Tuning steps (default 500)."),
     min_observed: Optional[int] = typer.Option(None, help="auto: observed images needed for direct maps (default 64)."),
-    map_version: Optional[str] = typer.Option(None, help="Generator version of the synthetic maps (default: the checkpoint's)."),
+    map_version: Optional[str] = typer.Option(None, help="Generator version of the synthetic maps (default: the run's, or the file stem / factory name of an external generator)."),
     batch: Optional[int] = typer.Option(None, help="Batch size."),
     device: Optional[Device] = typer.Option(None, help="cpu or cuda (default cpu)."),
     resume: bool = typer.Option(False, help="Continue the run in --out from its checkpoint."),
@@ -160,7 +161,7 @@ def tune_command(
     truncation_psi: Optional[float] = typer.Option(None, "--truncation-psi", help="StyleGAN pickles: truncation psi (default 1)."),
     noise_mode: Optional[NoiseMode] = typer.Option(None, "--noise-mode", help="StyleGAN pickles: const (default), random or none."),
 ) -> None:
-    """Fine-tune a pretrained GAN with gaze-weighted per-pixel losses (eq 9b/10b, FIG. 4) and/or
+    """Fine-tune a generator (a gazetune run, TorchScript, a factory or a StyleGAN pickle) with gaze-weighted per-pixel losses (eq 9b/10b, FIG. 4) and/or
     against a model of the human judge (eq 12, FIG. 5).  Use --mode none with --human-model for
     FIG. 5 alone."""
     from gazetune.tune.maps import MapProvider, MapSet
