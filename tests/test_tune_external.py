@@ -311,3 +311,30 @@ def test_stylegan_pickle_tunes_with_psi_and_noise_mode(tmp_path, monkeypatch):
         a, b = g(z), g(z)  # training: fresh noise from the private generator, replayable from its state
         g.rng_state.copy_(state)
         assert not torch.equal(a, b) and torch.equal(g(z), a)
+
+
+class _MeanSaliency(torch.nn.Module):
+    def forward(self, x):
+        return x.mean(dim=1, keepdim=True).abs() + 0.1
+
+
+@pytest.mark.parametrize("mode", ["predicted", "direct"])
+def test_external_generator_tunes_with_maps(arch, tmp_path, mode):
+    """Maps weight the per-pixel losses (eq 9b/10b) of an external generator: predicted by a
+    saliency model, or measured, the synthetic ones named by the factory's version ("make")."""
+    from gazetune.tune.maps import MapSet
+
+    res = resolve_generator(f"{arch.name}:make")
+    assert res.version == "make"
+    if mode == "predicted":
+        provider = MapProvider("predicted", saliency_model=_MeanSaliency())
+    else:
+        rng = np.random.default_rng(0)
+        maps = MapSet(real={str(k): rng.random((24, 24), dtype=np.float32) for k in range(12)},
+                      synthetic={("make", s): rng.random((24, 24), dtype=np.float32) for s in range(4)})
+        provider = MapProvider("direct", maps=maps, generator_version=res.version)
+    cfg = TuneConfig(**{**SMALL, "mode": mode}, steps=1, warmup_steps=1, checkpoint_every=0)
+    tune(cfg, _real(), provider, tmp_path / "run", generator=res, progress=False)
+    rows = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    tuned = [x for x in rows if x.get("phase") == "tune"]
+    assert tuned and "G/eq9b" in tuned[-1] and "D/eq10b" in tuned[-1]

@@ -417,7 +417,8 @@ def source_of(ck: Checkpoint) -> GeneratorSource:
 
 def _run_file(run_dir: Path, source: GeneratorSource) -> Path | None:
     """The run's own copy of the generator's structure (TorchScript or pickle), if any."""
-    names = {"torchscript": [SOURCE_SCRIPT, EXPORT_SCRIPT], "stylegan": [EXPORT_PICKLE]}.get(source.kind, [])
+    # (not generator.pt for TorchScript: for a class-conditional net that is the traced wrapper)
+    names = {"torchscript": [SOURCE_SCRIPT], "stylegan": [EXPORT_PICKLE]}.get(source.kind, [])
     for name in names:
         if (run_dir / name).is_file():
             return run_dir / name
