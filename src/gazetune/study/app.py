@@ -134,7 +134,7 @@ Score = Optional[Annotated[float, Field(allow_inf_nan=False, ge=-100, le=100)]]
 
 class Expression(_Strict):
     """Mean facial-expression scores over a trial's camera frames (webcam mode), from face
-    landmark geometry; numbers only (docs/study.md, section 4)."""
+    landmark geometry; numbers only (docs/study.md, section 4c)."""
 
     n_frames: int = Field(ge=0, le=10**7)
     eye_open: Score = None

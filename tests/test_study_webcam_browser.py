@@ -1,0 +1,91 @@
+"""Webcam mode in a real headless Debian Chromium with the fake camera (a still photo of a face):
+the drift check re-fits the gaze model and says so in the records, and each trial's expression
+scores (numbers only) reach the trials and markers exports.  It does not check accuracy: the
+photo never moves its eyes or head."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import time
+
+import httpx
+import pytest
+
+from gazetune.study.runner import StudyServer
+from test_study_browser import CHROMIUM, Flow, _face_mesh_or_skip, _fake_camera, _start_webcam_flow
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"Debian chromium not installed at {CHROMIUM}"),
+]
+
+
+@pytest.fixture(scope="module")
+def playwright_sync():
+    pw_mod = pytest.importorskip("playwright.sync_api")
+    with pw_mod.sync_playwright() as pw:
+        yield pw
+
+
+def _export(srv: StudyServer, name: str) -> list[dict]:
+    text = httpx.get(srv.url + f"/api/admin/export/{name}.csv", headers=srv.admin_headers()).text
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def test_drift_check_refits_and_expression_reaches_the_exports(tmp_path, playwright_sync):
+    _face_mesh_or_skip()
+    cam = _fake_camera(tmp_path / "face.mjpeg", with_face=True)
+    with StudyServer(tmp_path / "srv", gaze_mode="webcam", trials_per_participant=2, fixation_ms=200,
+                     max_display_ms=1500, drift_check_every=1, synthetic_pool=4, validation_max_deg=60.0,
+                     max_calibration_attempts=1) as srv:
+        f = Flow(playwright_sync, srv, "webcam_refit", [
+            "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-video-capture={cam}"])
+        page, bodies = f.page, []
+        page.on("request", lambda r: bodies.append((r.url, r.post_data)) if r.method == "POST" else None)
+        try:
+            _start_webcam_flow(f)
+            page.wait_for_selector("#calib-result:has-text('Face found')", timeout=120000)
+            page.click("#calib-start")
+            assert f.click_targets(hold_s=0.3, wait_ms=9000) == 9 + 5
+            page.wait_for_selector("#screen-instructions.active", timeout=30000)
+            assert "°" in page.text_content("#calib-result")  # the error in degrees, told to the participant
+            page.click("#instr-start")
+            for k in range(2):
+                if k == 1:  # the drift check before the second trial
+                    assert f.click_targets(hold_s=0.3, wait_ms=15000) == 1
+                page.wait_for_selector("#trial-stage.showing", timeout=30000)
+                time.sleep(0.8)
+                page.keyboard.press("j")
+                page.wait_for_function("(n) => window.__study.trialsDone >= n", arg=k + 1, timeout=30000)
+            page.wait_for_selector("#screen-done.active", timeout=30000)
+            refit = page.evaluate("window.__study.lastRefit")
+            assert refit["ok"] and refit["model"] == 2 and refit["n_drift_targets"] == 1
+            assert not f.foreign_requests()
+            assert not [c for c in f.console if c.startswith("pageerror")], f.console
+        finally:
+            f.close()
+
+        # numbers only leave the page: the answers carry scores, nothing carries an image
+        answers = [json.loads(b) for u, b in bodies if u.endswith("/answer")]
+        assert len(answers) == 2
+        for a in answers:
+            assert set(a["expression"]) == {"n_frames", "eye_open", "brow_raise", "brow_gap", "mouth_open",
+                                            "mouth_width", "smile"}
+            assert all(isinstance(v, (int, float)) for v in a["expression"].values())
+        assert not any(b and ("data:image" in b or "base64" in b) for _, b in bodies)
+
+        vals = _export(srv, "validations")
+        assert [(v["kind"], v["refit"], v["gaze_model"]) for v in vals] == [("validation", "", "1"), ("drift", "true", "2")]
+        trials = _export(srv, "trials")
+        assert [t["gaze_model"] for t in trials] == ["1", "2"]  # the second trial used the re-fitted model
+        for t in trials:
+            assert int(t["expr_n_frames"]) >= 1
+            assert 0.05 < float(t["expr_eye_open"]) < 1.0 and 0.1 < float(t["expr_mouth_width"]) < 1.5
+            assert all(math.isfinite(float(t[f"expr_{k}"])) for k in ("brow_raise", "brow_gap", "mouth_open", "smile"))
+        markers = [m for m in _export(srv, "markers") if m["stream"] == "gazetune-expression"]
+        assert len(markers) == 2 and json.loads(markers[0]["value"])["n_frames"] == int(trials[0]["expr_n_frames"])
