@@ -20,7 +20,6 @@ any :class:`torch.nn.Module` with an integer attribute ``z_dim`` whose ``forward
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path

@@ -57,7 +57,7 @@ from torch import nn
 
 from gazetune.config import load_config, save_config
 from gazetune.images import save_image_grid
-from gazetune.nets.discriminator import DISCRIMINATORS, build_discriminator
+from gazetune.nets.discriminator import DISCRIMINATORS
 from gazetune.nets.external import GeneratorSource, ResolvedGenerator, copy_source, export_generator, resolve_generator
 from gazetune.nets.generator import check_generator
 from gazetune.nets.latent import latents_from_seeds
@@ -868,9 +868,11 @@ def tune(
         if cfg.warmup_steps < 0:
             cfg = dataclasses.replace(cfg, warmup_steps=int(saved.get("warmup_steps", 0)))
         spec_text = saved.get("generator", "") or str(spec or "")
+        d_text = saved.get("discriminator", "")
     else:
         res = resolve(spec)
         spec_text = res.spec
+        d_text = str(discriminator or "")
     G, G_ema, D = res.G, res.G_ema, res.D
     if discriminator is not None and not resuming:
         d_res = resolve_generator(discriminator, device="cpu") if not isinstance(discriminator, ResolvedGenerator) else discriminator
@@ -896,7 +898,7 @@ def tune(
     cfg = dataclasses.replace(
         cfg, size=res.size, channels=res.channels, z_dim=int(G.z_dim), g_width=int(gcfg.get("width", cfg.g_width)),
         g_arch=src.arch if not src.external else src.kind, generator=spec_text,
-        discriminator=str(discriminator or "") if not resuming else cfg.discriminator,
+        discriminator=d_text,
         warmup_steps=cfg.warmup_steps if cfg.warmup_steps >= 0 else (0 if res.D is not None or discriminator else 100),
         truncation_psi=src.psi if src.kind == "stylegan" else cfg.truncation_psi,
         noise_mode=src.noise_mode if src.kind == "stylegan" else cfg.noise_mode,
