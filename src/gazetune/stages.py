@@ -135,11 +135,14 @@ def fixations_from_trials(trials: Sequence[Any], size: int, desc: str = "fixatio
     return table, fixations, outside
 
 
-def build_maps(table, sigma_px: float, size: int):
-    """Pooled duration-weighted heatmaps of every image of a fixation table -> ``MapSet``."""
+def build_maps(table, sigma_px: float, size: int | tuple[int, int]):
+    """Pooled duration-weighted heatmaps of every image of a fixation table -> ``MapSet``.
+
+    ``size`` is the side of square images or their ``(height, width)`` in pixels."""
     from gazetune.tune.maps import MapSet
 
-    return MapSet.from_fixations(table, sigma=sigma_px, shape=(size, size))
+    shape = (int(size), int(size)) if np.isscalar(size) else (int(size[0]), int(size[1]))
+    return MapSet.from_fixations(table, sigma=sigma_px, shape=shape)
 
 
 def copy_snapshot(run_dir: str | os.PathLike, dest: str | os.PathLike) -> Path:

@@ -51,6 +51,7 @@ from gazetune.human.predict import predict
 from gazetune.human import losses as HL
 from gazetune.saliency.metrics import cc, nss
 from gazetune.human.scores import auc, auc_bootstrap_ci, ceilings, judge_scores  # noqa: F401 (auc re-exported)
+from gazetune.seeding import seeded
 from gazetune.trials import AnswerScale, Trial, TrialTable, from_simulated, read_trials, verdict, write_trials
 
 HumanTrials = TrialTable
@@ -412,85 +413,86 @@ def train_human_model(
         sp_target = torch.as_tensor(np.stack([p[0] for p in pairs]))
         sp_valid = torch.as_tensor(np.stack([p[1] for p in pairs]))
 
-    torch.manual_seed(cfg.seed)
-    device = torch.device(cfg.device)
-    model = build_human_model(cfg.model_config(c, (h, w))).to(device)
-    cached = frozen_features if frozen_features is not None else _frozen_features(model, x_img, cfg.flip, device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
-    gen = torch.Generator().manual_seed(cfg.seed)
-    y_all = torch.as_tensor(targets)
-    wt_all = torch.as_tensor(w_all)
-    gz_all = torch.as_tensor(gz.astype(np.float32))
-    idx_all = torch.as_tensor(index)
-    train_idx = torch.as_tensor(train_rows)
-    last: dict[str, float] = {}
-    steps = range(cfg.steps)
-    if progress:
-        from rich.progress import track
+    # the weight initialisation reads torch's global RNG: seeded inside a fork (the caller's RNG is kept)
+    with seeded(cfg.seed):
+        device = torch.device(cfg.device)
+        model = build_human_model(cfg.model_config(c, (h, w))).to(device)
+        cached = frozen_features if frozen_features is not None else _frozen_features(model, x_img, cfg.flip, device)
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
+        gen = torch.Generator().manual_seed(cfg.seed)
+        y_all = torch.as_tensor(targets)
+        wt_all = torch.as_tensor(w_all)
+        gz_all = torch.as_tensor(gz.astype(np.float32))
+        idx_all = torch.as_tensor(index)
+        train_idx = torch.as_tensor(train_rows)
+        last: dict[str, float] = {}
+        steps = range(cfg.steps)
+        if progress:
+            from rich.progress import track
 
-        steps = track(steps, description=f"human model ({cfg.variant})")
-    model.train()
-    for _ in steps:
-        pick = train_idx[torch.randint(len(train_idx), (min(cfg.batch_size, len(train_idx)),), generator=gen)]
-        x, y, wt, gw = x_img[idx_all[pick]], y_all[pick], wt_all[pick], gz_all[pick]
-        g = g_all[pick] if use_gaze else None
-        if cfg.flip and cfg.gaze_kind == "heatmap":
-            flip = torch.rand(len(pick), generator=gen) < 0.5
-            x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-            g = None if g is None else torch.where(flip[:, None, None, None], g.flip(-1), g)
-        x, y, wt, gw = x.to(device), y.to(device), wt.to(device), gw.to(device)
-        if cached is not None:
-            f = cached[0][idx_all[pick]].to(device)
+            steps = track(steps, description=f"human model ({cfg.variant})")
+        model.train()
+        for _ in steps:
+            pick = train_idx[torch.randint(len(train_idx), (min(cfg.batch_size, len(train_idx)),), generator=gen)]
+            x, y, wt, gw = x_img[idx_all[pick]], y_all[pick], wt_all[pick], gz_all[pick]
+            g = g_all[pick] if use_gaze else None
             if cfg.flip and cfg.gaze_kind == "heatmap":
-                f = torch.where(flip[:, None, None, None].to(device), cached[1][idx_all[pick]].to(device), f)
-            out = model.outputs_from_features(f, (h, w))
-        elif isinstance(model, SeparateHumanModel):
-            out = model.outputs(x, detach_map=True)  # eq 15 trains M_h-label only
-        else:
-            out = model.outputs(x, with_gaze=use_gaze)
-        ce = HL.label_loss_eq15(out.label_logit, y, weight=wt)
-        label = ce
-        parts = {"label_ce": float(ce.detach())}
-        gaze = torch.zeros((), device=device)
-        if use_gaze and float(gw.sum()) > 0:  # eq 14 term only on the trials that have gaze
-            gw = None if bool((gw == 1).all()) else gw  # (a plain mean when every trial has gaze)
-            if cfg.gaze_kind == "heatmap":
-                gaze = HL.gaze_loss_eq14(out.gaze_logits, g.to(device), "heatmap", weight=gw)
+                flip = torch.rand(len(pick), generator=gen) < 0.5
+                x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+                g = None if g is None else torch.where(flip[:, None, None, None], g.flip(-1), g)
+            x, y, wt, gw = x.to(device), y.to(device), wt.to(device), gw.to(device)
+            if cached is not None:
+                f = cached[0][idx_all[pick]].to(device)
+                if cfg.flip and cfg.gaze_kind == "heatmap":
+                    f = torch.where(flip[:, None, None, None].to(device), cached[1][idx_all[pick]].to(device), f)
+                out = model.outputs_from_features(f, (h, w))
+            elif isinstance(model, SeparateHumanModel):
+                out = model.outputs(x, detach_map=True)  # eq 15 trains M_h-label only
             else:
-                gaze = HL.gaze_loss_eq14(out.scanpath, sp_target[pick].to(device), "scanpath", weight=gw,
-                                         valid=sp_valid[pick].to(device))
-            if cfg.cyborg_weight > 0:
-                label, d = HL.cyborg_loss(_cam_for_answer(out.cam, y), g.to(device), ce, cfg.cyborg_weight,
-                                          sample_weight=wt if gw is None else wt * gw)
-                parts["cyborg_map"] = float(d.detach())
-        parts["gaze"] = float(gaze.detach())
-        loss = cfg.gaze_coef * gaze + label  # eq 11 (joint) / eq 14 + eq 15 (separate)
+                out = model.outputs(x, with_gaze=use_gaze)
+            ce = HL.label_loss_eq15(out.label_logit, y, weight=wt)
+            label = ce
+            parts = {"label_ce": float(ce.detach())}
+            gaze = torch.zeros((), device=device)
+            if use_gaze and float(gw.sum()) > 0:  # eq 14 term only on the trials that have gaze
+                gw = None if bool((gw == 1).all()) else gw  # (a plain mean when every trial has gaze)
+                if cfg.gaze_kind == "heatmap":
+                    gaze = HL.gaze_loss_eq14(out.gaze_logits, g.to(device), "heatmap", weight=gw)
+                else:
+                    gaze = HL.gaze_loss_eq14(out.scanpath, sp_target[pick].to(device), "scanpath", weight=gw,
+                                             valid=sp_valid[pick].to(device))
+                if cfg.cyborg_weight > 0:
+                    label, d = HL.cyborg_loss(_cam_for_answer(out.cam, y), g.to(device), ce, cfg.cyborg_weight,
+                                              sample_weight=wt if gw is None else wt * gw)
+                    parts["cyborg_map"] = float(d.detach())
+            parts["gaze"] = float(gaze.detach())
+            loss = cfg.gaze_coef * gaze + label  # eq 11 (joint) / eq 14 + eq 15 (separate)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            parts["total"] = float(loss.detach())
+            last = parts
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        parts["total"] = float(loss.detach())
-        last = parts
-    opt.zero_grad(set_to_none=True)
-    model.eval()
+        model.eval()
 
-    holdout: dict[str, Any] = {}
-    if len(hold_rows):
-        holdout = evaluate_human_model(
-            model, x_img, None if maps is None else maps[hold_rows],
-            labels=np.asarray(labels, dtype=np.float64)[hold_rows], answer_scale=cfg.answer_scale,
-            real_end=cfg.real_end, participants=[participants[i] for i in hold_rows],
-            image_ids=[ids[i] for i in hold_rows], image_index=index[hold_rows],
-            fixations=None if fixations is None else [fixations[i] for i in hold_rows],
-            truth=None if truth is None else [truth[i] for i in hold_rows], seed=cfg.seed, frozen_features=cached,
+        holdout: dict[str, Any] = {}
+        if len(hold_rows):
+            holdout = evaluate_human_model(
+                model, x_img, None if maps is None else maps[hold_rows],
+                labels=np.asarray(labels, dtype=np.float64)[hold_rows], answer_scale=cfg.answer_scale,
+                real_end=cfg.real_end, participants=[participants[i] for i in hold_rows],
+                image_ids=[ids[i] for i in hold_rows], image_index=index[hold_rows],
+                fixations=None if fixations is None else [fixations[i] for i in hold_rows],
+                truth=None if truth is None else [truth[i] for i in hold_rows], seed=cfg.seed, frozen_features=cached,
+            )
+            holdout["held_out_images"] = len(hold_i)
+        report = HumanTrainReport(
+            variant=cfg.variant, n_train_trials=len(train_rows), n_holdout_trials=len(hold_rows),
+            train_participants=train_p, holdout_participants=hold_p, holdout=holdout,
+            final_losses=last, seconds=round(time.time() - t0, 2), config=dataclasses.asdict(cfg),
+            n_train_with_gaze=int(gz[train_rows].sum()),
         )
-        holdout["held_out_images"] = len(hold_i)
-    report = HumanTrainReport(
-        variant=cfg.variant, n_train_trials=len(train_rows), n_holdout_trials=len(hold_rows),
-        train_participants=train_p, holdout_participants=hold_p, holdout=holdout,
-        final_losses=last, seconds=round(time.time() - t0, 2), config=dataclasses.asdict(cfg),
-        n_train_with_gaze=int(gz[train_rows].sum()),
-    )
-    return model, report
+        return model, report
 
 
 def evaluate_human_model(

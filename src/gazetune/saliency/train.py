@@ -26,6 +26,7 @@ from scipy.ndimage import gaussian_filter
 from gazetune.gaze import FixationTable, pooled_heatmap, read_fixation_table
 from gazetune.saliency import losses as L
 from gazetune.saliency.model import SaliencyUNet
+from gazetune.seeding import seeded
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 LOSS_TERMS = ("bce", "weighted_bce", "kl", "cc")
@@ -336,9 +337,13 @@ def train_saliency(
     x, y = _check_training_data(images, target_maps)
     if cfg.epochs < 0 or cfg.batch_size < 1:
         raise ValueError(f"epochs must be >= 0 and batch_size >= 1; got {cfg.epochs}, {cfg.batch_size}")
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
+    # the weight initialisation reads torch's global RNG: seeded inside a fork; threads for this call only
+    with seeded(cfg.seed, cfg.threads):
+        return _train_saliency(x, y, terms, cfg, val_images, val_maps, model)
+
+
+def _train_saliency(x: torch.Tensor, y: torch.Tensor, terms, cfg: SaliencyTrainConfig, val_images, val_maps,
+                    model: SaliencyUNet | None) -> tuple[SaliencyUNet, dict[str, list[float]]]:
     gen = torch.Generator().manual_seed(cfg.seed)
     if model is None:
         model = SaliencyUNet(
