@@ -12,9 +12,9 @@ ROOT = Path(gazetune.__file__).parent
 # foundations (any stage may import them), then the stages in the order data flows through them;
 # the gaze records and their processing (samples, fixations, maps) are a library the study itself
 # uses to store and export gaze, so they sit with the foundations
-FOUNDATION = ["atomic", "config", "stats", "checkpoint", "images", "gaze", "trials", "nets", "features"]
-STAGES = ["study", "saliency", "human", "tune", "refine", "guide", "observers", "evaluate", "loop",
-          "stages", "demo_report", "demo", "cli", "__main__"]
+FOUNDATION = ["atomic", "seeding", "cli_options", "config", "stats", "checkpoint", "images", "gaze", "trials", "nets", "features"]
+STAGES = ["study", "saliency", "human", "tune", "refine", "guide", "observers", "evaluate", "stages",
+          "loop", "demo_report", "demo", "cli", "__main__"]
 
 
 def _rank(pkg: str) -> int:

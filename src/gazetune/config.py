@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 import tomllib
 from pathlib import Path
 from typing import Any, TypeVar
 
 import tomli_w
+
+from gazetune.atomic import atomic_write
 
 T = TypeVar("T")
 
@@ -38,18 +39,9 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 
 def save_config(cfg: Any, path: str | os.PathLike) -> None:
     """Write a dataclass (or dict) as TOML atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = to_dict(cfg)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            tomli_w.dump(data, fh)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path, "wb") as fh:
+        tomli_w.dump(data, fh)
 
 
 def from_dict(cls: type[T], data: dict[str, Any], source: str = "config") -> T:

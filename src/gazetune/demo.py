@@ -386,9 +386,9 @@ def _write_json(path: Path, results: dict) -> None:
             return o.item()
         return str(o)
 
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(results, indent=2, default=default))
-    tmp.replace(path)
+    from gazetune.atomic import atomic_write_text
+
+    atomic_write_text(path, json.dumps(results, indent=2, default=default))
 
 
 def train_saliency_stage(cfg, out, faces, fakes, real_idx, syn_names, table, maps, sigma_px):

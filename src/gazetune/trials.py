@@ -537,7 +537,7 @@ def read_trials(
 def write_trials(trials: Iterable[Trial], path: str | os.PathLike, scale: AnswerScale | None = None) -> Path:
     """Write trials as the trial record CSV (:data:`RECORD_COLUMNS`), read back by :func:`read_trials`
     (with the same ``scale``; fixations go to a fixation table, not here).  Atomic."""
-    from gazetune.gaze._atomic import atomic_write
+    from gazetune.atomic import atomic_write
 
     path = Path(path)
     with atomic_write(path, "w", newline="") as fh:

@@ -18,13 +18,14 @@ import base64
 import html
 import io
 import os
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
+
+from gazetune.atomic import atomic_write_text
 
 _CSS = """
 :root { --fg: #1d232b; --muted: #5b6673; --line: #dde2e8; --bg: #ffffff; --soft: #f5f7fa; --accent: #2f6fb0; }
@@ -271,17 +272,7 @@ class HtmlReport:
             files_dir.mkdir(exist_ok=True)
             href = files_dir.name
         text = self.to_html(files_dir, href)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a report is for reading
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_text(path, text)
         return path
 
 

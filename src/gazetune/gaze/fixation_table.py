@@ -19,7 +19,7 @@ from typing import Iterable
 
 import numpy as np
 
-from gazetune.gaze._atomic import atomic_write
+from gazetune.atomic import atomic_write
 
 COLUMNS = ("image", "subject", "index", "x", "y", "duration_ms")
 

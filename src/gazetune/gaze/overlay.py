@@ -13,7 +13,7 @@ from typing import Optional
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from gazetune.gaze._atomic import atomic_write
+from gazetune.atomic import atomic_write
 from gazetune.gaze.fixations import Fixations, as_fixations
 
 

@@ -81,14 +81,12 @@ def load_image(path: str | Path) -> torch.Tensor:
 
 def save_image(x: torch.Tensor, path: str | Path) -> Path:
     """Save ``(1, 3, H, W)`` in ``[-1, 1]`` as an 8-bit PNG (atomic)."""
-    import os
+    from gazetune.atomic import atomic_path
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     arr = ((x[0].detach().clamp(-1, 1).cpu().numpy().transpose(1, 2, 0) + 1) * 127.5).round().astype(np.uint8)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix or '.png'}")
-    Image.fromarray(arr).save(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path, suffix=path.suffix or ".png") as tmp:  # Pillow picks the format from the suffix
+        Image.fromarray(arr).save(tmp)
     return path
 
 

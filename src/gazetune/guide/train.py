@@ -130,15 +130,13 @@ def save_guide_net(net: GuideNet, path: str | os.PathLike, extra: dict[str, Any]
     """Weights as safetensors, config as JSON beside them (``<path>.json``), both atomic."""
     from safetensors.torch import save_file
 
+    from gazetune.atomic import atomic_path, atomic_write_text
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    save_file({k: v.detach().contiguous() for k, v in net.state_dict().items()}, str(tmp))
-    os.replace(tmp, path)
-    side = path.with_suffix(".json")
-    tmp = side.with_name(f".{side.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"format": "gazetune.guide/1", "model": "GuideNet", "config": net.config, "extra": extra or {}}, indent=1))
-    os.replace(tmp, side)
+    with atomic_path(path) as tmp:
+        save_file({k: v.detach().contiguous() for k, v in net.state_dict().items()}, str(tmp))
+    atomic_write_text(path.with_suffix(".json"), json.dumps(
+        {"format": "gazetune.guide/1", "model": "GuideNet", "config": net.config, "extra": extra or {}}, indent=1))
     return path
 
 

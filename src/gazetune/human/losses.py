@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from gazetune.images import rgb_to_grey
 from gazetune.trials import AnswerScale
 
 RtWeighting = Literal["none", "inverse"]
@@ -311,7 +312,7 @@ class HumanModelTerm:
             if x.shape[1] == 1 and want == 3:
                 x = x.expand(-1, 3, -1, -1)
             elif x.shape[1] == 3 and want == 1:
-                x = x.mean(1, keepdim=True)
+                x = rgb_to_grey(x)
         logit = self.model(self.model.prepare(x))[0]
         term = generator_human_term_eq12(logit, self.reduction)
         self._last = {

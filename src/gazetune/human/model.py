@@ -42,7 +42,6 @@ import dataclasses
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -51,6 +50,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from gazetune.atomic import atomic_path, atomic_write_text
 from gazetune.nets.blocks import ConvBlock, Down, Up
 
 FORMAT = "gazetune.human-model/1"
@@ -393,22 +393,11 @@ def save_human_model(model: HumanResponseModel | SeparateHumanModel, path: str |
     config = dataclasses.asdict(model.cfg)
     meta = {"format": FORMAT, "config": json.dumps(config), "extra": json.dumps(extra or {})}
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    _atomic(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
     text = json.dumps({"format": FORMAT, "config": config, "extra": extra or {}}, indent=2)
-    _atomic(Path(str(path) + ".json"), lambda tmp: Path(tmp).write_text(text))
+    atomic_write_text(Path(str(path) + ".json"), text)
     return path
-
-
-def _atomic(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def load_human_model_info(path: str | os.PathLike) -> tuple[HumanModelConfig, dict]:

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from gazetune.gaze._atomic import atomic_write
+from gazetune.atomic import atomic_write
 from gazetune.human.model import HumanResponseModel, SeparateHumanModel
 
 

@@ -14,6 +14,7 @@ from gazetune.images.dataset import (
     decode_png,
     load_image_set,
     resize_images,
+    rgb_to_grey,
     split_indices,
 )
 from gazetune.images.io import image_grid, save_image_folder, save_image_grid, to_uint8
@@ -30,6 +31,7 @@ __all__ = [
     "image_grid",
     "load_image_set",
     "resize_images",
+    "rgb_to_grey",
     "save_image_folder",
     "save_image_grid",
     "split_indices",

@@ -133,12 +133,38 @@ class ImageSet:
 # --------------------------------------------------------------------------------------------
 # conversions on float arrays in [-1, 1]
 
+#: ITU-R BT.601 luma weights of R, G and B: the grey level Pillow's ``convert("L")`` computes.
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)
+
+
+def rgb_to_grey(rgb, axis: int = -3):
+    """The one RGB -> grey conversion: ``0.299 R + 0.587 G + 0.114 B`` (ITU-R BT.601 luma, what
+    Pillow's ``convert("L")`` computes, there rounded to 8 bits).
+
+    ``rgb`` is a NumPy array or a torch tensor with 3 channels on ``axis`` (``-3``: ``(N, 3, H, W)``
+    or ``(3, H, W)``; ``-1``: ``(H, W, 3)``); the result keeps that axis with size 1.  Tensors stay
+    tensors (differentiable, same dtype and device); arrays become float32.  Being linear, it
+    works in any value range ([-1, 1], [0, 1] or 0..255).
+
+    >>> rgb_to_grey(np.array([[255.0, 0.0, 0.0], [0.0, 0.0, 255.0]]), axis=-1).round(3).tolist()
+    [[76.245], [29.07]]
+    """
+    if rgb.shape[axis] != 3:
+        raise ValueError(f"rgb_to_grey needs 3 channels on axis {axis}; got shape {tuple(rgb.shape)}")
+    index = [slice(None)] * rgb.ndim
+
+    def channel(k: int):
+        index[axis] = slice(k, k + 1)
+        return rgb[tuple(index)]
+
+    grey = sum(w * channel(k) for k, w in enumerate(LUMA_WEIGHTS))
+    return grey if hasattr(grey, "detach") else np.asarray(grey, dtype=np.float32)
+
 
 def convert_channels(images: np.ndarray, channels: int) -> np.ndarray:
     """Convert ``(N, C, H, W)`` images between gray (1) and RGB (3).
 
-    Gray -> RGB repeats the channel; RGB -> gray is the ITU-R BT.601 luma
-    ``0.299 R + 0.587 G + 0.114 B`` (what Pillow's ``convert("L")`` uses).
+    Gray -> RGB repeats the channel; RGB -> gray is :func:`rgb_to_grey`.
     """
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 (gray) or 3 (RGB); got {channels}")
@@ -148,8 +174,7 @@ def convert_channels(images: np.ndarray, channels: int) -> np.ndarray:
     if c == 1:
         return np.repeat(images, 3, axis=1)
     if c == 3:
-        w = np.array([0.299, 0.587, 0.114], dtype=np.float32).reshape(1, 3, 1, 1)
-        return (images * w).sum(axis=1, keepdims=True).astype(np.float32)
+        return rgb_to_grey(images, axis=1)
     raise ValueError(f"cannot convert images with {c} channels; expected 1 or 3")
 
 

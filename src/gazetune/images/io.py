@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from gazetune.atomic import atomic_write
 from gazetune.images.dataset import ImageSet
 
 
@@ -50,17 +50,9 @@ def _pil_from_hwc(arr: np.ndarray) -> Image.Image:
 
 
 def _save_png_atomic(im: Image.Image, path: Path) -> None:
-    """Write ``im`` as PNG to a temporary file beside ``path``, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            im.save(fh, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write ``im`` as PNG, atomically (:func:`gazetune.atomic.atomic_write`)."""
+    with atomic_write(path, "wb") as fh:
+        im.save(fh, format="PNG")
 
 
 def image_grid(images: Any, nrow: int = 8, padding: int = 1, pad_value: float = 1.0) -> np.ndarray:

@@ -21,6 +21,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from gazetune.atomic import atomic_write_text
+
 
 @dataclass
 class LoopDemoConfig:
@@ -53,15 +55,8 @@ def run_loop_demo(out_dir: str | Path, cycles: int = 2, cfg: LoopDemoConfig | No
 
     ``overrides`` are :class:`LoopDemoConfig` fields.
     """
-    import torch
-
-    from gazetune.evaluate.human import Trial, study_rates
-    from gazetune.images import load_image_set
-    from gazetune.loop.participants import quiet_http_logs, run_participants
-    from gazetune.loop.trainer import LoopConfig, Trainer
-    from gazetune.observers import ObserverPanel, PatchRealismCritic
-    from gazetune.study.runner import StudyServer
-    from gazetune.tune.train import TrainConfig, pretrain
+    from gazetune.loop.participants import quiet_http_logs
+    from gazetune.seeding import seeded
 
     if cycles < 0:
         raise ValueError(f"cycles must be >= 0; got {cycles}")
@@ -75,7 +70,18 @@ def run_loop_demo(out_dir: str | Path, cycles: int = 2, cfg: LoopDemoConfig | No
     out.mkdir(parents=True, exist_ok=True)
     if (out / "trainer" / "state.json").exists():
         raise FileExistsError(f"{out} already holds a loop demo; choose another folder or delete it")
-    torch.manual_seed(cfg.seed)
+    with seeded(cfg.seed):  # torch's global RNG seeded for the demo only, the caller's left as it was
+        return _run(out, cycles, cfg, say, t_start)
+
+
+def _run(out: Path, cycles: int, cfg: LoopDemoConfig, say: Callable[[str], None], t_start: float) -> dict:
+    from gazetune.evaluate.human import Trial, study_rates
+    from gazetune.images import load_image_set
+    from gazetune.loop.participants import run_participants
+    from gazetune.loop.trainer import LoopConfig, Trainer
+    from gazetune.observers import ObserverPanel, PatchRealismCritic
+    from gazetune.study.runner import StudyServer
+    from gazetune.tune.train import TrainConfig, pretrain
 
     say(f"loop demo: pretraining the base GAN ({cfg.pretrain_steps} steps, {cfg.size} px faces)")
     faces = load_image_set("builtin:faces", size=cfg.size, channels=1)
@@ -137,7 +143,7 @@ def run_loop_demo(out_dir: str | Path, cycles: int = 2, cfg: LoopDemoConfig | No
                   "server_log": str(server.log_path), "database": str(out / "server" / "study.db")},
         "seconds": time.perf_counter() - t_start,
     }
-    (out / "loop_results.json").write_text(json.dumps(results, indent=2, default=str))
+    atomic_write_text(out / "loop_results.json", json.dumps(results, indent=2, default=str))
     for v, r in rates.items():
         f = r["fool_rate"]
         say(f"loop demo: generator {v}: fool rate {f['rate']:.3f} [{f['lo']:.3f}, {f['hi']:.3f}] (n={f['n']})")

@@ -53,9 +53,10 @@ from gazetune.config import load_config, save_config
 from gazetune.gaze.fixation_table import write_fixation_table
 from gazetune.gaze.geometry import ScreenGeometry
 from gazetune.images import decode_png
+from gazetune.stages import build_maps
 from gazetune.study.client import TrainerClient, TrainerError, image_name, response_geometry, responses_to_fixations
-from gazetune.tune.checkpoint import atomic_write_bytes
-from gazetune.tune.maps import MapProvider, MapSet
+from gazetune.atomic import atomic_write_bytes
+from gazetune.tune.maps import MapProvider
 from gazetune.tune.train import TuneConfig, tune
 
 STATE_FILE = "state.json"
@@ -433,7 +434,7 @@ class Trainer:
             raise LoopError(f"responses show images of several sizes {sorted(sizes)}; the loop needs one size")
         w, h = sizes.pop()
         sigma = sigma_pixels(responses, geometry, cfg.sigma_deg)
-        maps = MapSet.from_fixations(table, sigma=sigma, shape=(h, w))
+        maps = build_maps(table, sigma, (h, w))
         maps.save(work / "maps.npz")
         self.log(f"  {fstats['fixations']} fixations on {len(table.images())} images; maps sigma {sigma:.2f} px; "
                  f"{fstats['trials_default_geometry']} trial(s) on the fallback screen geometry")

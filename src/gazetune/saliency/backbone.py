@@ -37,7 +37,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from gazetune.atomic import atomic_path
 from gazetune.features.inception import CHANNELS, LAYERS, check_taps, load_inception_taps
+from gazetune.seeding import seeded
 
 #: Default taps of the saliency readout: mid-level and object-level features.
 SALIENCY_TAPS: tuple[str, ...] = ("mixed_2", "mixed_5", "mixed_7", "mixed_9", "mixed_10")
@@ -290,9 +292,8 @@ def cached_taps(
                     feats = net(img.to(device))
                 got = {t: v[0].to(torch.float16).cpu().numpy() for t, v in feats.items()}
                 if file is not None:
-                    tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
-                    save_file(got, str(tmp))
-                    os.replace(tmp, file)
+                    with atomic_path(file) as tmp:
+                        save_file(got, str(tmp))
             for t in taps:
                 out[t].append(got[t])
             advance()
@@ -301,22 +302,6 @@ def cached_taps(
 
 # ----------------------------------------------------------------------------------------------
 # training
-
-
-@contextlib.contextmanager
-def seeded(seed: int, threads: int = 0) -> Iterator[None]:
-    """Run a block with torch's global RNG seeded and (optionally) ``threads`` CPU threads, then
-    restore both, so that library calls leave the caller's settings alone."""
-    before = torch.get_num_threads()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        if threads:
-            torch.set_num_threads(threads)
-        try:
-            yield
-        finally:
-            if threads:
-                torch.set_num_threads(before)
 
 
 def train_backbone_saliency(

@@ -19,17 +19,17 @@ constructor arguments; both are written atomically (temporary file + rename).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn import functional as F
 
+from gazetune.atomic import atomic_path, atomic_write_text
 from gazetune.nets.blocks import ConvBlock, Down, Up
 
 #: Standard deviation of the fixed centre-prior Gaussian, as a fraction of each image side.
@@ -162,18 +162,6 @@ def _sidecar(path: Path) -> Path:
     return path.with_suffix(".json")
 
 
-@contextlib.contextmanager
-def _replacing(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success rename it onto ``path`` (atomic)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def save_saliency_model(model: nn.Module, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
     """Save weights as safetensors and the constructor config as JSON beside them.
 
@@ -196,10 +184,9 @@ def save_saliency_model(model: nn.Module, path: str | os.PathLike, extra: dict[s
     path = Path(path)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     meta = {"format": "gazetune.saliency/1", "model": type(model).__name__, "config": model.config, "extra": extra or {}}
-    with _replacing(path) as tmp:
+    with atomic_path(path) as tmp:
         save_file(tensors, str(tmp))
-    with _replacing(_sidecar(path)) as tmp:
-        tmp.write_text(json.dumps(meta, indent=2))
+    atomic_write_text(_sidecar(path), json.dumps(meta, indent=2))
     return path
 
 

@@ -41,7 +41,7 @@ from gazetune.gaze.fixation_table import FixationTable
 from gazetune.gaze.heatmap import pooled_heatmap
 from gazetune.images.names import SYNTHETIC_PREFIX, parse_synthetic_name, synthetic_image_name  # noqa: F401 (re-exported)
 from gazetune.nets.latent import latents_from_seeds
-from gazetune.checkpoint import atomic_write_bytes
+from gazetune.atomic import atomic_write_bytes
 
 Mode = Literal["none", "direct", "hybrid", "predicted", "auto"]
 MODES = ("none", "direct", "hybrid", "predicted", "auto")
