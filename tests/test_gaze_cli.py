@@ -30,7 +30,7 @@ def _setup(tmp_path):
 def test_maps_pooled_writes_maps_overlays_and_summary(tmp_path):
     imgs, table = _setup(tmp_path)
     out = tmp_path / "out"
-    res = runner.invoke(app, ["maps", "--fixations", str(table), "--images", str(imgs), "--out", str(out), "--sigma", "3"])
+    res = runner.invoke(app, ["maps", "--fixations", str(table), "--images", str(imgs), "--out", str(out), "--sigma-px", "3"])
     assert res.exit_code == 0, res.output
     assert "skipped 1 image(s)" in res.output and "gone.png" in res.output
     m = np.load(out / "maps" / "a.npy")

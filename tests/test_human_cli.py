@@ -31,7 +31,7 @@ def test_human_train_and_predict_cli(tmp_path):
     r = runner.invoke(app, [
         "train", "--trials", str(tmp_path / "trials.csv"), "--fixations", str(tmp_path / "fixations.csv"),
         "--images", str(tmp_path / "images.npz"), "--out", str(out), "--variant", "separate",
-        "--cyborg", "0.3", "--steps", "3", "--batch", "8", "--width", "4", "--rt-weighting", "inverse",
+        "--cyborg", "0.3", "--steps", "3", "--batch", "8", "--net-width", "4", "--rt-weighting", "inverse",
     ])
     assert r.exit_code == 0, r.output
     assert "held out: label AUC" in r.output
@@ -57,7 +57,7 @@ def test_human_train_cli_regenerates_synthetic_images(tmp_path):
         fh.write("p0,synthetic/g@1/7,synthetic,g@1,0,900.0,7\np1,synthetic/g@1/7,synthetic,g@1,1,800.0,7\n")
     args = ["train", "--trials", str(tmp_path / "trials.csv"), "--fixations", str(tmp_path / "fixations.csv"),
             "--images", str(tmp_path / "images.npz"), "--out", str(tmp_path / "m.safetensors"),
-            "--steps", "2", "--batch", "4", "--width", "4"]
+            "--steps", "2", "--batch", "4", "--net-width", "4"]
     runner = CliRunner()
     r = runner.invoke(app, args)
     assert r.exit_code != 0 and "--generator" in r.output

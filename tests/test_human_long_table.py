@@ -98,7 +98,7 @@ def test_human_train_and_predict_cli_on_a_long_table(tmp_path):
     r = runner.invoke(human_app, ["train", "--trials", str(trials_csv), "--image-table", str(images_csv),
                                   "--answer-scale", "1-7", "--real-end", "low", "--exclude-column", "outlier",
                                   "--images", str(folder), "--out", str(tmp_path / "m"), "--steps", "3",
-                                  "--batch", "8", "--width", "4"])
+                                  "--batch", "8", "--net-width", "4"])
     assert r.exit_code == 0, r.output
     assert "1 out of scale: -1" in r.output and "(0 with gaze)" in r.output and "split-half ceiling" in r.output
     assert json.loads((tmp_path / "m" / "report.json").read_text())["config"]["answer_scale"] == "1-7"

@@ -272,7 +272,7 @@ def test_human_train_from_a_live_server(server, critic, tmp_path):
 
     out = tmp_path / "human"
     res = CliRunner().invoke(human_app, ["train", "--server", server.url, "--token", server.admin_token,
-                                         "--out", str(out), "--steps", "4", "--batch", "8", "--width", "4"])
+                                         "--out", str(out), "--steps", "4", "--batch", "8", "--net-width", "4"])
     assert res.exit_code == 0, res.output
     assert "answered trials of" in res.output and "held out: label AUC" in res.output
     report = json.loads((out / "report.json").read_text())

@@ -203,7 +203,7 @@ def test_cli_train_and_apply(toy, tmp_path):
     MapSet(real={n: maps[i, 0].numpy() for i, n in enumerate(fake.names)}).save(tmp_path / "maps.npz")
     runner = CliRunner()
     run = tmp_path / "run"
-    res = runner.invoke(app, ["refine", "train", "--fake", str(tmp_path / "fake"), "--real", str(tmp_path / "real"),
+    res = runner.invoke(app, ["refine", "train", "--fake", str(tmp_path / "fake"), "--images", str(tmp_path / "real"),
                               "--maps", str(tmp_path / "maps.npz"), "--steps", "3", "--batch", "4", "--out", str(run)])
     assert res.exit_code == 0, res.output
     assert "48/48 fake" in res.output
@@ -220,11 +220,11 @@ def test_cli_clear_errors(toy, tmp_path):
     save_image_folder(fake, tmp_path / "fake")
     (tmp_path / "empty").mkdir()
     runner = CliRunner()
-    res = runner.invoke(app, ["refine", "train", "--fake", str(tmp_path / "empty"), "--real", str(tmp_path / "fake"),
+    res = runner.invoke(app, ["refine", "train", "--fake", str(tmp_path / "empty"), "--images", str(tmp_path / "fake"),
                               "--out", str(tmp_path / "run")])
     assert res.exit_code != 0
     assert "--fake" in res.output and "no png" in res.output
-    res = runner.invoke(app, ["refine", "train", "--fake", str(tmp_path / "fake"), "--real", str(tmp_path / "fake"),
+    res = runner.invoke(app, ["refine", "train", "--fake", str(tmp_path / "fake"), "--images", str(tmp_path / "fake"),
                               "--maps", "m.npz", "--saliency-model", "s.pt", "--out", str(tmp_path / "run")])
     assert res.exit_code != 0 and "not both" in res.output
     res = runner.invoke(app, ["refine", "apply", "--model", str(tmp_path / "nowhere"), "--images", str(tmp_path / "fake"),
@@ -241,7 +241,7 @@ def test_cli_train_with_a_saliency_model(toy, tmp_path):
     torch.manual_seed(0)
     save_saliency_model(SaliencyUNet(in_channels=1, width=4, depth=1, bias_grid=None), tmp_path / "sal.safetensors")
     run = tmp_path / "run"
-    res = CliRunner().invoke(app, ["refine", "train", "--fake", str(tmp_path / "fake"), "--real", str(tmp_path / "real"),
+    res = CliRunner().invoke(app, ["refine", "train", "--fake", str(tmp_path / "fake"), "--images", str(tmp_path / "real"),
                                    "--saliency-model", str(tmp_path / "sal.safetensors"), "--steps", "2", "--batch", "4",
                                    "--out", str(run)])
     assert res.exit_code == 0, res.output

@@ -153,7 +153,7 @@ def test_eval_accepts_train_folder_and_new_image_sets(tmp_path):
     fb = _blob_folder(tmp_path / "b", "b", 6, 1)
     runner = CliRunner()
     res = runner.invoke(app, ["saliency", "train", "--images", str(tmp_path / "a"), "--fixations", str(fa), "--out", str(tmp_path / "run"),
-                              "--backbone", "none", "--size", "32", "--epochs", "1", "--width", "4", "--depth", "1"])  # fmt: skip
+                              "--backbone", "none", "--size", "32", "--epochs", "1", "--net-width", "4", "--depth", "1"])  # fmt: skip
     assert res.exit_code == 0, res.output
     out = tmp_path / "eval.json"
     res = runner.invoke(app, ["saliency", "eval", "--checkpoint", str(tmp_path / "run"), "--images", str(tmp_path / "b"),

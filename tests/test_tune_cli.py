@@ -20,7 +20,7 @@ def test_gan_cli_pretrain_maps_tune(tmp_path):
     runner = CliRunner()
     pre = tmp_path / "pre"
     r = runner.invoke(app, [
-        "gan", "pretrain", "--data", str(tmp_path / "data.npz"), "--size", "25", "--channels", "1",
+        "gan", "pretrain", "--images", str(tmp_path / "data.npz"), "--size", "25", "--channels", "1",
         "--steps", "2", "--out", str(pre), "--config", str(tmp_path / "small.toml"),
     ])
     assert r.exit_code == 0, r.output
@@ -32,15 +32,15 @@ def test_gan_cli_pretrain_maps_tune(tmp_path):
     rows += [f"{n},s1,0,12,12,300" for n in names[:3]] + [f"synthetic/{version}/5,s1,0,3,4,200"]
     (tmp_path / "fix.csv").write_text("\n".join(rows) + "\n")
     r = runner.invoke(app, [
-        "gan", "maps", "--fixations", str(tmp_path / "fix.csv"), "--sigma", "2", "--height", "25",
-        "--width", "25", "--out", str(tmp_path / "maps.npz"),
+        "gan", "map-set", "--fixations", str(tmp_path / "fix.csv"), "--sigma-px", "2", "--height-px", "25",
+        "--width-px", "25", "--out", str(tmp_path / "maps.npz"),
     ])
     assert r.exit_code == 0, r.output
     ms = MapSet.load(tmp_path / "maps.npz")
     assert sorted(ms.real) == names[:3] and ms.seeds(version) == [5]
 
     r = runner.invoke(app, [
-        "gan", "tune", "--checkpoint", str(pre), "--data", str(tmp_path / "data.npz"), "--maps",
+        "gan", "tune", "--checkpoint", str(pre), "--images", str(tmp_path / "data.npz"), "--maps",
         str(tmp_path / "maps.npz"), "--mode", "auto", "--min-observed", "4", "--alpha", "0.5", "--steps", "1",
         "--out", str(tmp_path / "tuned"), "--batch", "4", "--steps", "2", "--history-share", "0.5",
         "--history-capacity", "3",
@@ -70,11 +70,11 @@ def test_gan_cli_tune_against_human_model(tmp_path):
     (tmp_path / "small.toml").write_text("z_dim = 8\ng_width = 4\nd_width = 4\nbatch = 4\nn_samples = 4\n")
     runner = CliRunner()
     pre = tmp_path / "pre"
-    r = runner.invoke(app, ["gan", "pretrain", "--data", str(tmp_path / "data.npz"), "--size", "25", "--channels", "1",
+    r = runner.invoke(app, ["gan", "pretrain", "--images", str(tmp_path / "data.npz"), "--size", "25", "--channels", "1",
                             "--steps", "1", "--out", str(pre), "--config", str(tmp_path / "small.toml")])
     assert r.exit_code == 0, r.output
     save_human_model(build_human_model(HumanModelConfig(in_channels=1, image_size=(25, 25), width=4)), tmp_path / "h.safetensors")
-    args = ["gan", "tune", "--checkpoint", str(pre), "--data", str(tmp_path / "data.npz"), "--mode", "none",
+    args = ["gan", "tune", "--checkpoint", str(pre), "--images", str(tmp_path / "data.npz"), "--mode", "none",
             "--steps", "2", "--batch", "4"]
     r = runner.invoke(app, args + ["--out", str(tmp_path / "t"), "--human-model", str(tmp_path / "h.safetensors"),
                                    "--human-weight", "0.5"])
@@ -98,7 +98,7 @@ def test_config_values_reach_the_run_unless_an_option_overrides_them(tmp_path):
         "size = 16\nchannels = 1\nsteps = 3\ndevice = 'cpu'\nz_dim = 8\ng_width = 4\nd_width = 4\nbatch = 4\n"
         "n_samples = 4\nseed = 7\n")
     runner = CliRunner()
-    r = runner.invoke(app, ["gan", "pretrain", "--data", str(tmp_path / "data.npz"), "--out", str(tmp_path / "pre"),
+    r = runner.invoke(app, ["gan", "pretrain", "--images", str(tmp_path / "data.npz"), "--out", str(tmp_path / "pre"),
                             "--config", str(tmp_path / "pre.toml")])
     assert r.exit_code == 0, r.output
     cfg = load_config(TrainConfig, tmp_path / "pre" / "config.toml")
@@ -106,13 +106,13 @@ def test_config_values_reach_the_run_unless_an_option_overrides_them(tmp_path):
     assert read_checkpoint(tmp_path / "pre" / "checkpoint.safetensors").metadata["step"] == "3"
 
     (tmp_path / "tune.toml").write_text("steps = 2\nalpha = 0.25\nmode = 'none'\nbatch = 4\nn_samples = 4\n")
-    r = runner.invoke(app, ["gan", "tune", "--checkpoint", str(tmp_path / "pre"), "--data", str(tmp_path / "data.npz"),
+    r = runner.invoke(app, ["gan", "tune", "--checkpoint", str(tmp_path / "pre"), "--images", str(tmp_path / "data.npz"),
                             "--out", str(tmp_path / "t1"), "--config", str(tmp_path / "tune.toml")])
     assert r.exit_code == 0, r.output
     t1 = load_config(TuneConfig, tmp_path / "t1" / "config.toml")
     assert (t1.steps, t1.alpha, t1.mode) == (2, 0.25, "none")
     assert "map mode: none" in r.output
-    r = runner.invoke(app, ["gan", "tune", "--checkpoint", str(tmp_path / "pre"), "--data", str(tmp_path / "data.npz"),
+    r = runner.invoke(app, ["gan", "tune", "--checkpoint", str(tmp_path / "pre"), "--images", str(tmp_path / "data.npz"),
                             "--out", str(tmp_path / "t2"), "--config", str(tmp_path / "tune.toml"), "--steps", "1"])
     assert r.exit_code == 0, r.output
     assert load_config(TuneConfig, tmp_path / "t2" / "config.toml").steps == 1

@@ -17,7 +17,7 @@ from gazetune.study.cli import app as study_app
 from gazetune.tune.cli import app as gan_app
 from gazetune.human.cli import app as human_app
 from gazetune.demo import demo_command
-from gazetune.loop.cli import loop_command
+from gazetune.loop.cli import LoopCommand, loop_command
 from gazetune.refine.cli import app as refine_app
 
 app = typer.Typer(
@@ -35,7 +35,7 @@ app.add_typer(eval_app, name="eval", help="Evaluate generators and studies.")
 app.add_typer(refine_app, name="refine", help="Refine the outputs of a generator you cannot tune (SimGAN, gaze-weighted).")
 app.add_typer(guide_app, name="guide", help="Gaze guidance: change an image so people look where you want (seed 001).")
 app.command("demo")(demo_command)
-app.command("loop")(loop_command)
+app.command("loop", cls=LoopCommand)(loop_command)
 
 
 @app.command("version")

@@ -1,6 +1,6 @@
 """Command-line group ``gazetune eval`` (mounted by gazetune.cli).
 
-* ``gazetune eval images --real DIR (--fake DIR | --generator PATH) [--metrics swd,c2st,fid,kid]
+* ``gazetune eval images --images DIR (--fake DIR | --generator PATH) [--metrics swd,c2st,fid,kid]
   [--saliency-maps NPZ] [--json OUT] [--report HTML]``: distances between two image sets, or
   between real images and samples of a generator; with maps also their salient-region variants.
 * ``gazetune eval study --trials CSV [--answer-scale 1-7 --real-end low] [--image-table CSV]
@@ -21,6 +21,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from gazetune.atomic import atomic_write_text
+from gazetune.cli_options import renamed
+
 app = typer.Typer(no_args_is_help=True, add_completion=False)
 console = Console()
 
@@ -33,10 +36,7 @@ def _fail(message: str) -> None:
 def _write_json(path: Path, payload: dict[str, Any]) -> None:
     from gazetune.evaluate.suite import _jsonable
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=_jsonable) + "\n")
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(payload, indent=2, default=_jsonable) + "\n")
     console.print(f"wrote [bold]{path}[/]")
 
 
@@ -80,9 +80,9 @@ def _progress() -> Progress:
                     TimeElapsedColumn(), console=console, transient=True)
 
 
-@app.command("images")
+@app.command("images", cls=renamed({"--real": "--images"}))
 def images_command(
-    real: Path = typer.Option(..., "--real", help="Real images: a folder of PNG/JPG, an .npz, or builtin:faces."),
+    real: Path = typer.Option(..., "--images", help="Real images: a folder of PNG/JPG, an .npz, or builtin:faces."),
     fake: Optional[Path] = typer.Option(None, "--fake", help="Synthetic images (folder or .npz)."),
     generator: Optional[Path] = typer.Option(None, "--generator", help="Sample this generator (checkpoint or TorchScript) instead of --fake."),
     n: int = typer.Option(0, "--n", help="Images per set (0 = all real images; generator samples as many)."),

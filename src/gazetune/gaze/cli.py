@@ -27,7 +27,8 @@ from PIL import Image
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from gazetune.gaze._atomic import atomic_write
+from gazetune.atomic import atomic_write
+from gazetune.cli_options import renamed
 from gazetune.gaze.fixation_table import FixationTable, read_fixation_table, write_fixation_table
 from gazetune.gaze.fixations import detect_fixations
 from gazetune.gaze.geometry import ScreenGeometry
@@ -204,12 +205,12 @@ def run_maps(
     return summary
 
 
-@app.command("maps")
+@app.command("maps", cls=renamed({"--sigma": "--sigma-px"}))
 def maps_command(
     fixations: Annotated[Path, typer.Option(help="Fixation table CSV (image, subject, index, x, y, duration_ms).")],
     images: Annotated[Path, typer.Option(help="Folder with the images named in the table.")],
     out: Annotated[Path, typer.Option(help="Output folder (maps/, overlays/, maps.json).")],
-    sigma: Annotated[Optional[float], typer.Option(help="Gaussian sigma in image pixels (overrides --sigma-deg).")] = None,
+    sigma_px: Annotated[Optional[float], typer.Option(help="Gaussian sigma in image pixels (overrides --sigma-deg).")] = None,
     sigma_deg: Annotated[float, typer.Option(help="Gaussian sigma in degrees of visual angle.")] = 1.0,
     screen_px: ScreenPx = "1920x1080",
     screen_cm: ScreenCm = "53.1x29.9",
@@ -229,7 +230,7 @@ def maps_command(
     geometry = make_geometry(screen_px, screen_cm, distance_cm)
     try:
         summary = run_maps(
-            fixations, images, out, sigma, sigma_deg, geometry, display_width, pooled, normalize, format, overlays, limit
+            fixations, images, out, sigma_px, sigma_deg, geometry, display_width, pooled, normalize, format, overlays, limit
         )
     except (FileNotFoundError, ValueError) as exc:
         console.print(f"[red]error:[/red] {exc}")

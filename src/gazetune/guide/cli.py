@@ -11,13 +11,15 @@ or applies a trained network (``--net``).  The report (console and ``--json``) g
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any, List, Optional
 
 import numpy as np
 import typer
+
+from gazetune.atomic import atomic_write_text
+from gazetune.cli_options import renamed
 
 app = typer.Typer(
     help="Gaze guidance (seed 001): change an image so that predicted fixations move toward a target.",
@@ -27,10 +29,7 @@ app = typer.Typer(
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=float))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(obj, indent=1, default=float))
 
 
 def _load_target_map(path: Path) -> np.ndarray:
@@ -38,8 +37,10 @@ def _load_target_map(path: Path) -> np.ndarray:
 
     if not path.exists():
         raise FileNotFoundError(f"target map not found: {path}")
+    from gazetune.images import rgb_to_grey
+
     with Image.open(path) as im:
-        return np.asarray(im.convert("L"), dtype=np.float32)
+        return rgb_to_grey(np.asarray(im.convert("RGB"), dtype=np.float32), axis=-1)[..., 0]
 
 
 def run_guide(
@@ -203,13 +204,13 @@ def guide_command(
         _write_json(json_out, report)
 
 
-@app.command("train")
+@app.command("train", cls=renamed({"--batch-size": "--batch"}))
 def train_command(
     images: Path = typer.Option(..., "--images", help="Folder of training images."),
     model: Path = typer.Option(..., "--model", help="Saliency checkpoint optimised against (Inception backbone)."),
     out: Path = typer.Option(..., "--out", help="Folder (or *.safetensors file) for the network."),
     steps: int = typer.Option(300, help="Training steps."),
-    batch_size: int = typer.Option(4, help="Images per step."),
+    batch_size: int = typer.Option(4, "--batch", help="Images per step."),
     strength: float = typer.Option(1.0, help="Weight of the saliency loss."),
     away_share: float = typer.Option(0.0, help="Share of targets that draw gaze away from the region."),
     seed: int = typer.Option(0, help="Seed of initialisation, batches and regions."),

@@ -34,7 +34,8 @@ from typing import Optional
 import numpy as np
 import typer
 
-from gazetune.gaze._atomic import atomic_write
+from gazetune.atomic import atomic_write
+from gazetune.cli_options import renamed
 
 app = typer.Typer(no_args_is_help=True, help="Model of the human judge: where people look and what they answer (FIG. 5).")
 
@@ -76,6 +77,7 @@ def _regenerate(trials, names: list[str], images: np.ndarray, generator: Optiona
     import torch
     from torch.nn import functional as F
 
+    from gazetune.images import rgb_to_grey
     from gazetune.nets.generator import load_generator
     from gazetune.nets.latent import latents_from_seeds
 
@@ -84,13 +86,13 @@ def _regenerate(trials, names: list[str], images: np.ndarray, generator: Optiona
         fake = G(latents_from_seeds(list(wanted.values()), G.z_dim).to(device)).float().cpu()
     c, h, w = images.shape[1:]
     if fake.shape[1] != c:
-        fake = fake.mean(1, keepdim=True) if c == 1 else fake.expand(-1, c, -1, -1)
+        fake = rgb_to_grey(fake) if c == 1 else fake.expand(-1, c, -1, -1)
     if tuple(fake.shape[-2:]) != (h, w):
         fake = F.interpolate(fake, size=(h, w), mode="bilinear", align_corners=False)
     return np.concatenate([images, fake.clamp(-1, 1).numpy()]), names + list(wanted)
 
 
-@app.command("train")
+@app.command("train", cls=renamed({"--sigma": "--sigma-px", "--width": "--net-width"}))
 def train_command(
     out: Path = typer.Option(..., help="Model file (.safetensors) or directory."),
     trials: Optional[Path] = typer.Option(None, help="Trials CSV: a study export or any long table (participant, image, answer/rating, rt_ms[, kind, generator, seed])."),
@@ -110,10 +112,10 @@ def train_command(
     backbone: str = typer.Option("none", help="none (trained from scratch) or inception (frozen pretrained TF-Inception features; joint only)."),
     rt_weighting: str = typer.Option("none", help="Confidence weight from response time: none or inverse (slow = unsure)."),
     cyborg: float = typer.Option(0.0, help="CYBORG weight in [0, 1]: pull the label head's CAM toward the gaze map."),
-    sigma: float = typer.Option(2.0, help="Heatmap Gaussian sigma in image pixels."),
+    sigma: float = typer.Option(2.0, "--sigma-px", help="Heatmap Gaussian sigma in image pixels."),
     steps: int = typer.Option(300, help="Training steps."),
     batch: int = typer.Option(32, help="Trials per step."),
-    width: int = typer.Option(16, help="Channels of the first block."),
+    width: int = typer.Option(16, "--net-width", help="Channels of the first block."),
     holdout: float = typer.Option(0.25, help="Fraction of participants held out for the report."),
     holdout_images: float = typer.Option(0.0, help="Fraction of images held out too: the report then scores new people on new images."),
     seed: int = typer.Option(0, help="Seed of the split, weights and batches."),

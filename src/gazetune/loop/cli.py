@@ -1,6 +1,7 @@
 """``gazetune loop``: the trainer node of the two-node loop (claims 10-11), run periodically.
 
-Mount with ``app.command("loop")(loop_command)``.
+Mount with ``app.command("loop", cls=LoopCommand)(loop_command)`` (:data:`LoopCommand` accepts the
+old option names).
 
 Example::
 
@@ -15,7 +16,12 @@ from typing import Any, Optional
 import typer
 from rich.console import Console
 
+from gazetune.cli_options import renamed
+
 console = Console()
+
+#: The command class of ``gazetune loop``: ``--real-images`` is the old name of ``--images``.
+LoopCommand = renamed({"--real-images": "--images"})
 
 
 def loop_command(
@@ -28,7 +34,7 @@ def loop_command(
     init: Optional[Path] = typer.Option(None, help="Training checkpoint (or run folder) of the generator the "
                                                    "server shows as --init-version; needed for a new state folder."),
     init_version: int = typer.Option(1, help="Server generator version that --init is."),
-    real_images: Optional[str] = typer.Option(None, help="The study's real images (folder, .npz, builtin:faces)."),
+    real_images: Optional[str] = typer.Option(None, "--images", help="The study's real images (folder, .npz, builtin:faces)."),
     min_new: Optional[int] = typer.Option(None, help="Run a cycle only with at least this many new responses."),
     tune_steps: Optional[int] = typer.Option(None, help="Generator tuning steps per cycle."),
     saliency_epochs: Optional[int] = typer.Option(None, help="M_saliency epochs per cycle."),
@@ -75,7 +81,9 @@ def loop_command(
 
 
 def main() -> None:  # pragma: no cover -- `python -m gazetune.loop.cli`
-    typer.run(loop_command)
+    app = typer.Typer(add_completion=False)
+    app.command(cls=LoopCommand)(loop_command)
+    app()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -14,6 +14,8 @@ from typing import Optional
 
 import typer
 
+from gazetune.cli_options import renamed
+
 app = typer.Typer(no_args_is_help=True, help="Refine the outputs of a generator you cannot tune (SimGAN, gaze-weighted).")
 
 
@@ -26,12 +28,12 @@ def _fail(e: Exception, hint: str) -> typer.BadParameter:
     return typer.BadParameter(str(e), param_hint=hint)
 
 
-@app.command("train")
+@app.command("train", cls=renamed({"--real": "--images"}))
 def train_command(
     fake: Path = typer.Option(..., help="Folder (or .npz) of generated images to refine."),
-    real: Path = typer.Option(..., help="Folder (or .npz) of real images (unpaired; resized to the fakes' size)."),
+    real: Path = typer.Option(..., "--images", help="Folder (or .npz) of real images (unpaired; resized to the fakes' size)."),
     out: Path = typer.Option(..., help="Run directory (config.toml, log.jsonl, samples.png, checkpoint.safetensors)."),
-    maps: Optional[Path] = typer.Option(None, help="Map set .npz (gazetune gan maps): maps looked up by image name."),
+    maps: Optional[Path] = typer.Option(None, help="Map set .npz (gazetune gan map-set): maps looked up by image name."),
     saliency_model: Optional[Path] = typer.Option(None, help="Saliency model (SaliencyUNet checkpoint or TorchScript): predicted maps."),
     alpha: Optional[float] = typer.Option(None, help="Saliency weight a in [0, 1]: w = (1-a) + a SM/mean(SM) (default 1)."),
     reg_weight: Optional[float] = typer.Option(None, help="Weight of the self-regularisation |R(x) - x| (default 1)."),
@@ -64,7 +66,7 @@ def train_command(
     try:
         fakes, reals = load_pair(fake, real, cfg.size, cfg.channels)
     except (FileNotFoundError, ValueError) as e:
-        raise _fail(e, "--fake/--real") from None
+        raise _fail(e, "--fake/--images") from None
     fake_maps = real_maps = None
     if maps is not None:
         from gazetune.tune.maps import MapSet

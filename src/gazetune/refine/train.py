@@ -13,7 +13,7 @@ One training step (SimGAN's algorithm 1 with ``K_d = 1``, ``K_g = r_steps``):
    with them as an extra channel); ``L_D`` (eq 10b on patch logits) against a batch of real images.
 2. **R phase** (``r_steps`` times): ``L_R = L_adv + reg_weight * L_reg`` on a fresh fake batch.
 
-Maps come from a map set (``gazetune gan maps``; looked up by image name), from a saliency model
+Maps come from a map set (``gazetune gan map-set``; looked up by image name), from a saliency model
 (``SM_pred = sigmoid(M_saliency(x))``, computed once per input image), or not at all (plain
 SimGAN, the no-maps control).  A run directory holds ``config.toml`` (the resolved settings),
 ``log.jsonl`` (losses and discriminator health), ``samples.png`` (inputs above their refined
@@ -122,7 +122,7 @@ class RefineConfig:
 
 
 def load_images(source: str | Path, what: str, size: int | None = None, channels: int | None = None) -> ImageSet:
-    """Images of a folder or ``.npz`` with a clear error naming ``what`` (``--fake``, ``--real``, ...)."""
+    """Images of a folder or ``.npz`` with a clear error naming ``what`` (``--fake``, ``--images``, ...)."""
     path = Path(source)
     if not path.exists():
         raise FileNotFoundError(f"{what}: not found: {path}")
@@ -140,7 +140,7 @@ def load_pair(fake: str | Path, real: str | Path, size: int = 0, channels: int =
     h, w = fakes.size
     if h != w:
         raise ValueError(f"--fake: the images are {w}x{h} (not square); pass --size to crop and resize them all to a square")
-    reals = load_images(real, "--real", h, fakes.channels)
+    reals = load_images(real, "--images", h, fakes.channels)
     return fakes, reals
 
 

@@ -14,7 +14,6 @@ consistency, printing a Rich table.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -22,6 +21,8 @@ from typing import Any, Optional
 import numpy as np
 import typer
 
+from gazetune.atomic import atomic_write_text
+from gazetune.cli_options import deprecated, hidden_option, renamed
 from gazetune.config import save_config
 from gazetune.saliency.baselines import gaussian_center_bias
 from gazetune.saliency.metrics import ALL_METRICS, HIGHER_IS_BETTER
@@ -206,9 +207,27 @@ def markdown_table(result: dict[str, Any]) -> str:
 
 #: Defaults that depend on the backbone: (epochs, loss, learning rate).
 BACKBONE_DEFAULTS = {"none": (24, "kl+cc+0.5*bce", 2e-3), "inception": (BACKBONE_EPOCHS, "kl+cc", 4e-3)}
+#: Target sigma when none is given: this fraction of the working width.
+SIGMA_FRACTION = 0.03
 
 
-@app.command("train")
+def sigma_fraction(sigma_px: Optional[float], sigma_frac: Optional[float], size: int) -> float:
+    """The target sigma as a fraction of the working width (what :func:`run_train` takes) from
+    ``--sigma-px`` (pixels at the working width ``size``) or the old ``--sigma-frac``.
+
+    >>> sigma_fraction(3.2, None, 64), sigma_fraction(None, 0.05, 64), sigma_fraction(None, None, 64)
+    (0.05, 0.05, 0.03)
+    """
+    if sigma_px is not None and sigma_frac is not None:
+        raise typer.BadParameter("give --sigma-px or the old --sigma-frac, not both", param_hint="--sigma-px")
+    if sigma_px is not None:
+        if not sigma_px > 0:
+            raise typer.BadParameter(f"must be > 0; got {sigma_px}", param_hint="--sigma-px")
+        return float(sigma_px) / int(size)
+    return SIGMA_FRACTION if sigma_frac is None else float(sigma_frac)
+
+
+@app.command("train", cls=renamed({"--width": "--net-width", "--batch-size": "--batch"}))
 def train_command(
     images: Path = typer.Option(..., "--images", help="Folder with the image files named as in the fixation table."),
     fixations: Path = typer.Option(..., "--fixations", help="Fixation table CSV (image, subject, index, x, y, duration_ms)."),
@@ -222,16 +241,18 @@ def train_command(
     seed: int = typer.Option(0, help="Seed of the split, the initialisation and the batches."),
     loss: Optional[str] = typer.Option(None, help="Loss terms: bce (eq 5-6), weighted_bce (eq 7-8), kl, cc, e.g. 'kl+0.5*cc' (default kl+cc with a backbone, kl+cc+0.5*bce without)."),
     k: float = typer.Option(1.0, help="Eq 8 k for weighted_bce."),
-    width: int = typer.Option(16, help="U-Net channels of the first level (backbone none)."),
+    width: int = typer.Option(16, "--net-width", help="U-Net channels of the first level (backbone none)."),
     depth: int = typer.Option(3, help="U-Net down-sampling steps (backbone none)."),
     feature_width: int = typer.Option(SaliencyTrainConfig().feature_width, help="Backbone input width in pixels (backbone inception)."),
     taps: str = typer.Option(",".join(SaliencyTrainConfig().taps), help="Comma-separated Inception layers read out (backbone inception)."),
     cache: Optional[Path] = typer.Option(None, help="Folder caching the backbone taps (default ~/.cache/gazetune/features)."),
     finetune: bool = typer.Option(False, help="Also fine-tune the last Inception block (mixed_10; backbone inception)."),
     flip: bool = typer.Option(True, help="Mirror augmentation (with a backbone: taps of the mirrored images are computed too)."),
-    batch_size: int = typer.Option(16, help="Images per batch."),
+    batch_size: int = typer.Option(16, "--batch", help="Images per batch."),
     lr: Optional[float] = typer.Option(None, help="Peak learning rate (Adam, one-cycle schedule; default 4e-3 with a backbone, 2e-3 without)."),
-    sigma_frac: float = typer.Option(0.03, help="Target Gaussian sigma as a fraction of the width."),
+    sigma_px: Optional[float] = typer.Option(
+        None, "--sigma-px", help=f"Target Gaussian sigma in pixels at the working width --size (default {SIGMA_FRACTION:g} x --size)."),
+    sigma_frac: Optional[float] = hidden_option("--sigma-frac", help="Old: target sigma as a fraction of the width."),
     eval_blur: float = typer.Option(0.0, help="Blur (pixels) that `eval` applies to predictions by default."),
     threads: int = typer.Option(0, help="Torch CPU threads (0: torch's default)."),
 ) -> None:
@@ -241,6 +262,9 @@ def train_command(
     from gazetune.features import is_available
 
     console = Console()
+    if sigma_frac is not None:
+        deprecated("--sigma-frac", "--sigma-px (pixels at the working width --size)", "saliency train")
+    frac = sigma_fraction(sigma_px, sigma_frac, size)
     if backbone is None:
         backbone = "inception" if is_available() else "none"
         if backbone == "none":
@@ -256,7 +280,7 @@ def train_command(
     )  # fmt: skip
     try:
         weights, history = run_train(
-            images, fixations, out, size=size, split=split, sigma_frac=sigma_frac, eval_blur=eval_blur, cfg=cfg, cache_dir=cache
+            images, fixations, out, size=size, split=split, sigma_frac=frac, eval_blur=eval_blur, cfg=cfg, cache_dir=cache
         )
     except (ValueError, FileNotFoundError, RuntimeError) as e:
         raise typer.BadParameter(str(e)) from None
@@ -284,7 +308,4 @@ def eval_command(
     h, w = result["size"]
     Console().print(results_table(result, f"{len(result['images'])} {subset} images at {w}x{h}, IG over centre bias (bits/fixation)"))
     if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = json_out.with_name(f".{json_out.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(result, indent=1, default=float))
-        os.replace(tmp, json_out)
+        atomic_write_text(json_out, json.dumps(result, indent=1, default=float))

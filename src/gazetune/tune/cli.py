@@ -14,6 +14,8 @@ from typing import Optional
 
 import typer
 
+from gazetune.cli_options import renamed
+
 app = typer.Typer(no_args_is_help=True, help="Pretrain a GAN and tune it with gaze maps (eq 1-2, 9a-10b).")
 
 
@@ -47,7 +49,7 @@ def _load_images(data: str, size: int | None, channels: int | None):
 
     source = None if data in ("builtin", "builtin:faces") else data
     if source is not None and not Path(source).exists():
-        raise typer.BadParameter(f"image data not found: {source}", param_hint="--data")
+        raise typer.BadParameter(f"image data not found: {source}", param_hint="--images")
     return load_image_set(source, size=size, channels=channels)
 
 
@@ -71,9 +73,9 @@ def _base_config(kind, config: Optional[Path], **overrides):
     return dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
 
 
-@app.command("pretrain")
+@app.command("pretrain", cls=renamed({"--data": "--images"}))
 def pretrain_command(
-    data: str = typer.Option("builtin", help="Image folder, .npz file, or 'builtin' (100 faces, 25 px)."),
+    data: str = typer.Option("builtin", "--images", help="Image folder, .npz file, or 'builtin' (100 faces, 25 px)."),
     size: Optional[int] = typer.Option(None, help="Training image side in pixels (images are resized; default 32)."),
     channels: Optional[int] = typer.Option(None, help="1 (grey) or 3 (RGB) (default 1)."),
     steps: Optional[int] = typer.Option(None, help="Optimisation steps (default 2000)."),
@@ -103,15 +105,21 @@ def pretrain_command(
     typer.echo(f"checkpoint: {path}")
 
 
-@app.command("maps")
+_MAP_SET_RENAMES = {"--sigma": "--sigma-px", "--height": "--height-px", "--width": "--width-px"}
+
+
+@app.command("map-set", cls=renamed(_MAP_SET_RENAMES))
 def maps_command(
     fixations: Path = typer.Option(..., help="Fixation table CSV (image, subject, index, x, y, duration_ms)."),
-    sigma: float = typer.Option(..., help="Gaussian sigma in pixels of the displayed images (about 1 degree)."),
-    height: int = typer.Option(..., help="Height of the displayed images in pixels."),
-    width: int = typer.Option(..., help="Width of the displayed images in pixels."),
+    sigma: float = typer.Option(..., "--sigma-px", help="Gaussian sigma in pixels of the displayed images (about 1 degree)."),
+    height: int = typer.Option(..., "--height-px", help="Height of the displayed images in pixels."),
+    width: int = typer.Option(..., "--width-px", help="Width of the displayed images in pixels."),
     out: Path = typer.Option(..., help="Output map set (.npz)."),
 ) -> None:
-    """Pool a fixation table into a map set: real images by name, synthetic ones by version and seed."""
+    """Pool a fixation table into one map set file (.npz) for gan tune and refine train.
+
+    Real images by name, synthetic ones by version and seed (``gazetune gaze maps`` writes a
+    heatmap file and an overlay per image instead)."""
     from gazetune.gaze.fixation_table import read_fixation_table
     from gazetune.tune.maps import MapSet
 
@@ -120,7 +128,11 @@ def maps_command(
     typer.echo(f"{len(ms.real)} real and {len(ms.synthetic)} synthetic maps -> {out}")
 
 
-@app.command("tune")
+# the old name of map-set, for one release
+app.command("maps", hidden=True, cls=renamed(_MAP_SET_RENAMES, replaced_by="map-set"))(maps_command)
+
+
+@app.command("tune", cls=renamed({"--data": "--images"}))
 def tune_command(
     generator: Optional[str] = typer.Option(
         None, "--generator", help="Generator to tune: a gazetune run directory, a TorchScript file, a factory "
@@ -128,8 +140,8 @@ def tune_command(
                                   "StyleGAN3 .pkl (needs NVlabs' dnnlib and torch_utils on PYTHONPATH)."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", hidden=True, help="Alias of --generator RUN."),
     out: Path = typer.Option(..., help="Run directory of the tuned model."),
-    data: str = typer.Option("builtin", help="Real images (folder, .npz or 'builtin'); names match the maps."),
-    maps: Optional[Path] = typer.Option(None, help="Map set .npz (gazetune gan maps) for direct maps."),
+    data: str = typer.Option("builtin", "--images", help="Real images (folder, .npz or 'builtin'); names match the maps."),
+    maps: Optional[Path] = typer.Option(None, help="Map set .npz (gazetune gan map-set) for direct maps."),
     saliency_model: Optional[Path] = typer.Option(None, help="Saliency model (SaliencyUNet checkpoint or TorchScript)."),
     mode: Optional[MapMode] = typer.Option(
         None, help="hybrid (measured maps on real images, predicted ones on fresh fakes), direct, predicted, "
