@@ -673,8 +673,24 @@ def run_bench(cfg: BenchConfig) -> dict:
     real_a = faces.images[half_a[perm.permutation(not_shown_a)[: cfg.judge_real]]]
     free_b = np.setdiff1d(half_b, ref_idx[: cfg.n_panel_real])
     real_b = faces.images[perm.permutation(free_b)[: cfg.judge_real]]
-    judge_a = fit_bench_judge(cfg, out, real_a, out / "snapshots" / "judge_study.safetensors", 1)
-    judge_b = fit_bench_judge(cfg, out, real_b, out / "snapshots" / "judge_fresh.safetensors", 2)
+    # The judges depend on the base run, the split and their own settings, not on beta or the arms:
+    # they are cached, so runs at other betas that reuse this base (copy OUT/pretrain, OUT/snapshots
+    # and OUT/judges.pkl) skip the Inception features.
+    import pickle
+
+    judge_key = {k: getattr(cfg, k) for k in ("split_seed", "size", "channels", "g_width", "pretrain_steps",
+                                               "judge_target_rate", "judge_gain", "judge_fakes", "judge_real",
+                                               "n_study_real", "n_panel_real", "n_eval")}
+    cache = out / "judges.pkl"
+    cached = pickle.loads(cache.read_bytes()) if cache.exists() else None
+    if cached is not None and cached["key"] == judge_key:
+        judge_a, judge_b = cached["judges"]
+    else:
+        judge_a = fit_bench_judge(cfg, out, real_a, out / "snapshots" / "judge_study.safetensors", 1)
+        judge_b = fit_bench_judge(cfg, out, real_b, out / "snapshots" / "judge_fresh.safetensors", 2)
+        tmp = cache.with_suffix(".tmp")
+        tmp.write_bytes(pickle.dumps({"key": judge_key, "judges": (judge_a, judge_b)}))
+        tmp.replace(cache)
     timings["judges_s"] = time.perf_counter() - t0
     log(f"judges fitted on {len(real_a)} / {len(real_b)} real faces in {timings['judges_s']:.0f} s; "
         f"thresholds {judge_a.threshold:.3f} / {judge_b.threshold:.3f}")

@@ -101,3 +101,17 @@ def make_items_flawed(images):
     from gazetune.observers import PanelItem
 
     return [PanelItem(im, "synthetic", f"flawed{i}") for i, im in enumerate(images)]
+
+
+def test_fitted_judge_pickles_and_scores_the_same(faces_split):
+    """A fitted judge survives pickling (the network is dropped and reloaded) with equal scores."""
+    import pickle
+
+    from gazetune.observers.judge import FeatureRealismJudge
+
+    train, calib, _ = faces_split
+    fakes = gaussian_filter(train[:6], (0, 0, 2.0, 2.0))
+    judge = RealismJudge(seed=0, learned=FeatureRealismJudge(seed=0, steps=20)).fit(train[:6], fakes)
+    restored = pickle.loads(pickle.dumps(judge))
+    assert restored.learned._net is None
+    np.testing.assert_allclose(restored.scores(calib[:4]), judge.scores(calib[:4]), rtol=1e-5, atol=1e-6)

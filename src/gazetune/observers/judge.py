@@ -93,6 +93,13 @@ class FeatureRealismJudge:
         self._mean: Optional[torch.Tensor] = None
         self._std: Optional[torch.Tensor] = None
 
+    def __getstate__(self) -> dict:
+        # The frozen network is a TorchScript module (not picklable) and is reloaded on first use,
+        # so a fitted judge pickles as its read-out alone.
+        state = dict(self.__dict__)
+        state["_net"] = None
+        return state
+
     # ------------------------------------------------------------------ features
     def _network(self):
         if self._net is None:
