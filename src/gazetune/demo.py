@@ -132,17 +132,10 @@ def detect_simulated(trials: list, desc: str) -> list:
 
 def simulated_fixation_table(trials: list, fixations: list, size: int):
     """Fixation table of the detected fixations; fixations centred off the image (tracker noise
-    near the border) are left out and counted, never silently dropped."""
-    from gazetune.gaze import FixationTable
+    near the border) are left out and counted (:func:`gazetune.stages.fixation_table`)."""
+    from gazetune.stages import fixation_table
 
-    table = FixationTable()
-    outside = 0
-    for t, f in zip(trials, fixations):
-        arr = f.as_array()
-        inside = np.all((arr[:, :2] > -0.5) & (arr[:, :2] < size - 0.5), axis=1)
-        outside += int((~inside).sum())
-        table.add(t.image_id, t.observer_id, arr[inside])
-    return table, outside
+    return fixation_table(trials, fixations, size)
 
 
 def simulated_human_trials(trials: list, versions: dict[str, str]):

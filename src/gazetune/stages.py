@@ -121,18 +121,28 @@ def fixations_from_trials(trials: Sequence[Any], size: int, desc: str = "fixatio
     n_left_out)``; fixations centred off the image are left out and counted."""
     from rich.progress import track
 
-    from gazetune.gaze import FixationTable
     from gazetune.gaze.fixations import detect_fixations
 
     fixations = [detect_fixations(t.samples, method="ivt") for t in track(trials, description=desc, transient=True)]
+    table, outside = fixation_table(trials, fixations, size)
+    return table, fixations, outside
+
+
+def fixation_table(trials: Sequence[Any], fixations: Sequence[Any], size: int):
+    """Fixation table of detected fixations (one ``Fixations`` per trial) on ``size`` px square
+    images -> ``(FixationTable, n_left_out)``: fixations centred off the image (tracker noise near
+    the border) are left out and counted, never silently dropped."""
+    from gazetune.gaze import FixationTable
+    from gazetune.gaze.fixation_table import inside_image
+
     table = FixationTable()
     outside = 0
     for t, f in zip(trials, fixations):
         arr = f.as_array()
-        inside = np.all((arr[:, :2] > -0.5) & (arr[:, :2] < size - 0.5), axis=1)
+        inside = inside_image(arr, (size, size))
         outside += int((~inside).sum())
         table.add(t.image_id, t.observer_id, arr[inside])
-    return table, fixations, outside
+    return table, outside
 
 
 def build_maps(table, sigma_px: float, size: int | tuple[int, int]):

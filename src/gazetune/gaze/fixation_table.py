@@ -24,6 +24,21 @@ from gazetune.atomic import atomic_write
 COLUMNS = ("image", "subject", "index", "x", "y", "duration_ms")
 
 
+def inside_image(xy: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Which fixations (rows ``x, y, ...`` in image pixels) are centred on an image of ``shape``
+    ``(height, width)``: the pixel centres run from 0 to ``width - 1``, so a point is inside for
+    ``-0.5 < x < width - 0.5`` (and the same for ``y``).
+
+    >>> inside_image(np.array([[0.0, 0.0], [-0.6, 3.0], [9.4, 4.0]]), (5, 10)).tolist()
+    [True, False, True]
+    """
+    xy = np.asarray(xy, dtype=np.float64)
+    xy = xy.reshape(-1, 2) if xy.ndim < 2 else xy
+    h, w = shape
+    x, y = xy[:, 0], xy[:, 1]
+    return (x > -0.5) & (x < w - 0.5) & (y > -0.5) & (y < h - 0.5)
+
+
 @dataclass
 class FixationTable:
     """Fixations grouped by image and subject.

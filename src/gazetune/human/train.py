@@ -37,7 +37,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from gazetune.gaze.fixation_table import FixationTable, read_fixation_table, write_fixation_table
+from gazetune.gaze.fixation_table import FixationTable, inside_image, read_fixation_table, write_fixation_table
 from gazetune.gaze.heatmap import heatmap
 from gazetune.human.model import (
     FeatureHumanModel,
@@ -205,9 +205,7 @@ class HumanTrainConfig:
 # ============================================================================ metrics
 def _nss_inside(pred: np.ndarray, fixations: np.ndarray) -> float:
     """NSS (:func:`gazetune.saliency.metrics.nss`) at the fixations that fall inside the map."""
-    h, w = pred.shape
-    x, y = fixations[:, 0], fixations[:, 1]
-    inside = (x > -0.5) & (x < w - 0.5) & (y > -0.5) & (y < h - 0.5)
+    inside = inside_image(fixations, pred.shape)
     return nss(pred, fixations[inside, :2]) if inside.any() else math.nan
 
 

@@ -26,6 +26,7 @@ import httpx
 import numpy as np
 
 from gazetune.gaze import FixationTable
+from gazetune.gaze.fixation_table import inside_image
 from gazetune.gaze.fixations import detect_fixations
 from gazetune.gaze.geometry import ScreenGeometry
 from gazetune.gaze.samples import GazeSamples
@@ -156,8 +157,7 @@ def responses_to_fixations(responses: list[dict], geometry: ScreenGeometry,
             stats["trials_without_gaze"] += 1
             continue
         arr = fx.as_array()
-        inside = ((arr[:, 0] > -0.5) & (arr[:, 0] < w - 0.5) & (arr[:, 1] > -0.5) & (arr[:, 1] < h - 0.5)
-                  if len(arr) else np.zeros(0, dtype=bool))
+        inside = inside_image(arr, (h, w))
         stats["fixations_off_image"] += int((~inside).sum())
         stats["fixations"] += int(inside.sum())
         table.add(name, str(r["participant_id"]), arr[inside])
