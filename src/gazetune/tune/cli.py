@@ -66,6 +66,14 @@ def _load_saliency_model(path: Path, device: str):
     return load_saliency_model(path, device=device)
 
 
+def _say(text: str) -> None:
+    """Print a result line; under torchrun only rank 0 does (:mod:`gazetune.tune.distributed`)."""
+    from gazetune.tune.distributed import env_rank
+
+    if env_rank() == 0:
+        typer.echo(text)
+
+
 def _base_config(kind, config: Optional[Path], **overrides):
     from gazetune.config import load_config
 
@@ -80,7 +88,7 @@ def pretrain_command(
     channels: Optional[int] = typer.Option(None, help="1 (grey) or 3 (RGB) (default 1)."),
     steps: Optional[int] = typer.Option(None, help="Optimisation steps (default 2000)."),
     out: Path = typer.Option(..., help="Run directory."),
-    batch: Optional[int] = typer.Option(None, help="Batch size (default 32)."),
+    batch: Optional[int] = typer.Option(None, help="Batch size (default 32); under torchrun the global batch, split over the processes."),
     seed: Optional[int] = typer.Option(None, help="Random seed of the run."),
     device: Optional[Device] = typer.Option(None, help="cpu or cuda (default cpu)."),
     resume: bool = typer.Option(False, help="Continue the run in --out from its checkpoint."),
@@ -102,7 +110,7 @@ def pretrain_command(
         g_arch=arch.value if arch is not None else None).items() if v is not None})
     images = _load_images(data, cfg.size, cfg.channels)
     path = pretrain(cfg, images.images, out, resume=resume)
-    typer.echo(f"checkpoint: {path}")
+    _say(f"checkpoint: {path}")
 
 
 _MAP_SET_RENAMES = {"--sigma": "--sigma-px", "--height": "--height-px", "--width": "--width-px"}
@@ -150,7 +158,7 @@ def tune_command(
     steps: Optional[int] = typer.Option(None, help="Tuning steps (default 500)."),
     min_observed: Optional[int] = typer.Option(None, help="auto: observed images needed for direct maps (default 64)."),
     map_version: Optional[str] = typer.Option(None, help="Generator version of the synthetic maps (default: the run's, or the file stem / factory name of an external generator)."),
-    batch: Optional[int] = typer.Option(None, help="Batch size."),
+    batch: Optional[int] = typer.Option(None, help="Batch size; under torchrun the global batch, split over the processes."),
     device: Optional[Device] = typer.Option(None, help="cpu or cuda (default cpu)."),
     resume: bool = typer.Option(False, help="Continue the run in --out from its checkpoint."),
     config: Optional[Path] = typer.Option(None, help="TOML with TuneConfig fields (command options win)."),
@@ -235,4 +243,4 @@ def tune_command(
         if "discriminator" not in str(e):
             raise
         raise typer.BadParameter(str(e), param_hint="--discriminator") from None
-    typer.echo(f"map mode: {provider.mode}; checkpoint: {path}")
+    _say(f"map mode: {provider.mode}; checkpoint: {path}")

@@ -64,6 +64,7 @@ from gazetune.nets.latent import latents_from_seeds
 from gazetune.nets.style_generator import GENERATOR_KINDS, build_generator
 from gazetune.tune import losses as L
 from gazetune.tune.augment import POLICIES, cutmix, diff_augment
+from gazetune.tune.distributed import Dist, rank_seed, setup as setup_distributed, shard
 from gazetune.tune.history import HistoryBuffer
 from gazetune.checkpoint import atomic_write_text, read_checkpoint, write_checkpoint
 from gazetune.tune.ema import EMA, ema_beta
@@ -466,11 +467,15 @@ def build_optimizers(loss: Loss, cfg: TrainConfig) -> dict[str, torch.optim.Opti
 
 
 def train_step(loss: Loss, opts: dict[str, torch.optim.Optimizer], ema: EMA | None, batch: Batch,
-               step: int = 0) -> dict[str, float]:
+               step: int = 0, sync: Callable[[str, nn.Module], None] | None = None) -> dict[str, float]:
     """One optimisation step: every phase of ``loss`` due at ``step`` (``step % interval == 0``),
     in order, each followed by a step of its optimiser (``opts[name]``); the EMA follows each
     generator step.  Returns the loss terms, the gradient norm of each stepped network
-    (``health/grad_<name>``, before the optimiser step) and :meth:`Loss.logged`."""
+    (``health/grad_<name>``, before the optimiser step) and :meth:`Loss.logged`.
+
+    ``sync(phase, network)`` runs after each phase's backward, before the norm and the optimiser
+    step: under torchrun it all-reduces the gradients of the network the phase steps
+    (:meth:`gazetune.tune.distributed.Dist.sync`)."""
     stats: dict[str, float] = {}
     nets = loss.networks()
     for phase in loss.phases:
@@ -479,6 +484,8 @@ def train_step(loss: Loss, opts: dict[str, torch.optim.Optimizer], ema: EMA | No
         opt = opts[phase.optimizer]
         opt.zero_grad(set_to_none=True)
         stats.update(loss.accumulate_gradients(phase.name, batch))
+        if sync is not None:
+            sync(phase.name, nets[phase.optimizer][0])
         if phase.interval == 1:  # main phases: the norm of the gradient D / G follow each step
             stats[f"health/grad_{phase.optimizer}"] = grad_norm(nets[phase.optimizer][0])
         opt.step()
@@ -502,8 +509,9 @@ class _Run:
     """State of one run: networks, optimisers, EMA, RNG, step; saving and restoring it."""
 
     def __init__(self, cfg: TrainConfig, G: nn.Module, D: nn.Module, G_ema: nn.Module | None, out_dir: Path,
-                 source: GeneratorSource | None = None):
+                 source: GeneratorSource | None = None, dist: Dist | None = None):
         self.cfg, self.out = cfg, out_dir
+        self.dist = dist if dist is not None else Dist()
         self.source = source if source is not None else GeneratorSource("builtin", "", arch=cfg.g_arch)
         self.export_log: Callable[[dict], None] | None = None
         self.device = torch.device(cfg.device)
@@ -512,11 +520,18 @@ class _Run:
         if G_ema is not None:
             self.ema.model.load_state_dict(G_ema.state_dict())
         self.opts: dict[str, torch.optim.Optimizer] = {}
+        # batches come from `gen` (the same on every rank: each takes its slice of the global batch);
+        # augmentation from `aug_gen`, the same generator in one process, a per-rank one under torchrun
         self.gen = torch.Generator().manual_seed(cfg.seed + 1)
-        self.history = (HistoryBuffer(cfg.history_capacity, cfg.history_share, seed=cfg.seed + 2)
+        self.aug_gen = self.gen if not self.dist.active else self._rank_generator(0)
+        history_seed = cfg.seed + 2 if not self.dist.active else rank_seed(cfg.seed + 2, self.dist.rank)
+        self.history = (HistoryBuffer(cfg.history_capacity, cfg.history_share, seed=history_seed)
                         if cfg.history_share > 0 else None)
         self.step = 0
         self.version_prefix = out_dir.name
+
+    def _rank_generator(self, step: int) -> torch.Generator:
+        return torch.Generator().manual_seed(rank_seed(self.cfg.seed + 1, self.dist.rank, step))
 
     def attach(self, loss: Loss) -> None:
         """Build the optimisers of every network ``loss`` trains (before :meth:`restore`)."""
@@ -526,6 +541,10 @@ class _Run:
         return f"{self.version_prefix}@{self.step}"
 
     def save(self) -> None:
+        """Write the checkpoint (rank 0; every rank must call it: their RNG states are gathered)."""
+        aug = self.dist.gather(self.aug_gen.get_state()) if self.dist.active else []
+        if not self.dist.main:
+            return
         meta = {
             "step": str(self.step),
             "generator_version": self.generator_version(),
@@ -541,6 +560,9 @@ class _Run:
                 self.export_log(info)
         modules: dict = {"G": self.G, "D": self.D, "G_ema": self.ema.model}
         rng = {"loop": self.gen.get_state()}
+        if self.dist.active:
+            meta["world_size"] = str(self.dist.world)
+            rng.update({f"aug_{r}": state for r, state in enumerate(aug)})
         if self.history is not None and len(self.history):
             modules["history"] = _HistoryItems(self.history)
             rng["history"] = self.history.state_dict()["rng"]
@@ -561,12 +583,19 @@ class _Run:
             ck.load_optimizer(f"opt_{k}", o)
         self.gen.set_state(ck.rng("loop"))
         self.step = int(ck.metadata["step"])
+        if self.dist.active:  # this rank's augmentation draws: saved on the same world size, else re-derived
+            same = int(ck.metadata.get("world_size", "1")) == self.dist.world
+            key = f"aug_{self.dist.rank}"
+            self.aug_gen.set_state(ck.rng(key) if same and f"rng/{key}" in ck.tensors
+                                   else self._rank_generator(self.step).get_state())
         if self.history is not None and ck.has("history"):
             self.history.load_state_dict({"capacity": self.cfg.history_capacity, "share": self.cfg.history_share,
                                           "items": ck.state_dict("history")["items"], "rng": ck.rng("history")})
 
     @torch.no_grad()
     def samples(self) -> None:
+        if not self.dist.main:
+            return
         z = latents_from_seeds(range(self.cfg.n_samples), check_generator(self.ema.model)).to(self.device)
         imgs = self.ema.model(z).cpu()
         save_image_grid(imgs, self.out / f"samples_{self.step:06d}.png", nrow=max(1, math.ceil(math.sqrt(len(imgs)))))
@@ -647,22 +676,30 @@ def _loop(
     hooks: Sequence[Callable[[int, dict], None]],
 ) -> Path:
     cfg = run.cfg
+    d = run.dist  # under torchrun rank 0 alone writes the run directory and talks
     log_path = run.out / "log.jsonl"
     t0 = time.perf_counter()
 
     def write_log(entry: dict) -> None:
+        if not d.main:
+            return
         with log_path.open("a") as fh:
             fh.write(json.dumps(entry) + "\n")
+
+    def sync(phase: str, net: nn.Module) -> None:  # gradients of the stepped network over the ranks
+        # a "sum" loss sums over the global batch; R1 is a batch mean whatever the reduction
+        d.sync(net, mean=cfg.reduction == "mean" or phase == "Dreg")
 
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    console = Console(stderr=True)
+    console = Console(stderr=True, quiet=not d.main)
+    progress = progress and d.main
     warm = max(0, int(getattr(cfg, "warmup_steps", 0)))
     total = warm + cfg.steps
     window = cfg.health_window or max(50, cfg.steps // 5)
     # the first window of a run is warm-up: a fresh GAN may sit near chance while G starts
-    monitor = HealthMonitor(window=window, warmup=window, say=console.print)
+    monitor = HealthMonitor(window=window, warmup=window, say=console.print if d.main else None)
     _replay_health(monitor, log_path, run.step, "tune" if warm else None, warm)
     warm_monitor = HealthMonitor(window=max(1, min(warm, 20)), warmup=0, say=None)
     if warm:
@@ -677,8 +714,13 @@ def _loop(
         task = bar.add_task(run.out.name, total=total, completed=run.step, info="")
         while run.step < total:
             warming = run.step < warm  # D alone against the frozen generator
-            stats = train_step(d_only if warming else loss, run.opts, run.ema,
-                               sample_batch(provider, images, cfg.batch, run.gen), run.step)
+            if d.active:  # the global batch, drawn alike on every rank; this rank trains on its slice
+                batch = shard(sample_batch(provider, images, cfg.batch, run.gen), d)
+                stats = d.mean_stats(train_step(d_only if warming else loss, run.opts, run.ema, batch, run.step,
+                                                sync=sync))
+            else:
+                stats = train_step(d_only if warming else loss, run.opts, run.ema,
+                                   sample_batch(provider, images, cfg.batch, run.gen), run.step)
             run.step += 1
             last = run.step == total
             tag = {"phase": "warmup" if warming else "tune"} if warm else {}
@@ -707,7 +749,8 @@ def _loop(
                 summary = monitor.summary()
                 if warm:
                     summary["d_warmup"] = warm_monitor.summary()
-                atomic_write_text(run.out / HEALTH, json.dumps(summary, indent=2))
+                if d.main:
+                    atomic_write_text(run.out / HEALTH, json.dumps(summary, indent=2))
             bar.update(task, completed=run.step)
             for hook in hooks:
                 hook(run.step, stats)
@@ -722,13 +765,14 @@ def read_health(run_dir: str | Path) -> dict:
     return json.loads(path.read_text())
 
 
-def _start(cfg: TrainConfig, out_dir: str | Path, resume: bool) -> tuple[Path, Path | None]:
+def _start(cfg: TrainConfig, out_dir: str | Path, resume: bool, d: Dist | None = None) -> tuple[Path, Path | None]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ck = out / CHECKPOINT
     if ck.exists() and not resume:
         raise FileExistsError(f"{out} already holds a run ({CHECKPOINT}); pass resume=True (--resume) or a new --out")
-    save_config(cfg, out / "config.toml")
+    if d is None or d.main:
+        save_config(cfg, out / "config.toml")
     return out, (ck if ck.exists() else None)
 
 
@@ -776,8 +820,10 @@ def pretrain(
     Path
         The checkpoint file.
     """
+    d = setup_distributed(cfg.device)  # under torchrun: join the process group (else one process)
+    d.per_rank_batch(cfg.batch)
     x = _check_images(images, cfg)
-    out, ck = _start(cfg, out_dir, resume)
+    out, ck = _start(cfg, out_dir, resume, d)
     with torch.random.fork_rng(devices=[]):  # seeded weights without touching the caller's RNG
         torch.manual_seed(cfg.seed)
         G = builtin_generator(cfg)
@@ -785,13 +831,14 @@ def pretrain(
             raise ValueError(f"d_arch must be one of {sorted(DISCRIMINATORS)}; got {cfg.d_arch!r}")
         D = discriminator if discriminator is not None else DISCRIMINATORS[cfg.d_arch](
             cfg.size, cfg.channels, cfg.d_width, spectral=cfg.spectral_norm, norm=cfg.d_norm)
-    run = _Run(cfg, G, D, None, out)
+    run = _Run(cfg, G, D, None, out, dist=d)
     provider = MapProvider("none")
     provider.bind([str(k) for k in range(len(x))], (cfg.size, cfg.size), cfg.z_dim, cfg.device)
-    loss = GazeGANLoss(run.G, run.D, cfg, provider, run.gen, (), history=run.history)
+    loss = GazeGANLoss(run.G, run.D, cfg, provider, run.aug_gen, (), history=run.history)
     run.attach(loss)
     if ck is not None:
         run.restore(ck)
+    d.broadcast([run.G, run.D, run.ema.model])
     return _loop(run, loss, x, provider, progress, hooks)
 
 
@@ -853,6 +900,8 @@ def tune(
     Path
         The checkpoint file.
     """
+    d = setup_distributed(cfg.device)  # under torchrun: join the process group (else one process)
+    d.per_rank_batch(cfg.batch)
     out = Path(out_dir)
     resuming = resume and (out / CHECKPOINT).exists()
     spec = generator if generator is not None else init_checkpoint
@@ -904,14 +953,16 @@ def tune(
         noise_mode=src.noise_mode if src.kind == "stylegan" else cfg.noise_mode,
     )
     x = _check_images(images, cfg)
-    out, _ = _start(cfg, out, resume)
-    if src.external and not resuming:
+    out, _ = _start(cfg, out, resume, d)
+    if src.external and not resuming and d.main:
         copy_source(src, out, from_run=res.run_dir)
-    run = _Run(cfg, G, D, G_ema, out, source=src)
+    run = _Run(cfg, G, D, G_ema, out, source=src, dist=d)
     log_path = out / "log.jsonl"
     user_log = map_provider.log
 
     def log(info: dict) -> None:  # the map-mode decision goes to log.jsonl and to the caller's log
+        if not d.main:
+            return
         with log_path.open("a") as fh:
             fh.write(json.dumps({"kind": "event", "step": run.step, **info}) + "\n")
         user_log(info)
@@ -934,10 +985,11 @@ def tune(
     if len(names) != len(x):
         raise ValueError(f"got {len(names)} names for {len(x)} images")
     map_provider.bind(names, (cfg.size, cfg.size), cfg.z_dim, cfg.device)
-    loss = GazeGANLoss(run.G, run.D, cfg, map_provider, run.gen, extra_generator_terms, history=run.history)
+    loss = GazeGANLoss(run.G, run.D, cfg, map_provider, run.aug_gen, extra_generator_terms, history=run.history)
     run.attach(loss)
     if resuming:
         run.restore(out / CHECKPOINT)
+    d.broadcast([run.G, run.D, run.ema.model])
     return _loop(run, loss, x, map_provider, progress, hooks)
 
 
