@@ -220,6 +220,12 @@ def _face_mesh_or_skip() -> None:
         pytest.skip("@mediapipe/face_mesh is not installed: run `npm ci --prefix web`")
 
 
+def webcam_flow(pw, srv: StudyServer, name: str, cam: Path) -> Flow:  # noqa: ANN001
+    """A Flow whose Chromium camera is the fake one playing ``cam`` (see :func:`_fake_camera`)."""
+    return Flow(pw, srv, name, ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                                f"--use-file-for-fake-video-capture={cam}"])
+
+
 def _start_webcam_flow(f: Flow) -> None:
     page = f.page
     page.goto(f.server.url + "/?pid=cam-1")
@@ -239,9 +245,7 @@ def test_webcam_flow_with_fake_camera(tmp_path, playwright_sync):
     with StudyServer(tmp_path / "srv", gaze_mode="webcam", trials_per_participant=2, fixation_ms=200,
                      max_display_ms=1500, drift_check_every=0, synthetic_pool=4, validation_max_deg=60.0,
                      max_calibration_attempts=1) as srv:
-        f = Flow(playwright_sync, srv, "webcam", [
-            "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-video-capture={cam}"])
+        f = webcam_flow(playwright_sync, srv, "webcam", cam)
         page = f.page
         try:
             _start_webcam_flow(f)
@@ -281,9 +285,7 @@ def test_webcam_without_face_says_so(tmp_path, playwright_sync):
     _face_mesh_or_skip()
     cam = _fake_camera(tmp_path / "grass.mjpeg", with_face=False)
     with StudyServer(tmp_path / "srv", gaze_mode="webcam", trials_per_participant=2, synthetic_pool=4) as srv:
-        f = Flow(playwright_sync, srv, "webcam_no_face", [
-            "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-video-capture={cam}"])
+        f = webcam_flow(playwright_sync, srv, "webcam_no_face", cam)
         try:
             _start_webcam_flow(f)
             f.page.wait_for_selector("#screen-error.active", timeout=120000)

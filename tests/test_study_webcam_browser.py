@@ -9,26 +9,13 @@ import csv
 import io
 import json
 import math
-import os
 import time
 
 import httpx
-import pytest
 
 from gazetune.study.runner import StudyServer
-from test_study_browser import CHROMIUM, Flow, _face_mesh_or_skip, _fake_camera, _start_webcam_flow
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"Debian chromium not installed at {CHROMIUM}"),
-]
-
-
-@pytest.fixture(scope="module")
-def playwright_sync():
-    pw_mod = pytest.importorskip("playwright.sync_api")
-    with pw_mod.sync_playwright() as pw:
-        yield pw
+from test_study_browser import _face_mesh_or_skip, _fake_camera, _start_webcam_flow, webcam_flow
+from test_study_browser import playwright_sync, pytestmark  # noqa: F401  (the fixture, browser marks)
 
 
 def _export(srv: StudyServer, name: str) -> list[dict]:
@@ -42,9 +29,7 @@ def test_drift_check_refits_and_expression_reaches_the_exports(tmp_path, playwri
     with StudyServer(tmp_path / "srv", gaze_mode="webcam", trials_per_participant=2, fixation_ms=200,
                      max_display_ms=1500, drift_check_every=1, synthetic_pool=4, validation_max_deg=60.0,
                      max_calibration_attempts=1) as srv:
-        f = Flow(playwright_sync, srv, "webcam_refit", [
-            "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-video-capture={cam}"])
+        f = webcam_flow(playwright_sync, srv, "webcam_refit", cam)
         page, bodies = f.page, []
         page.on("request", lambda r: bodies.append((r.url, r.post_data)) if r.method == "POST" else None)
         try:
