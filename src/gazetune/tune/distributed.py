@@ -150,6 +150,13 @@ class Dist:
             out[key] = sum(vals) / len(vals)
         return {k: out[k] for k in [*stats, *sorted(set(out) - set(stats))]}
 
+    def barrier(self) -> None:
+        """Wait for every rank (e.g. until rank 0 has written the checkpoint)."""
+        if self.active:
+            import torch.distributed as dist
+
+            dist.barrier()
+
     def gather(self, obj: Any) -> list[Any]:
         """Every rank's ``obj``, in rank order (``[obj]`` in one process)."""
         if not self.active:

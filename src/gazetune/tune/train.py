@@ -754,6 +754,7 @@ def _loop(
             bar.update(task, completed=run.step)
             for hook in hooks:
                 hook(run.step, stats)
+    d.barrier()  # no rank goes on (e.g. to resume the run) before rank 0 has written it
     return run.out / CHECKPOINT
 
 
