@@ -38,6 +38,11 @@ random draw comes from one ``torch.Generator`` whose state is checkpointed.  Lib
 touches torch's global RNG or thread settings: network weights are initialised under a forked RNG
 seeded from the run's seed.
 
+**Several processes** (``torchrun --nproc_per_node N -m gazetune gan pretrain|tune ...``):
+:mod:`gazetune.tune.distributed` joins the process group, ``train_step`` all-reduces the stepped
+network's gradients after each phase, every rank trains on its slice of the same global batch,
+and rank 0 alone writes the run directory.  Without ``torchrun`` the loop is one process, as before.
+
 Architecture overview and how to add a loss term: ``docs/architecture.md``.
 """
 
@@ -100,7 +105,8 @@ class TrainConfig:
         Normalisation inside D's blocks (``"group"``, ``"none"``, ``"batch"``; see
         :mod:`gazetune.nets.discriminator` for why group is the default).
     batch, steps : int
-        Images per batch (real and fake each); total optimisation steps of the run.
+        Images per batch (real and fake each; under ``torchrun`` the global batch, split over the
+        processes); total optimisation steps of the run.
     lr_g, lr_d, beta1, beta2 : float
         Adam settings.  D learns four times faster than G (TTUR, Heusel et al. 2017): with equal
         rates the discriminator fell back to chance on the built-in faces.
