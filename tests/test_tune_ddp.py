@@ -142,3 +142,17 @@ def test_two_gloo_processes_tune_resume_bit_identically_and_resume_one_process_r
     assert [r["step"] for r in _steps(tmp_path / "straight")] == [1, 2, 3, 4]
     assert read_checkpoint(tmp_path / "pre" / CHECKPOINT).metadata["step"] == "3"
     assert [r["step"] for r in _steps(tmp_path / "pre")] == [1, 2, 3]
+
+
+def test_default_batch_fills_a_gpu_and_the_cpu_keeps_its_default(tmp_path):
+    from gazetune.tune.cli import _gpu_batch
+    from gazetune.tune.train import default_batch
+
+    assert default_batch(64, "cpu") == default_batch(256, "cpu", world=4) == TrainConfig.batch
+    assert [default_batch(s, "cuda") for s in (32, 64, 128, 256, 2048)] == [256, 256, 128, 64, 16]
+    assert default_batch(128, "cuda:0", world=4) == 512  # the global batch of 4 GPUs
+    cuda = TrainConfig(device="cuda", size=128)
+    assert _gpu_batch(cuda, tmp_path, False, 128).batch == 128
+    assert _gpu_batch(TrainConfig(), tmp_path, False, 128).batch == TrainConfig.batch
+    save_config(TrainConfig(batch=48), tmp_path / "config.toml")
+    assert _gpu_batch(cuda, tmp_path, True, 128).batch == 48  # a resumed run keeps its batch

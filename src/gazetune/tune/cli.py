@@ -74,6 +74,20 @@ def _say(text: str) -> None:
         typer.echo(text)
 
 
+def _gpu_batch(cfg, out: Path, resume: bool, size: int):
+    """``--batch`` and ``--config`` not given, on CUDA: a new run gets a batch that fills the GPU
+    (:func:`gazetune.tune.train.default_batch`), a resumed one keeps its own.  The CPU keeps the
+    config default."""
+    from gazetune.tune.distributed import env_world
+    from gazetune.tune.train import default_batch, load_run_config
+
+    if not cfg.device.startswith("cuda"):
+        return cfg
+    if resume and (out / "config.toml").exists():
+        return dataclasses.replace(cfg, batch=load_run_config(out, type(cfg)).batch)
+    return dataclasses.replace(cfg, batch=default_batch(size, cfg.device, env_world()))
+
+
 def _base_config(kind, config: Optional[Path], **overrides):
     from gazetune.config import load_config
 
@@ -88,7 +102,7 @@ def pretrain_command(
     channels: Optional[int] = typer.Option(None, help="1 (grey) or 3 (RGB) (default 1)."),
     steps: Optional[int] = typer.Option(None, help="Optimisation steps (default 2000)."),
     out: Path = typer.Option(..., help="Run directory."),
-    batch: Optional[int] = typer.Option(None, help="Batch size (default 32); under torchrun the global batch, split over the processes."),
+    batch: Optional[int] = typer.Option(None, help="Batch size (default 32; on CUDA 256 up to 64 px, halved per doubling of the side, per GPU); under torchrun the global batch, split over the processes."),
     seed: Optional[int] = typer.Option(None, help="Random seed of the run."),
     device: Optional[Device] = typer.Option(None, help="cpu or cuda (default cpu)."),
     resume: bool = typer.Option(False, help="Continue the run in --out from its checkpoint."),
@@ -108,6 +122,8 @@ def pretrain_command(
         size=size, channels=channels, steps=steps, batch=batch, seed=seed,
         device=device.value if device is not None else None,
         g_arch=arch.value if arch is not None else None).items() if v is not None})
+    if batch is None and config is None:
+        cfg = _gpu_batch(cfg, out, resume, cfg.size)
     images = _load_images(data, cfg.size, cfg.channels)
     path = pretrain(cfg, images.images, out, resume=resume)
     _say(f"checkpoint: {path}")
@@ -158,7 +174,7 @@ def tune_command(
     steps: Optional[int] = typer.Option(None, help="Tuning steps (default 500)."),
     min_observed: Optional[int] = typer.Option(None, help="auto: observed images needed for direct maps (default 64)."),
     map_version: Optional[str] = typer.Option(None, help="Generator version of the synthetic maps (default: the run's, or the file stem / factory name of an external generator)."),
-    batch: Optional[int] = typer.Option(None, help="Batch size; under torchrun the global batch, split over the processes."),
+    batch: Optional[int] = typer.Option(None, help="Batch size (default 32; on CUDA 256 up to 64 px, halved per doubling of the side, per GPU); under torchrun the global batch, split over the processes."),
     device: Optional[Device] = typer.Option(None, help="cpu or cuda (default cpu)."),
     resume: bool = typer.Option(False, help="Continue the run in --out from its checkpoint."),
     config: Optional[Path] = typer.Option(None, help="TOML with TuneConfig fields (command options win)."),
@@ -205,6 +221,8 @@ def tune_command(
         res = resolve_for_tuning(out if resuming else spec, cfg)
     except (FileNotFoundError, ValueError, ImportError, TypeError, AttributeError, KeyError) as e:
         raise typer.BadParameter(str(e).strip("'\""), param_hint=hint) from None
+    if batch is None and config is None:
+        cfg = _gpu_batch(cfg, out, resuming, res.size)
     if discriminator is not None and not discriminator.exists():
         raise typer.BadParameter(f"discriminator run not found: {discriminator}", param_hint="--discriminator")
     if not 0 <= cfg.history_share < 1:

@@ -64,6 +64,11 @@ def env_rank() -> int:
     return int(os.environ.get("RANK", "0")) if launched() else 0
 
 
+def env_world() -> int:
+    """The number of processes from the environment (1 outside ``torchrun``), before :func:`setup`."""
+    return int(os.environ.get("WORLD_SIZE", "1")) if launched() else 1
+
+
 def rank_seed(seed: int, rank: int, step: int = 0) -> int:
     """A 63-bit seed for rank ``rank``'s own generator, mixed from ``(seed, rank, step)``."""
     state = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(rank), int(step)]).generate_state(2, np.uint32)

@@ -183,6 +183,20 @@ class TrainConfig:
         return pol
 
 
+def default_batch(size: int, device: str, world: int = 1) -> int:
+    """The global batch a command gives a run when neither ``--batch`` nor a config sets one.
+
+    32 on the CPU (:class:`TrainConfig`'s default).  On a GPU the networks are small for its
+    memory and a batch of 32 leaves it mostly idle: 256 images up to 64 px, halved with every
+    doubling of the side (128 at 128 px, 64 at 256 px, at least 16), per GPU, times ``world``
+    processes under ``torchrun`` (``--batch`` is the global batch).
+    """
+    if not str(device).startswith("cuda"):
+        return TrainConfig.batch
+    per_gpu = max(16, int(256 * min(1.0, 64 / max(1, int(size)))))
+    return per_gpu * max(1, int(world))
+
+
 @dataclass
 class TuneConfig(TrainConfig):
     """Gaze tuning settings: :class:`TrainConfig` plus the saliency weighting (eq 9b/10b).
