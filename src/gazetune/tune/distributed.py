@@ -38,6 +38,10 @@ rank's augmentation generator.  A run resumes on any number of processes; on the
 continues bit-identically, on another number each rank's augmentation generator is re-derived from
 ``(seed, rank, step)`` (and the history pool, if on, is rank 0's on every rank).  The run
 directory must be visible to every process (a shared filesystem across nodes).
+
+Known limits: the style generator's private draws (``rng_state``: style mixing, fresh noise) are
+the same on every rank, so the ranks' slices share those draws; in ``hybrid`` mode the observed
+latents of a batch (its first rows) fall to the first ranks.
 """
 
 from __future__ import annotations
