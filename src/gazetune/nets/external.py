@@ -196,6 +196,10 @@ class NVlabsGenerator(AdaptedGenerator):
     buffer ``rng_state``), so torch's global RNG is untouched and a resumed run draws the same
     noise; in eval mode it uses the constant noise, so a latent seed names one image.  ``"const"``
     (default) and ``"none"`` are deterministic throughout.
+
+    The NVlabs network runs outside any autocast region (``--precision bf16`` leaves it in
+    float32): it sets its own precision per layer (``num_fp16_res``, ``conv_clamp``) and its CUDA
+    kernels (``bias_act``, ``upfirdn2d``) take float16 and float32 only.  Its output is float32.
     """
 
     def __init__(self, net: nn.Module, psi: float = 1.0, noise_mode: str = "const", seed: int = 0):
@@ -207,6 +211,10 @@ class NVlabsGenerator(AdaptedGenerator):
         self.register_buffer("rng_state", torch.Generator().manual_seed(int(seed)).get_state())
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(z.device.type, enabled=False):
+            return self._forward(z.float()).float()
+
+    def _forward(self, z: torch.Tensor) -> torch.Tensor:
         zz, c = self._split(z)
         if not (self.training and self.noise_mode == "random"):  # eval: "random" uses the constant noise
             mode = "const" if self.noise_mode == "random" else self.noise_mode

@@ -29,6 +29,11 @@ class GArch(str, Enum):
     style = "style"
 
 
+class Precision(str, Enum):
+    fp32 = "fp32"
+    bf16 = "bf16"
+
+
 class NoiseMode(str, Enum):
     const = "const"
     random = "random"
@@ -88,10 +93,39 @@ def _gpu_batch(cfg, out: Path, resume: bool, size: int):
     return dataclasses.replace(cfg, batch=default_batch(size, cfg.device, env_world()))
 
 
+_PRECISION_HELP = ("fp32 (default) or bf16: forward passes and losses under torch.autocast(bfloat16); weights, "
+                   "optimiser steps, EMA and R1 stay float32 (GPUs with bfloat16: Ampere and later; also runs on "
+                   "the CPU). A resumed run keeps its own unless given.")
+_CHANNELS_LAST_HELP = ("G, D and the image batches in channels_last memory format (faster convolutions on "
+                       "tensor-core GPUs; harmless on the CPU). A resumed run keeps its own unless given.")
+
+
+def _precision_settings(cfg, out: Path, resume: bool, precision, channels_last, config: Optional[Path]):
+    """``--precision`` / ``--channels-last`` into ``cfg``; an option not given (nor in ``--config``)
+    keeps the resumed run's own value from its ``config.toml``."""
+    from gazetune.config import load_config
+
+    kept = {}
+    if resume and (out / "config.toml").exists():
+        try:
+            run_cfg = load_config(type(cfg), out / "config.toml")
+        except ValueError as e:
+            raise typer.BadParameter(f"{out / 'config.toml'}: {e}", param_hint="--resume") from None
+        import tomllib
+
+        in_config = tomllib.loads(config.read_text()) if config is not None else {}
+        kept = {k: getattr(run_cfg, k) for k in ("precision", "channels_last") if k not in in_config}
+    given = {"precision": precision.value if precision is not None else None, "channels_last": channels_last}
+    return dataclasses.replace(cfg, **{**kept, **{k: v for k, v in given.items() if v is not None}})
+
+
 def _base_config(kind, config: Optional[Path], **overrides):
     from gazetune.config import load_config
 
-    cfg = load_config(kind, config) if config is not None else kind()
+    try:  # e.g. precision = "fp16" in the TOML: the message names the field
+        cfg = load_config(kind, config) if config is not None else kind()
+    except ValueError as e:
+        raise typer.BadParameter(f"{config}: {e}", param_hint="--config") from None
     return dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
 
 
@@ -110,6 +144,8 @@ def pretrain_command(
     arch: Optional[GArch] = typer.Option(
         None, "--arch", help="Generator: dcgan (default) or style (mapping network, modulated convolutions, noise, "
                              "style mixing)."),
+    precision: Optional[Precision] = typer.Option(None, "--precision", help=_PRECISION_HELP),
+    channels_last: Optional[bool] = typer.Option(None, "--channels-last/--no-channels-last", help=_CHANNELS_LAST_HELP),
 ) -> None:
     """Train the built-in generator and U-Net discriminator (eq 1-2, 9a/10a) on real images."""
     from gazetune.tune.train import TrainConfig, pretrain
@@ -124,6 +160,7 @@ def pretrain_command(
         g_arch=arch.value if arch is not None else None).items() if v is not None})
     if batch is None and config is None:
         cfg = _gpu_batch(cfg, out, resume, cfg.size)
+    cfg = _precision_settings(cfg, out, resume, precision, channels_last, config)
     images = _load_images(data, cfg.size, cfg.channels)
     path = pretrain(cfg, images.images, out, resume=resume)
     _say(f"checkpoint: {path}")
@@ -196,6 +233,8 @@ def tune_command(
                                             "(default 100 with a fresh D, 0 with a D from a run)."),
     truncation_psi: Optional[float] = typer.Option(None, "--truncation-psi", help="StyleGAN pickles: truncation psi (default 1)."),
     noise_mode: Optional[NoiseMode] = typer.Option(None, "--noise-mode", help="StyleGAN pickles: const (default), random or none."),
+    precision: Optional[Precision] = typer.Option(None, "--precision", help=_PRECISION_HELP),
+    channels_last: Optional[bool] = typer.Option(None, "--channels-last/--no-channels-last", help=_CHANNELS_LAST_HELP),
 ) -> None:
     """Fine-tune a generator (a gazetune run, TorchScript, a factory or a StyleGAN pickle) with gaze-weighted per-pixel losses (eq 9b/10b, FIG. 4) and/or
     against a model of the human judge (eq 12, FIG. 5).  Use --mode none with --human-model for
@@ -223,6 +262,7 @@ def tune_command(
         raise typer.BadParameter(str(e).strip("'\""), param_hint=hint) from None
     if batch is None and config is None:
         cfg = _gpu_batch(cfg, out, resuming, res.size)
+    cfg = _precision_settings(cfg, out, resuming, precision, channels_last, config)
     if discriminator is not None and not discriminator.exists():
         raise typer.BadParameter(f"discriminator run not found: {discriminator}", param_hint="--discriminator")
     if not 0 <= cfg.history_share < 1:

@@ -126,7 +126,8 @@ class Dist:
             n = p.numel()
             if any_grad:
                 g = flat[offset : offset + n].view_as(p)
-                p.grad = (g / self.world if mean else g).to(p.dtype).clone()
+                # empty_like: the gradient keeps the parameter's memory format (channels_last)
+                p.grad = torch.empty_like(p).copy_(g / self.world if mean else g)
             offset += n
         with torch.no_grad():
             for b in bufs:
