@@ -39,6 +39,13 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(0)
 
 
+# The two-node loop demo (gazetune.loop.demo) at the smallest settings that still publish two
+# versions and judge all three: test_loop.py tests the loop with them, and the demo test runs its
+# stage 8 with them rather than repeating the loop at larger settings.
+MINIMAL_LOOP = dict(size=16, pretrain_steps=6, tune_steps=2, batch=8, g_width=8, participants=2, trials=6,
+                    synthetic_pool=6, display_ms=1000, saliency_epochs=1, min_observed=4)
+
+
 # A short pretraining on the built-in faces shared by the training-health and judge tests.
 FACES_GAN = dict(size=25, channels=1, z_dim=32, g_width=8, d_width=8, batch=16, log_every=1, sample_every=0,
                  n_samples=4, ema_half_life=100.0)

@@ -14,6 +14,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from conftest import MINIMAL_LOOP
 from gazetune.images import decode_png, load_image_set
 from gazetune.loop import trainer as trainer_mod
 from gazetune.loop.cli import loop_command
@@ -239,9 +240,7 @@ def test_cli_messages(server, base, tmp_path):
 def test_run_loop_demo(tmp_path):
     from gazetune.loop.demo import run_loop_demo
 
-    res = run_loop_demo(tmp_path / "demo", cycles=2, log=None, size=16, pretrain_steps=6, tune_steps=2, batch=8,
-                        g_width=8, participants=2, trials=6, synthetic_pool=6, display_ms=1000, saliency_epochs=1,
-                        min_observed=4)
+    res = run_loop_demo(tmp_path / "demo", cycles=2, log=None, **MINIMAL_LOOP)
     assert [c["status"] for c in res["cycles"]] == ["published", "published"]
     assert sorted(res["rates"]) == ["v1", "v2", "v3"]  # every served version was judged
     for r in res["rates"].values():
