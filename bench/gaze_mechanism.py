@@ -205,6 +205,9 @@ def main() -> None:
     # curve: "repairs faster" = lower area); secondary: inside-R SWD at the last step.
     score = {arm: {"area_in_R": [float(np.mean([e["swd_in_R"] for e in results["arms"][arm][s]["evals"]])) for s in range(args.seeds)],
                    "last_in_R": [results["arms"][arm][s]["evals"][-1]["swd_in_R"] for s in range(args.seeds)],
+                   # inside minus outside R: the flaw's own share, free of the whole image's swings
+                   "area_gap": [float(np.mean([e["swd_in_R"] - e["swd_out_R"] for e in results["arms"][arm][s]["evals"]]))
+                                for s in range(args.seeds)],
                    "last_out_R": [results["arms"][arm][s]["evals"][-1]["swd_out_R"] for s in range(args.seeds)]}
              for arm in arms}
     table = {}
@@ -212,7 +215,7 @@ def main() -> None:
         row = {k: interval(v) for k, v in score[arm].items()}
         for ctrl in arms:
             if ctrl != arm:
-                for k in ("area_in_R", "last_in_R"):
+                for k in ("area_in_R", "last_in_R", "area_gap"):
                     row[f"{k}_minus_{ctrl}"] = interval([a - b for a, b in zip(score[arm][k], score[ctrl][k])])
         table[arm] = row
     controls = [c for c in ("none", "off_R", "inverted") if c in arms]
@@ -222,12 +225,14 @@ def main() -> None:
                           if repaired else f"maps on R do NOT repair R faster than all of {', '.join(controls)} (95 % CI)")
     print(f"\nregion SWD x1e3, mean [95 % CI] over {args.seeds} seeds; area = mean over steps {eval_steps} "
           f"(base: in R {results['base']['scores']['swd_in_R']:.1f}, out {results['base']['scores']['swd_out_R']:.1f})")
-    print("| arm | in R, area | in R, last step | outside R, last step | area: arm - none | arm - off_R | arm - inverted |")
-    print("|---|---|---|---|---|---|---|")
+    print("| arm | in R, area | in R, last step | outside R, last step | in R - outside, area | area: arm - none | arm - off_R | arm - inverted | gap area: arm - none | arm - off_R | arm - inverted |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     fmt = lambda v: f"{v[0]:.1f} [{v[1]:.1f}, {v[2]:.1f}]"  # noqa: E731
     for arm, row in table.items():
-        cells = [fmt(row[k]) if k in row else "-" for k in ("area_in_R_minus_none", "area_in_R_minus_off_R", "area_in_R_minus_inverted")]
-        print(f"| {arm} | {fmt(row['area_in_R'])} | {fmt(row['last_in_R'])} | {fmt(row['last_out_R'])} | " + " | ".join(cells) + " |")
+        cells = [fmt(row[k]) if k in row else "-" for k in ("area_in_R_minus_none", "area_in_R_minus_off_R", "area_in_R_minus_inverted",
+                                                             "area_gap_minus_none", "area_gap_minus_off_R", "area_gap_minus_inverted")]
+        print(f"| {arm} | {fmt(row['area_in_R'])} | {fmt(row['last_in_R'])} | {fmt(row['last_out_R'])} | {fmt(row['area_gap'])} | "
+              + " | ".join(cells) + " |")
     print("\nper step, mean over seeds (in R / outside R):")
     for arm in arms:
         steps = [e["step"] for e in results["arms"][arm][0]["evals"]]
