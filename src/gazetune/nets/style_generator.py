@@ -303,7 +303,7 @@ class StyleGenerator(nn.Module):
         w = self.mapping(z)
         if self.training:
             with torch.no_grad():
-                self.w_avg.copy_(torch.lerp(w.detach().mean(dim=0), self.w_avg, self.w_avg_beta))
+                self.w_avg.copy_(torch.lerp(w.detach().float().mean(dim=0), self.w_avg, self.w_avg_beta))
         if psi != 1.0:
             w = self.w_avg + psi * (w - self.w_avg)
         return w
