@@ -108,7 +108,9 @@ def test_auto_mode_threshold():
     names = ["r0", "r1", "r2", "r3"]
     model = CountingSaliency()
     a = MapProvider("auto", maps=_maps(), saliency_model=model, min_observed=4)
-    assert a.bind(names, (4, 4), 2)["mode"] == "direct"  # 2 real + 2 synthetic = 4 observed
+    assert a.bind(names, (4, 4), 2)["mode"] == "hybrid"  # 2 real + 2 synthetic = 4 observed, a model to predict
+    d = MapProvider("auto", maps=_maps(), min_observed=4)
+    assert d.bind(names, (4, 4), 2)["mode"] == "direct"  # enough observed, no model: the seeds people saw
     b = MapProvider("auto", maps=_maps(), saliency_model=model, min_observed=5)
     info = b.bind(names, (4, 4), 2)
     assert info["mode"] == "predicted" and "4 observed" in info["reason"]

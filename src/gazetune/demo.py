@@ -61,8 +61,8 @@ class DemoConfig:
     seed: int = 0
     device: str = "cpu"
     size: int = 32
-    pretrain_steps: int = 500
-    tune_steps: int = 100
+    pretrain_steps: int = 400
+    tune_steps: int = 80
     batch: int = 32
     g_width: int = 16
     d_width: int = 8  # the group-norm U-Net D costs 0.58 s a step at width 8 on one CPU thread, 1.14 s at 16
@@ -79,16 +79,16 @@ class DemoConfig:
     judge_target_rate: float = 0.9
     judge_gain: float = 10.0
     judge_fakes: int = 40
-    saliency_epochs: int = 60
+    saliency_epochs: int = 40
     saliency_width: int = 16
     min_observed_direct: int = 32
     human_model: bool = True
-    human_epochs: int = 30
+    human_epochs: int = 20
     human_weight: float = 0.5
     threads: int = 1  # torch intra-op threads: more than 1 slows these small nets down on a busy machine
     loop: bool = True
-    loop_cycles: int = 2
-    loop_settings: dict = field(default_factory=lambda: {"participants": 6, "trials": 16, "tune_steps": 40, "pretrain_steps": 150})
+    loop_cycles: int = 1
+    loop_settings: dict = field(default_factory=lambda: {"participants": 6, "trials": 16, "tune_steps": 40, "pretrain_steps": 100})
 
     @classmethod
     def quick_settings(cls, **kw: Any) -> "DemoConfig":

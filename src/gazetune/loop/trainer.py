@@ -130,7 +130,8 @@ class LoopConfig:
     alpha : float
         Saliency weighting of eq 9b/10b (1 = pure equation).
     min_observed : int
-        ``auto`` map mode uses measured maps from this many observed images on, else M_saliency.
+        ``auto`` map mode uses measured maps from this many observed images on (hybrid: measured on
+        real images, M_saliency on fresh fakes), else M_saliency alone.
     ema_half_life : float
         EMA half-life in images during tuning.
     seed : int

@@ -206,10 +206,11 @@ def tune_command(
     saliency_model: Optional[Path] = typer.Option(None, help="Saliency model (SaliencyUNet checkpoint or TorchScript)."),
     mode: Optional[MapMode] = typer.Option(
         None, help="hybrid (measured maps on real images, predicted ones on fresh fakes), direct, predicted, "
-                   "auto (direct when enough observed, else predicted; the default) or none."),
+                   "auto (the default: hybrid when enough observed and a saliency model is given, direct when enough "
+                   "observed without one, else predicted) or none."),
     alpha: Optional[float] = typer.Option(None, help="Saliency weight a in [0, 1]: w = (1-a) + a SM/mean(SM) (default 1)."),
     steps: Optional[int] = typer.Option(None, help="Tuning steps (default 500)."),
-    min_observed: Optional[int] = typer.Option(None, help="auto: observed images needed for direct maps (default 64)."),
+    min_observed: Optional[int] = typer.Option(None, help="auto: observed images needed for hybrid/direct maps (default 64)."),
     map_version: Optional[str] = typer.Option(None, help="Generator version of the synthetic maps (default: the run's, or the file stem / factory name of an external generator)."),
     batch: Optional[int] = typer.Option(None, help="Batch size (default 32; on CUDA 256 up to 64 px, halved per doubling of the side, per GPU); under torchrun the global batch, split over the processes."),
     device: Optional[Device] = typer.Option(None, help="cpu or cuda (default cpu)."),

@@ -15,9 +15,11 @@
   maps -- only while the generator is close to the version people saw, since a seed's image drifts
   as G is tuned while its map stays.  Plain direct mode restricts G to the 50-100 observed seeds
   and keeps their maps however far their images move.
-* **auto**: direct when at least ``min_observed`` observed images are usable, else predicted; the
-  choice and the reason are reported through the ``log`` callback.  (It does not pick hybrid
-  until a benchmark shows hybrid is better.)
+* **auto**: with at least ``min_observed`` usable observed images, hybrid when a saliency model
+  is given and direct otherwise; with fewer, predicted.  The choice and the reason are reported
+  through the ``log`` callback.  Hybrid is preferred because plain direct mode let D fall to
+  chance on the demo's faces (its 50 fixed fakes are easy for G to fit), while hybrid stayed
+  healthy and scored the lowest SWD (docs/benchmarks.md, "Direct, hybrid and predicted maps").
 * **none**: no maps (plain eq 9a/10a; pretraining and the unweighted baseline).
 
 Synthetic images in a fixation table are named ``synthetic/<generator version>/<seed>``
@@ -163,19 +165,19 @@ class MapProvider:
     Parameters
     ----------
     mode
-        ``"none"``, ``"direct"``, ``"predicted"`` or ``"auto"`` (see the module docstring).
+        ``"none"``, ``"direct"``, ``"hybrid"``, ``"predicted"`` or ``"auto"`` (see the module docstring).
     maps
-        Observed maps (needed by ``direct``; used by ``auto``).
+        Observed maps (needed by ``direct`` and ``hybrid``; used by ``auto``).
     saliency_model
-        ``M_saliency`` for ``predicted`` (and ``auto``'s fallback): ``forward(x) -> logits
+        ``M_saliency`` for ``predicted`` and ``hybrid`` (``auto`` picks hybrid with it): ``forward(x) -> logits
         (N, 1, h, w)``; the output is resized to the image size.  A model that wants 3 channels
         (attribute ``in_channels`` or ``channels`` = 3) gets grey images repeated 3 times.
     generator_version
         Use only synthetic maps of this generator version (their seeds regenerate the shown
         images only with those weights); ``None`` accepts every version.
     min_observed
-        ``auto`` picks ``direct`` when at least this many observed images (real + synthetic) are
-        usable.
+        ``auto`` picks ``hybrid`` (or ``direct`` without a saliency model) when at least this many
+        observed images (real + synthetic) are usable.
     log
         Called with a dict describing the resolved mode (the training loop writes it to
         ``log.jsonl``).
@@ -255,8 +257,11 @@ class MapProvider:
         n_obs = len(real_names) + len(syn_keys)
         reason = ""
         if self.requested == "auto":
-            if self.maps is not None and n_obs >= self.min_observed and n_obs > 0:
-                self.mode, reason = "direct", f"{n_obs} observed images >= min_observed {self.min_observed}"
+            if self.maps is not None and n_obs >= self.min_observed and n_obs > 0 and self.model is not None:
+                self.mode, reason = "hybrid", (f"{n_obs} observed images >= min_observed {self.min_observed}; fresh latents "
+                                               "with predicted maps for the fakes")
+            elif self.maps is not None and n_obs >= self.min_observed and n_obs > 0:
+                self.mode, reason = "direct", f"{n_obs} observed images >= min_observed {self.min_observed}, no saliency model"
             elif self.model is not None:
                 self.mode, reason = "predicted", f"{n_obs} observed images < min_observed {self.min_observed}"
             else:
