@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-from scipy import stats
 
 
 @dataclass(frozen=True)
@@ -89,6 +88,8 @@ def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, fl
         raise ValueError(f"n must be >= 1 trial; got {n}")
     if not 0 <= k <= n:
         raise ValueError(f"k must be in [0, n={n}]; got {k}")
+    from scipy import stats  # imported here: scipy.stats costs about a second at start-up
+
     z = float(stats.norm.ppf(0.5 + confidence / 2))
     p = k / n
     denom = 1 + z * z / n

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
-from pymovements.transforms.numpy import pix2deg as _pm_pix2deg
 
 #: ``(left, top, width, height)`` of an image on screen, in screen pixels.
 Rect = tuple[float, float, float, float]
@@ -120,6 +119,10 @@ class ScreenGeometry:
         numpy.ndarray
             ``(n, 2)`` float64 array of horizontal and vertical angle in degrees.
         """
+        # imported here: pymovements pulls in pandas, polars and matplotlib (seconds), and the study
+        # server imports this module without ever converting to degrees at start-up
+        from pymovements.transforms.numpy import pix2deg as _pm_pix2deg
+
         arr = np.stack([np.asarray(screen_x, np.float64), np.asarray(screen_y, np.float64)], axis=1)
         return _pm_pix2deg(
             arr,
