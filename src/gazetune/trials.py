@@ -41,6 +41,8 @@ rt_ms           ``rt_ms``: response time in ms (optional; empty = unknown)
 kind            ``kind`` (``real``/``synthetic``) or ``synthetic`` (1/0) (optional)
 generator       ``generator``, ``generator_version`` or ``source`` (``real`` = a real image)
 seed            ``seed`` or ``latent_seed``: latent seed of a synthetic image (optional)
+condition       ``condition``: stimulus condition of a synthetic image (optional; empty = plain,
+                e.g. ``guided_toward`` in a ``gazetune study`` export)
 status          ``status``: rows other than ``answered`` (or empty) are left out, counted
 ==============  ==========================================================================
 """
@@ -67,7 +69,7 @@ PARTICIPANT_COLUMNS = ("participant", "participant_id", "subject")
 ANSWER_COLUMNS = ("answer", "rating", "answer_real")
 GENERATOR_COLUMNS = ("generator", "generator_version", "source")
 SEED_COLUMNS = ("seed", "latent_seed")
-RECORD_COLUMNS = ("participant", "image", "kind", "generator", "answer", "answer_real", "rt_ms", "seed")
+RECORD_COLUMNS = ("participant", "image", "kind", "generator", "answer", "answer_real", "rt_ms", "seed", "condition")
 
 _WORDS = {"real": 1.0, "true": 1.0, "yes": 1.0, "r": 1.0, "fake": 0.0, "synthetic": 0.0, "false": 0.0,
           "no": 0.0, "f": 0.0}
@@ -181,6 +183,10 @@ class Trial:
     fixations
         ``(n, 3)`` float64 ``x, y, duration_ms`` in image pixels, or None when no gaze was
         recorded.  Not part of equality.
+    condition
+        Stimulus condition of a synthetic image: ``""`` (plain) or, for example,
+        ``guided_toward`` / ``guided_away`` (a study's guided variants, :mod:`gazetune.study.guided`).
+        Rates are computed per :attr:`source`, so each condition of a generator gets its own.
     """
 
     participant: str
@@ -193,6 +199,7 @@ class Trial:
     answer: float = math.nan
     latent_seed: int | None = None
     fixations: np.ndarray | None = field(default=None, compare=False, repr=False)
+    condition: str = ""
 
     def __post_init__(self) -> None:
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen)
@@ -221,6 +228,18 @@ class Trial:
             set_("latent_seed", int(self.latent_seed))
         if self.fixations is not None:
             set_("fixations", np.asarray(self.fixations, dtype=np.float64).reshape(-1, 3))
+        set_("condition", "" if self.condition is None else str(self.condition).strip())
+        if self.condition and self.kind != "synthetic":
+            raise ValueError(f"trial of {self.participant!r} on {self.image!r}: condition {self.condition!r} "
+                             f"is for synthetic images; the image is {self.kind or 'of unknown kind'}")
+
+    @property
+    def source(self) -> str | None:
+        """What rates are grouped by: the generator, and ``generator/condition`` for a synthetic
+        image shown in a condition (``"1/guided_toward"``); None without a generator."""
+        if self.generator is None:
+            return None
+        return f"{self.generator}/{self.condition}" if self.condition else self.generator
 
     @property
     def correct(self) -> bool | None:
@@ -530,6 +549,7 @@ def read_trials(
             realness=scale.realness(value), answer=value,
             latent_seed=seed_value,
             fixations=None if fixations is None else fixations.for_image(image).get(row[pcol], np.zeros((0, 3))),
+            condition=(row.get("condition") or "").strip() if kind == "synthetic" else "",
         ))
     return TrialTable(trials, scale, dict(dropped), sorted(excluded), str(path))
 
@@ -542,14 +562,16 @@ def write_trials(trials: Iterable[Trial], path: str | os.PathLike, scale: Answer
     path = Path(path)
     with atomic_write(path, "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["participant", "image", "kind", "generator", "answer", "rt_ms", "seed"])
+        trials = list(trials)
+        conditions = any(t.condition for t in trials)  # the column only when some trial has one
+        w.writerow(["participant", "image", "kind", "generator", "answer", "rt_ms", "seed"] + ["condition"] * conditions)
         for t in trials:
             answer = t.answer if math.isfinite(t.answer) else t.realness
             if scale is None and not math.isfinite(t.answer) and t.answer_real is None:
                 raise ValueError(f"trial on {t.image!r} is undecided: write it with its scale")
             w.writerow([t.participant, t.image, t.kind, t.generator or "", f"{answer:g}",
                         "" if not math.isfinite(t.rt_ms) else f"{t.rt_ms:.1f}",
-                        "" if t.latent_seed is None else t.latent_seed])
+                        "" if t.latent_seed is None else t.latent_seed] + [t.condition] * conditions)
     return path
 
 

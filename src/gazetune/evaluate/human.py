@@ -120,7 +120,9 @@ def fool_rate(
     trials
         Trial records; real trials are ignored.
     generator
-        Only synthetic trials of this generator version; ``None`` pools all versions.
+        Only synthetic trials of this source (:attr:`Trial.source <gazetune.trials.Trial.source>`: a
+        generator version, or ``version/condition`` for images shown in a condition such as a
+        study's guided variants); ``None`` pools all.
     method
         ``"bootstrap"`` (participants x images, see :func:`two_way_bootstrap`) or ``"wilson"``.
     n_boot, confidence, seed
@@ -131,7 +133,7 @@ def fool_rate(
     RateEstimate
         Rate in [0, 1] and its interval; ``n`` is the number of decided synthetic trials.
     """
-    fake = [t for t in _decided(trials) if t.kind == "synthetic" and (generator is None or t.generator == generator)]
+    fake = [t for t in _decided(trials) if t.kind == "synthetic" and (generator is None or t.source == generator)]
     if not fake:
         which = "any generator" if generator is None else f"generator {generator!r}"
         raise ValueError(f"no synthetic trials of {which}")
@@ -160,7 +162,7 @@ def error_rate(
     if generator is None:
         chosen = list(trials)
     else:
-        fake = [t for t in trials if t.kind == "synthetic" and t.generator == generator]
+        fake = [t for t in trials if t.kind == "synthetic" and t.source == generator]
         seen = {t.participant for t in fake}
         chosen = fake + [t for t in trials if t.kind == "real" and t.participant in seen]
     if not any(t.kind == "synthetic" for t in chosen):
@@ -196,7 +198,8 @@ def study_rates(
     confidence: float = 0.95,
     seed: int = 0,
 ) -> list[GeneratorRates]:
-    """Fool rate and HYPE-infinity error rate of every generator version in ``trials``.
+    """Fool rate and HYPE-infinity error rate of every generator version in ``trials`` (each
+    condition of a version, :attr:`Trial.source <gazetune.trials.Trial.source>`, on its own row).
 
     Versions are sorted by name; ``error`` is ``None`` when the study has no real trials.  Every
     trial needs its truth, and a synthetic one its generator version (``ValueError`` otherwise);
@@ -204,7 +207,7 @@ def study_rates(
     ``median_rt_ms`` is the median response time on that version's synthetic images (NaN if unknown).
     """
     _check_truth(trials)
-    versions = sorted({t.generator for t in trials if t.kind == "synthetic" and t.generator})
+    versions = sorted({t.source for t in trials if t.kind == "synthetic" and t.source})
     if not versions:
         raise ValueError("no synthetic trials in the study")
     has_real = any(t.kind == "real" for t in trials)
@@ -214,7 +217,7 @@ def study_rates(
             generator=v,
             fool=fool_rate(trials, v, method, n_boot, confidence, seed),
             error=error_rate(trials, v, method, n_boot, confidence, seed) if has_real else None,
-            median_rt_ms=_median_rt([t for t in trials if t.generator == v and t.kind == "synthetic"]),
+            median_rt_ms=_median_rt([t for t in trials if t.source == v and t.kind == "synthetic"]),
         ))
     return rows
 
@@ -254,7 +257,7 @@ def called_real(
     _check_truth(trials)
     groups: dict[str, list[Trial]] = {}
     for t in trials:
-        groups.setdefault("real" if t.kind == "real" else str(t.generator), []).append(t)
+        groups.setdefault("real" if t.kind == "real" else str(t.source), []).append(t)
     order = (["real"] if "real" in groups else []) + sorted(k for k in groups if k != "real")
     rows = []
     for src in order:
