@@ -11,9 +11,11 @@ ROOT = Path(gazetune.__file__).parent
 
 # foundations (any stage may import them), then the stages in the order data flows through them;
 # the gaze records and their processing (samples, fixations, maps) are a library the study itself
-# uses to store and export gaze, so they sit with the foundations
+# uses to store and export gaze, so they sit with the foundations; M_saliency and gaze guidance
+# need only the foundations and come before the study, which shows guided variants of its
+# synthetic images (study.guided)
 FOUNDATION = ["atomic", "seeding", "cli_options", "config", "stats", "checkpoint", "images", "gaze", "trials", "nets", "features"]
-STAGES = ["study", "saliency", "human", "tune", "refine", "guide", "observers", "evaluate", "stages",
+STAGES = ["saliency", "guide", "study", "human", "tune", "refine", "observers", "evaluate", "stages",
           "loop", "demo_report", "demo", "cli", "__main__"]
 
 

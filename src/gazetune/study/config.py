@@ -16,21 +16,26 @@ Example ``study.toml``::
     max_display_ms = 3000                  # 0: the image stays until the answer
     gaze_mode = "mouse"                    # mouse | webcam | tracker
     database = "sqlite:///study.db"        # or postgresql+psycopg://user@host/db
+    guide_model = "runs/sal_inception"     # optional: guided variants (docs/study.md, section 3c)
+    guide_region = [0.2, 0.25, 0.6, 0.3]   # left, top, width, height (fractions of the image)
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from gazetune.config import from_dict, load_config
 
 ANSWER_SCALES = ("binary", "rating")
 GAZE_MODES = ("mouse", "webcam", "tracker")
 DESIGNS = ("single", "2afc", "hype_time")
+GUIDE_CONDITIONS = ("toward", "away")
+"""Directions of gaze guidance; a variant's stimulus condition is ``guided_<direction>``."""
 COMPLETION_PLATFORMS = {
     # where a crowdsourcing platform wants the participant sent at the end; {code} = completion code
     "prolific": "https://app.prolific.com/submissions/complete?cc={code}",
@@ -139,6 +144,26 @@ class StudyConfig:
         answer shortens the next exposure by one step, a wrong one lengthens it (1-up 1-down).
     mask_ms : int
         HYPE-time: how long the mask after the image stays before the answer buttons appear.
+    guide_model : str, optional
+        Turns on **guided variants**: an Inception-readout saliency checkpoint (the file, or the
+        folder ``gazetune saliency train --backbone inception --out DIR`` wrote).  When a
+        generator version's synthetic pool is rendered, a share of its images also get variants
+        changed by gaze guidance (:func:`gazetune.guide.guide_image`) so that this model predicts
+        more (``toward``) or less (``away``) fixation mass in ``guide_region``.  Each variant is
+        one more synthetic stimulus (condition ``guided_toward`` / ``guided_away``; see
+        :mod:`gazetune.study.guided`).  Off (``None``) by default.
+    guide_region : list of float
+        ``[left, top, width, height]`` of the region, as fractions of the image's width and
+        height; needed with ``guide_model``.
+    guide_conditions : list of str
+        Which variants each chosen image gets: a non-empty subset of ``["toward", "away"]``.
+    guide_fraction : float
+        Share of each synthetic pool that also gets guided variants, in (0, 1] (at least one
+        image).
+    guide_strength : float
+        Weight of the saliency loss against the naturalness losses (``GuideConfig.strength``), > 0.
+    guide_steps : int
+        Optimisation steps per variant (``GuideConfig.steps``), >= 1.
     """
 
     title: str = "Real or generated?"
@@ -186,6 +211,12 @@ class StudyConfig:
     hype_step_ms: int = 100
     hype_start_ms: int = 500
     mask_ms: int = 300
+    guide_model: Optional[str] = None
+    guide_region: list = dataclasses.field(default_factory=list)
+    guide_conditions: list = dataclasses.field(default_factory=lambda: list(GUIDE_CONDITIONS))
+    guide_fraction: float = 0.25
+    guide_strength: float = 1.0
+    guide_steps: int = 40
 
     def __post_init__(self) -> None:
         self.validate()
@@ -259,6 +290,50 @@ class StudyConfig:
             bad("hype_step_ms", "must be >= 1 and at most the exposure range")
         if int(self.mask_ms) < 0:
             bad("mask_ms", "must be >= 0")
+        self._validate_guidance(bad)
+
+    def _validate_guidance(self, bad: Callable[[str, str], None]) -> None:
+        """The ``guide_*`` keys (their values always; the model and region once ``guide_model``
+        turns guided variants on)."""
+        conditions = self.guide_conditions
+        if not (isinstance(conditions, list) and conditions and len(set(conditions)) == len(conditions)
+                and all(c in GUIDE_CONDITIONS for c in conditions)):
+            bad("guide_conditions", f"must be a non-empty list of distinct values from {list(GUIDE_CONDITIONS)}")
+        def number(v: object) -> bool:
+            return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+        if not (number(self.guide_fraction) and 0.0 < self.guide_fraction <= 1.0):
+            bad("guide_fraction", "must be a number in (0, 1]")
+        if not (number(self.guide_strength) and self.guide_strength > 0.0):
+            bad("guide_strength", "must be a number > 0")
+        if not (number(self.guide_steps) and self.guide_steps == int(self.guide_steps) and self.guide_steps >= 1):
+            bad("guide_steps", "must be an integer >= 1")
+        region = self.guide_region
+        if region or self.guide_model:
+            if not (isinstance(region, list) and len(region) == 4 and all(number(v) for v in region)):
+                bad("guide_region", "must be [left, top, width, height] as fractions of the image (needed with guide_model)")
+            left, top, w, h = (float(v) for v in region)
+            if min(left, top) < 0 or w <= 0 or h <= 0 or left + w > 1 + 1e-9 or top + h > 1 + 1e-9:
+                bad("guide_region", "must lie inside the image: left, top >= 0; width, height > 0; "
+                                    "left + width <= 1; top + height <= 1")
+        if self.guide_model:
+            weights = Path(self.guide_model) / "model.safetensors" if Path(self.guide_model).is_dir() else Path(self.guide_model)
+            sidecar = weights.with_suffix(".json")
+            if not weights.is_file() or not sidecar.is_file():
+                bad("guide_model", f"no saliency checkpoint there ({weights.name} and {sidecar.name} "
+                                   "as written by `gazetune saliency train --backbone inception`)")
+            try:
+                kind = json.loads(sidecar.read_text()).get("model")
+            except (OSError, ValueError, AttributeError):
+                kind = None
+            if kind != "InceptionSaliency":
+                bad("guide_model", f"is a {kind or 'unreadable'} checkpoint; guidance needs an Inception-readout "
+                                   "model (`gazetune saliency train --backbone inception`)")
+
+    @property
+    def guided(self) -> bool:
+        """Whether synthetic pools get guided variants (``guide_model`` is set)."""
+        return bool(self.guide_model)
 
     @property
     def exclusions_enabled(self) -> bool:
@@ -293,7 +368,7 @@ def load_study_config(path: str | Path) -> StudyConfig:
     cfg = load_config(_RawConfig, path)
     data = {k: v for k, v in dataclasses.asdict(cfg).items()}
     base = path.resolve().parent
-    for key in ("generator", "synthetic_dir", "data_dir", "catch_real_images"):
+    for key in ("generator", "synthetic_dir", "data_dir", "catch_real_images", "guide_model"):
         if data.get(key) and not Path(data[key]).is_absolute():
             data[key] = str(base / data[key])
     if data["real_images"] and not data["real_images"].startswith("builtin:"):

@@ -66,6 +66,9 @@ stimuli = sa.Table(
     sa.Column("width", sa.Integer, nullable=False),
     sa.Column("height", sa.Integer, nullable=False),
     sa.Column("png", sa.LargeBinary, nullable=False),
+    # "" (plain), or "guided_toward" / "guided_away": a guided variant of a plain synthetic image
+    sa.Column("condition", sa.String(20), nullable=False, server_default=""),
+    sa.Column("source_stimulus_id", sa.String(32)),  # guided variant: the plain stimulus it was made from
     sa.Index("ix_stimuli_kind_version", "kind", "generator_version"),
 )
 
@@ -184,12 +187,16 @@ def _add_columns(conn: Connection, columns: dict[str, tuple[str, ...]]) -> None:
     """Add the columns an older database lacks (a database made by this version already has them
     from :func:`_migrate_1`)."""
     inspector = sa.inspect(conn)
+    quote = conn.dialect.identifier_preparer.quote
     for table, names in columns.items():
         have = {c["name"] for c in inspector.get_columns(table)}
         for name in names:
             if name not in have:
                 col = metadata.tables[table].c[name]
-                conn.exec_driver_sql(f'ALTER TABLE {table} ADD COLUMN {name} {col.type.compile(conn.dialect)}')
+                ddl = f"ALTER TABLE {table} ADD COLUMN {quote(name)} {col.type.compile(conn.dialect)}"
+                if col.server_default is not None:  # existing rows get the default
+                    ddl += f" DEFAULT '{col.server_default.arg}'" + ("" if col.nullable else " NOT NULL")
+                conn.exec_driver_sql(ddl)
 
 
 def _migrate_2(conn: Connection) -> None:
@@ -205,6 +212,15 @@ def _migrate_3(conn: Connection) -> None:
     _add_columns(conn, _COLUMNS_3)
 
 
+_COLUMNS_4 = {"stimuli": ("condition", "source_stimulus_id")}
+
+
+def _migrate_4(conn: Connection) -> None:
+    """Guided variants: each stimulus's condition ("" for every stimulus stored before) and the
+    plain stimulus a variant was made from."""
+    _add_columns(conn, _COLUMNS_4)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema: generators, stimuli, participants, trials, gaze, calibrations, "
         "responses, markers", _migrate_1),
@@ -212,6 +228,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
      _migrate_2),
     (3, "webcam: gaze model re-fits at drift checks (trials, validations), expression scores per trial",
      _migrate_3),
+    (4, "guided variants: stimulus condition and the plain stimulus a variant was made from", _migrate_4),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

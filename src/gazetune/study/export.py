@@ -3,7 +3,9 @@
 Tables (CSV or Parquet):
 
 * ``trials``: one row per trial: participant, image name, kind (real/synthetic), generator
-  version and latent seed, answer, response time (ms), on-screen rectangle (CSS px);
+  version and latent seed, ``condition`` (``""`` plain, ``guided_toward`` / ``guided_away`` for a
+  guided variant, :mod:`gazetune.study.guided`; ``condition2`` of a 2AFC pair's second image),
+  answer, response time (ms), on-screen rectangle (CSS px);
 * ``samples``: one row per gaze sample: trial, time (ms), screen position (CSS px), image
   position (image px), confidence;
 * ``fixations``: the fixation table of docs/architecture.md (OSIE CSV columns ``image, subject,
@@ -51,7 +53,8 @@ def _trial_rows(conn: sa.Connection, scale: str = "binary") -> list[dict]:
     geometry and exclusion, whether it is a catch trial and whether its answer is right."""
     q = (sa.select(T.trials.c.id.label("trial_id"), T.trials.c.participant_id, T.participants.c.external_id,
                    T.trials.c.idx, T.stimuli.c.name.label("image"), T.stimuli.c.kind,
-                   T.stimuli.c.generator_version, T.stimuli.c.seed, T.stimuli.c.width, T.stimuli.c.height,
+                   T.stimuli.c.generator_version, T.stimuli.c.seed, T.stimuli.c.condition, T.stimuli.c.width,
+                   T.stimuli.c.height,
                    T.trials.c.status, T.trials.c.answer, T.trials.c.rt_ms, T.trials.c.timed_out,
                    T.trials.c.image_rect, T.trials.c.shown_at, T.trials.c.answered_at,
                    T.trials.c.lsl_onset, T.trials.c.lsl_offset, T.trials.c.real_side, T.trials.c.exposure_ms,
@@ -63,8 +66,8 @@ def _trial_rows(conn: sa.Connection, scale: str = "binary") -> list[dict]:
          .join(T.participants, T.participants.c.id == T.trials.c.participant_id)
          .order_by(T.trials.c.id))
     second = {r.id: r for r in conn.execute(sa.select(
-        T.stimuli.c.id, T.stimuli.c.name, T.stimuli.c.kind, T.stimuli.c.generator_version, T.stimuli.c.seed)
-        .where(T.stimuli.c.id.in_(sa.select(T.trials.c.stimulus2_id).where(T.trials.c.stimulus2_id.is_not(None))))
+        T.stimuli.c.id, T.stimuli.c.name, T.stimuli.c.kind, T.stimuli.c.generator_version, T.stimuli.c.seed,
+        T.stimuli.c.condition).where(T.stimuli.c.id.in_(sa.select(T.trials.c.stimulus2_id).where(T.trials.c.stimulus2_id.is_not(None))))
         .distinct())}
     out = []
     for r in conn.execute(q).mappings():
@@ -73,7 +76,8 @@ def _trial_rows(conn: sa.Connection, scale: str = "binary") -> list[dict]:
         d.update(rect_left=rect[0], rect_top=rect[1], rect_width=rect[2], rect_height=rect[3])
         s2 = second.get(d.pop("stimulus2_id"))
         d.update(image2=s2.name if s2 else None, kind2=s2.kind if s2 else None,
-                 generator_version2=s2.generator_version if s2 else None, seed2=s2.seed if s2 else None)
+                 generator_version2=s2.generator_version if s2 else None, seed2=s2.seed if s2 else None,
+                 condition2=s2.condition if s2 else None)
         d["catch"] = d["kind"] in CATCH_KINDS or d["kind2"] in CATCH_KINDS
         d["correct"] = answer_correct(d, scale) if d["status"] == "answered" else None
         d["excluded"] = bool(d["excluded"])
@@ -95,11 +99,11 @@ def trials_table(store: "StudyStore") -> pa.Table:
         r.update(rect2_left=rect2[0], rect2_top=rect2[1], rect2_width=rect2[2], rect2_height=rect2[3])
         r.update(_expression_columns(r.pop("expression")))
     return _table(rows, ["trial_id", "participant_id", "external_id", "idx", "image", "kind", "generator_version",
-                         "seed", "width", "height", "status", "answer", "rt_ms", "timed_out", "rect_left", "rect_top",
+                         "seed", "condition", "width", "height", "status", "answer", "rt_ms", "timed_out", "rect_left", "rect_top",
                          "rect_width", "rect_height", "shown_at", "answered_at", "lsl_onset", "lsl_offset", *EXPRESSION_COLUMNS,
                          "gaze_model", "n_samples",
                          "catch", "correct", "excluded", "exclusion_reasons", "image2", "kind2", "generator_version2",
-                         "seed2", "real_side", "rect2_left", "rect2_top", "rect2_width", "rect2_height",
+                         "seed2", "condition2", "real_side", "rect2_left", "rect2_top", "rect2_width", "rect2_height",
                          "exposure_ms", "gaze_batches_sent", "n_batches", "gaze_complete"])
 
 
@@ -287,9 +291,10 @@ def summary(store: "StudyStore") -> dict:
     """Dashboard numbers: participants (with exclusions and why, and gaze quality), trials,
     validation quality, and per generator version: the share judged real (fool rate; the row
     ``real`` is the same share on real images), and in 2AFC the accuracy (the real image picked),
-    in HYPE-time the threshold next to the HYPE-infinity error rate.  Intervals are 95 %, by the
-    participants x images bootstrap of ``gazetune eval study``.  Catch trials and excluded
-    participants count in none of these rates."""
+    in HYPE-time the threshold next to the HYPE-infinity error rate.  Guided variants have groups
+    of their own (``v1/guided_toward``, ``v1/guided_away`` next to the plain ``v1``).  Intervals are
+    95 %, by the participants x images bootstrap of ``gazetune eval study``.  Catch trials and
+    excluded participants count in none of these rates."""
     cfg = store.cfg
     with store.db.read() as conn:
         trials = _trial_rows(conn, cfg.answer_scale)
@@ -302,11 +307,12 @@ def summary(store: "StudyStore") -> dict:
     counted = [t for t in answered if not t["catch"] and not t["excluded"]]
     groups: dict[str, list[dict]] = {}
     for t in counted:
-        if cfg.design == "2afc":  # a pair belongs to the version of its generated image
-            v = t["generator_version"] if t["kind"] == "synthetic" else t["generator_version2"]
-            key = f"v{v}"
+        if cfg.design == "2afc":  # a pair belongs to the version (and condition) of its generated image
+            first = t["kind"] == "synthetic"
+            v = t["generator_version"] if first else t["generator_version2"]
+            key = f"v{v}" + _condition_suffix(t["condition"] if first else t["condition2"])
         else:
-            key = "real" if t["kind"] == "real" else f"v{t['generator_version']}"
+            key = "real" if t["kind"] == "real" else f"v{t['generator_version']}" + _condition_suffix(t["condition"])
         groups.setdefault(key, []).append(t)
     rates = []
     reals = groups.get("real", [])
@@ -380,6 +386,12 @@ def summary(store: "StudyStore") -> dict:
         "answer_scale": cfg.answer_scale,
         "current_version": store.current_version(),
     }
+
+
+def _condition_suffix(condition: str | None) -> str:
+    """Dashboard group of a guided variant: its version's group plus ``/guided_toward`` (or
+    ``/guided_away``), so plain and guided images of a version are rated apart."""
+    return f"/{condition}" if condition else ""
 
 
 def _rules(cfg) -> list[str]:  # noqa: ANN001

@@ -41,6 +41,8 @@ class Stimulus:
     generator_version: int | None = None
     seed: int | None = None
     id: str = ""
+    condition: str = ""  # "" plain; "guided_toward" / "guided_away" (see gazetune.study.guided)
+    source_stimulus_id: str | None = None  # a guided variant: id of the plain stimulus it was made from
 
     def __post_init__(self) -> None:
         if not self.id:

@@ -71,7 +71,9 @@ class StudyStore:
         self._tokens: dict[str, ParticipantRef] = {}
         self._trials: dict[int, TrialInfo] = {}
         self._publish_lock = threading.Lock()
-        self._pools: dict = {}  # generator version -> (real ids, synthetic ids); "catch" -> ids by kind
+        self._pools: dict = {}  # generator version -> (real ids, synthetic families); "catch" -> ids by kind
+        self._guide_model = None  # the optimised saliency model of guided variants, loaded on first use
+        self.last_guidance: dict | None = None  # summary of the last guided variants made (guided.guided_stimuli)
         self._ensure_stimuli()
 
     # ------------------------------------------------------------------ stimuli and versions
@@ -79,7 +81,8 @@ class StudyStore:
         if items:
             conn.execute(T.stimuli.insert(), [
                 dict(id=s.id, kind=s.kind, name=s.name, generator_version=s.generator_version,
-                     seed=s.seed, width=s.width, height=s.height, png=s.png) for s in items])
+                     seed=s.seed, width=s.width, height=s.height, png=s.png, condition=s.condition,
+                     source_stimulus_id=s.source_stimulus_id) for s in items])
 
     def _ensure_stimuli(self) -> None:
         """First start: store the real images and generator version 1 (checkpoint, folder or
@@ -111,6 +114,8 @@ class StudyStore:
         else:
             kind, source = "demo-blend", cfg.real_images
             syn = blend_stimuli(real_images, seeds, 1)
+        if not n_ver:
+            syn += self._guided_variants(syn, 1)
         with self.db.write() as conn:
             if not n_real:
                 self._insert_stimuli(conn, real)
@@ -119,6 +124,18 @@ class StudyStore:
                     version=1, kind=kind, source=source, note="initial", trained_on=None,
                     created_at=time.time()))
                 self._insert_stimuli(conn, syn)
+
+    def _guided_variants(self, plain: list[Stimulus], version: int) -> list[Stimulus]:
+        """Guided variants of a version's synthetic pool when ``guide_model`` is set (see
+        :mod:`gazetune.study.guided`); nothing (and no import) otherwise."""
+        if not self.cfg.guided:
+            return []
+        from gazetune.study.guided import guided_stimuli, load_guide_model
+
+        if self._guide_model is None:
+            self._guide_model = load_guide_model(self.cfg.guide_model)  # type: ignore[arg-type]
+        variants, self.last_guidance = guided_stimuli(plain, self.cfg, version, self._guide_model)
+        return variants
 
     def current_version(self, conn: sa.Connection | None = None) -> int:
         if conn is not None:
@@ -149,6 +166,11 @@ class StudyStore:
                 tmp.unlink(missing_ok=True)
                 why = _without_paths(str(e), tmp, folder)
                 raise StudyError(422, f"generator checkpoint ({len(checkpoint)} bytes) cannot be used: {why}") from None
+            try:
+                syn += self._guided_variants(syn, version)
+            except BaseException:  # not the checkpoint's fault: nothing is kept, the error is the server's
+                tmp.unlink(missing_ok=True)
+                raise
             tmp.replace(path)
             with self.db.write() as conn:
                 conn.execute(T.generator_versions.insert().values(
@@ -196,17 +218,17 @@ class StudyStore:
                 pools = self._pools[version] = (
                     conn.execute(sa.select(T.stimuli.c.id).where(T.stimuli.c.kind == "real")
                                  .order_by(T.stimuli.c.id)).scalars().all(),
-                    conn.execute(sa.select(T.stimuli.c.id).where(
+                    _families(conn.execute(sa.select(T.stimuli.c.id, T.stimuli.c.source_stimulus_id).where(
                         (T.stimuli.c.kind == "synthetic") & (T.stimuli.c.generator_version == version))
-                        .order_by(T.stimuli.c.id)).scalars().all())
-            real_ids, syn_ids = pools
+                        .order_by(T.stimuli.c.id)).all()))
+            real_ids, syn_families = pools
             catch = self._catch_pool(conn)
             pid = conn.execute(T.participants.insert().values(
                 external_id=external_id, token=token, gaze_mode=cfg.gaze_mode, created_at=now,
                 consent_at=now, user_agent=user_agent, screen=json.dumps(screen) if screen else None,
                 completion_code=code)).inserted_primary_key[0]
             rng = np.random.default_rng([cfg.seed, int(pid)])
-            plan = _plan(rng, cfg, real_ids, syn_ids, catch)
+            plan = _plan(rng, cfg, real_ids, syn_families, catch)
             order = rng.permutation(len(plan))
             conn.execute(T.trials.insert(), [
                 dict(participant_id=pid, idx=i, status="pending", **plan[k]) for i, k in enumerate(order)])
@@ -297,15 +319,16 @@ class StudyStore:
         return out
 
     def _history(self, conn: sa.Connection, pid: int) -> list[dict]:
-        """A participant's answered trials in order: kind, answer, RT, 2AFC side."""
+        """A participant's answered trials in order: kind, answer, RT, 2AFC side, catch, guided."""
         second = T.stimuli.alias("second")
         q = (sa.select(T.trials.c.id, T.trials.c.answer, T.trials.c.rt_ms, T.trials.c.real_side, T.stimuli.c.kind,
-                       second.c.kind.label("kind2"))
+                       second.c.kind.label("kind2"), T.stimuli.c.condition, second.c.condition.label("condition2"))
              .join(T.stimuli, T.stimuli.c.id == T.trials.c.stimulus_id)
              .outerjoin(second, second.c.id == T.trials.c.stimulus2_id)
              .where((T.trials.c.participant_id == pid) & (T.trials.c.status == "answered"))
              .order_by(T.trials.c.idx))
-        return [dict(r, catch=r["kind"] in CATCH_KINDS or r["kind2"] in CATCH_KINDS) for r in conn.execute(q).mappings()]
+        return [dict(r, catch=r["kind"] in CATCH_KINDS or r["kind2"] in CATCH_KINDS,
+                     guided=bool(r["condition"] or r["condition2"])) for r in conn.execute(q).mappings()]
 
     def _exposure(self, p: ParticipantRef, conn: sa.Connection | None = None) -> float:
         if conn is None:
@@ -531,9 +554,9 @@ class StudyStore:
             if self.cfg.design == "hype_time":  # the exposure this trial was shown with (see next_trial)
                 values["exposure_ms"] = self._exposure(p, conn)
             conn.execute(_U_TRIAL, values)
-            # the trainer's feed: catch trials never; with exclusion rules, the participant's trials
-            # join it at completion, once they passed (see complete)
-            if not self.cfg.exclusions_enabled and not self._is_catch(conn, row):
+            # the trainer's feed: catch trials and guided variants never; with exclusion rules, the
+            # participant's trials join it at completion, once they passed (see complete)
+            if not self.cfg.exclusions_enabled and not self._kept_from_trainer(conn, row):
                 conn.execute(_I_RESPONSE, dict(trial_id=trial_id, created_at=now))
         info = self._trials.get(trial_id)
         if info is not None:
@@ -546,7 +569,8 @@ class StudyStore:
     def complete(self, p: ParticipantRef) -> dict:
         """The completion code (and the platform's completion link) once every trial is answered
         (409 before).  The exclusion rules judge the participant here, once; with rules on, a
-        participant who passes has their trials (catch trials aside) join the trainer's feed."""
+        participant who passes has their trials (catch trials and guided variants aside) join the
+        trainer's feed."""
         cfg = self.cfg
         with self.db.write() as conn:
             left = conn.execute(sa.select(sa.func.count()).select_from(T.trials).where(
@@ -564,19 +588,24 @@ class StudyStore:
                 conn.execute(T.participants.update().where(T.participants.c.id == p.id).values(
                     completed_at=now, excluded=bool(reasons), exclusion_reasons=json.dumps(reasons)))
                 if cfg.exclusions_enabled and not reasons:
-                    keep = [t["id"] for t in history if not t["catch"]]
+                    keep = [t["id"] for t in history if not t["catch"] and not t["guided"]]
                     if keep:
                         conn.execute(_I_RESPONSE, [dict(trial_id=t, created_at=now) for t in keep])
         return {"completion_code": row.completion_code,
                 "redirect_url": cfg.completion_link(row.completion_code, row.external_id)}
 
-    def _is_catch(self, conn: sa.Connection, row: sa.Row) -> bool:
-        if row.kind in CATCH_KINDS:
+    def _kept_from_trainer(self, conn: sa.Connection, row: sa.Row) -> bool:
+        """Whether trial ``row`` (of :data:`_Q_TRIAL`) stays out of the trainer's feed: a catch
+        trial, or one showing a guided variant (the trainer knows a synthetic image by (version,
+        seed) and renders it again from the generator: the variant's answer and gaze would be
+        credited to the plain image)."""
+        if row.kind in CATCH_KINDS or row.condition:
             return True
         if row.stimulus2_id is None:
             return False
-        kind2 = conn.execute(sa.select(T.stimuli.c.kind).where(T.stimuli.c.id == row.stimulus2_id)).scalar()
-        return kind2 in CATCH_KINDS
+        second = conn.execute(sa.select(T.stimuli.c.kind, T.stimuli.c.condition)
+                              .where(T.stimuli.c.id == row.stimulus2_id)).first()
+        return second.kind in CATCH_KINDS or bool(second.condition)
 
     def _last_validation(self, conn: sa.Connection, pid: int) -> dict | None:
         c = T.calibrations.c
@@ -586,7 +615,8 @@ class StudyStore:
 
     # ------------------------------------------------------------------ trainer side
     def responses_since(self, cursor: int, limit: int) -> dict:
-        """Answered trials with ``responses.id > cursor`` (oldest first, at most ``limit``), each
+        """Answered trials with ``responses.id > cursor`` (oldest first, at most ``limit``; no catch
+        trials and no guided variants, see :meth:`_kept_from_trainer`), each
         with its stimulus provenance, answer, response time, gaze samples in image pixels and the
         participant's viewing geometry (``screen``: viewport in CSS px, CSS px per mm from the card
         scaling, viewing distance in mm from the blind-spot test; ``None`` where not measured)."""
@@ -652,7 +682,7 @@ class StudyStore:
 
 # Statements of the hot paths, built once (building a SQLAlchemy statement per request costs
 # more than running it on SQLite).
-_Q_TRIAL = (sa.select(T.trials, T.stimuli.c.width, T.stimuli.c.height, T.stimuli.c.kind)
+_Q_TRIAL = (sa.select(T.trials, T.stimuli.c.width, T.stimuli.c.height, T.stimuli.c.kind, T.stimuli.c.condition)
             .join(T.stimuli, T.stimuli.c.id == T.trials.c.stimulus_id)
             .where(T.trials.c.id == sa.bindparam("tid")))
 _Q_NEXT = (sa.select(T.trials.c.id, T.trials.c.idx, T.stimuli.c.width, T.stimuli.c.height)
@@ -691,18 +721,41 @@ def _insert_ignore(conn: sa.Connection, table: sa.Table):  # noqa: ANN202
     return insert(table).on_conflict_do_nothing()
 
 
-def _plan(rng: np.random.Generator, cfg: StudyConfig, real_ids: list[str], syn_ids: list[str],
+def _families(rows: list) -> list[list[str]]:
+    """Synthetic stimuli ``(id, source_stimulus_id)`` (in id order) grouped by the plain image
+    they show: ``[plain id, variant ids...]`` per plain image, in the order of the plain ids."""
+    variants: dict[str, list[str]] = {}
+    for r in rows:
+        if r.source_stimulus_id:
+            variants.setdefault(r.source_stimulus_id, []).append(r.id)
+    return [[r.id, *variants.get(r.id, [])] for r in rows if not r.source_stimulus_id]
+
+
+def _draw_synthetic(rng: np.random.Generator, families: list[list[str]], k: int) -> list[str]:
+    """``k`` synthetic images: plain images drawn as :func:`_draw` does, each then shown plain or
+    as one of its guided variants (uniformly), so that a participant sees at most one version of
+    each generated image while the pool lasts.  Without variants this is exactly
+    ``_draw(rng, ids, k)``."""
+    plain = [f[0] for f in families]
+    if all(len(f) == 1 for f in families):
+        return _draw(rng, plain, k)
+    members = {f[0]: f for f in families}
+    return [members[p][int(rng.integers(len(members[p])))] for p in _draw(rng, plain, k)]
+
+
+def _plan(rng: np.random.Generator, cfg: StudyConfig, real_ids: list[str], syn_families: list[list[str]],
           catch: dict[str, list[str]]) -> list[dict]:
     """A participant's trials (unshuffled) as ``trials`` row values.
 
     ``single`` and ``hype_time``: ``round(n * real_fraction)`` real images, the rest synthetic.
     ``2afc``: ``n`` pairs of a real and a synthetic image, the real one on a random side.  Catch
     trials: broken images (and obviously real ones when there are any); in ``2afc`` a real image
-    next to a broken one.
+    next to a broken one.  Synthetic images: see :func:`_draw_synthetic` (``syn_families`` from
+    :func:`_families`).
     """
     n, k = cfg.trials_per_participant, cfg.catch_trials
     if cfg.design == "2afc":
-        pairs = list(zip(_draw(rng, real_ids, n), _draw(rng, syn_ids, n)))
+        pairs = list(zip(_draw(rng, real_ids, n), _draw_synthetic(rng, syn_families, n)))
         pairs += list(zip(_draw(rng, real_ids, k), _draw(rng, catch.get("catch_fake", []), k)))
         out = []
         for real, other in pairs:
@@ -711,7 +764,7 @@ def _plan(rng: np.random.Generator, cfg: StudyConfig, real_ids: list[str], syn_i
             out.append(dict(stimulus_id=left, stimulus2_id=right, real_side=side))
         return out
     n_real = int(round(n * cfg.real_fraction))
-    ids = _draw(rng, real_ids, n_real) + _draw(rng, syn_ids, n - n_real)
+    ids = _draw(rng, real_ids, n_real) + _draw_synthetic(rng, syn_families, n - n_real)
     ids += _draw(rng, catch.get("catch_fake", []) + catch.get("catch_real", []), k)
     return [dict(stimulus_id=i) for i in ids]
 
