@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from gazetune.saliency.losses import bce_loss, cc_loss, center_weight, kl_loss, log_density, weighted_bce_loss
+from gazetune.saliency.losses import bce_loss, cc_loss, center_weight, kl_loss, log_density, nss_loss, weighted_bce_loss
 
 
 def _bce(y: float, p: float) -> float:
@@ -84,3 +84,25 @@ def test_log_density_sums_to_one_and_cc_loss():
     target = torch.sigmoid(logits[:, 0])
     assert cc_loss(logits, target).item() == pytest.approx(0.0, abs=1e-5)  # density proportional to target
     assert cc_loss(logits, 1 - target).item() > 1.5
+
+
+def test_nss_loss_by_hand_and_equals_the_metric_on_impulse_targets():
+    # softmax density of logits log([1, 2, 3, 2]) on a 2x2 map: p = [1, 2, 3, 2] / 8
+    logits = torch.log(torch.tensor([[[1.0, 2.0], [3.0, 2.0]]]))
+    p = np.array([1, 2, 3, 2]) / 8
+    z = (p - p.mean()) / p.std()  # population std, as the NSS metric
+    # target: all mass on the pixel of value 3 (row 1, col 0) -> loss = -z[2]
+    target = torch.tensor([[[0.0, 0.0], [1.0, 0.0]]])
+    assert nss_loss(logits, target, density="softmax").item() == pytest.approx(-z[2], rel=1e-5)
+    # two impulses of equal weight: minus the mean of their z values, which is the NSS metric
+    from gazetune.saliency.metrics import nss
+
+    target2 = torch.tensor([[[1.0, 0.0], [1.0, 0.0]]])
+    fixations = np.array([[0.0, 0.0], [0.0, 1.0]])  # (x, y) of the pixels (row 0, col 0) and (row 1, col 0)
+    expected = nss(p.reshape(2, 2), fixations)
+    assert expected == pytest.approx((z[0] + z[2]) / 2, rel=1e-6)
+    assert nss_loss(logits, target2, density="softmax").item() == pytest.approx(-expected, rel=1e-5)
+    # a gradient step on -NSS raises the density where the target is
+    lg = logits.clone().requires_grad_(True)
+    nss_loss(lg, target, density="softmax").backward()
+    assert lg.grad[0, 1, 0] < 0

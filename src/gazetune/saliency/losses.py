@@ -214,3 +214,20 @@ def cc_loss(logits: torch.Tensor, target: torch.Tensor, density: Density = "sigm
     t = t - t.mean(1, keepdim=True)
     cc = (p * t).sum(1) / (p.norm(dim=1) * t.norm(dim=1) + 1e-12)
     return (1 - cc).mean()
+
+
+def nss_loss(logits: torch.Tensor, target: torch.Tensor, density: Density = "sigmoid") -> torch.Tensor:
+    """``-NSS`` against a target map: minus the target-weighted mean of the standardised density.
+
+    ``NSS_t = sum_xy p_t(x, y) (p(x, y) - mean p) / std p`` with ``p_t`` the target normalised to
+    sum 1 and ``p`` the model's density (:func:`log_density`; population standard deviation over
+    the pixels).  With a target that is a sum of unit impulses at the fixations this is the NSS
+    metric (Peters et al. 2005) itself; with a blurred heatmap it is NSS over the blurred
+    fixations.  Not an equation of the patent; NSS is the headline metric of the saliency tables,
+    and ``KL + (1 - CC) - NSS`` a common objective.  Unbounded below; batch mean.
+    """
+    logits, target = _flat(logits, target)
+    pt = _target_density(target).flatten(1)
+    p = log_density(logits, density).exp().flatten(1)
+    z = (p - p.mean(1, keepdim=True)) / (p.std(1, unbiased=False, keepdim=True) + 1e-12)
+    return -(pt * z).sum(1).mean()

@@ -29,7 +29,7 @@ from gazetune.saliency.model import SaliencyUNet
 from gazetune.seeding import seeded
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
-LOSS_TERMS = ("bce", "weighted_bce", "kl", "cc")
+LOSS_TERMS = ("bce", "weighted_bce", "kl", "cc", "nss")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -271,6 +271,8 @@ def _loss_terms(logits: torch.Tensor, target: torch.Tensor, terms, cfg: Saliency
             out[name] = L.kl_loss(logits, target, density=cfg.density)  # type: ignore[arg-type]
         elif name == "cc":
             out[name] = L.cc_loss(logits, target, density=cfg.density)  # type: ignore[arg-type]
+        elif name == "nss":
+            out[name] = L.nss_loss(logits, target, density=cfg.density)  # type: ignore[arg-type]
     return out
 
 
