@@ -47,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--loss", default=None, help="default: the CLI's for the backbone")
     p.add_argument("--lr", type=float, default=None, help="default: the CLI's for the backbone")
     p.add_argument("--feature-width", type=int, default=SaliencyTrainConfig.feature_width)
+    p.add_argument("--readout", default=None, help="readout channels, e.g. 64,32 (default: the CLI's)")
+    p.add_argument("--dropout", type=float, default=SaliencyTrainConfig.dropout, help="channel dropout on the taps")
+    p.add_argument("--sigma-frac", type=float, default=0.03, help="target Gaussian sigma as a fraction of the working width")
     p.add_argument("--no-flip", action="store_true", help="no mirror augmentation (halves the tap computation)")
     p.add_argument("--cache", default=None, help="folder caching the Inception taps")
     p.add_argument("--density", default=SaliencyTrainConfig.density)
@@ -68,10 +71,11 @@ def main(argv: list[str] | None = None) -> int:
         cfg = SaliencyTrainConfig(
             epochs=args.epochs or epochs, loss=args.loss or loss, lr=args.lr or lr, density=args.density, seed=args.seed,
             threads=args.threads, backbone=args.backbone, feature_width=args.feature_width, flip=not args.no_flip,
+            dropout=args.dropout, **({"readout": [int(c) for c in args.readout.split(",")]} if args.readout else {}),
         )  # fmt: skip
         torch.set_num_threads(args.threads)
         t0 = time.process_time()
-        weights, history = run_train(stimuli, fixations, out, size=args.size, split=0.8, eval_blur=args.blur, cfg=cfg, cache_dir=args.cache)
+        weights, history = run_train(stimuli, fixations, out, size=args.size, sigma_frac=args.sigma_frac, split=0.8, eval_blur=args.blur, cfg=cfg, cache_dir=args.cache)
         info = read_checkpoint_info(weights)["extra"]
         console.print(
             f"trained in {time.process_time() - t0:.0f} CPU-s (wall: taps {info['taps_seconds']:.0f} s, "

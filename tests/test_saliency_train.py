@@ -195,7 +195,7 @@ def test_cli_train_then_eval(tmp_path):
     runner = CliRunner()
     out = tmp_path / "run" / "sal.safetensors"
     res = runner.invoke(app, ["saliency", "train", "--images", str(folder), "--fixations", str(csv_path), "--out", str(out),
-                              "--size", "32", "--epochs", "2", "--net-width", "4", "--depth", "2", "--split", "0.75", "--seed", "1"])
+                              "--size", "32", "--epochs", "2", "--net-width", "4", "--depth", "2", "--split", "0.75", "--seed", "1", "--feature-width", "128"])
     assert res.exit_code == 0, res.output
     info = json.loads(out.with_suffix(".json").read_text())
     split = info["extra"]["split"]

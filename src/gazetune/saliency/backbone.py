@@ -98,8 +98,8 @@ class InceptionSaliency(nn.Module):
     def __init__(
         self,
         taps: Sequence[str] = SALIENCY_TAPS,
-        feature_width: int = 224,
-        hidden: Sequence[int] = (16, 16),
+        feature_width: int = 448,
+        hidden: Sequence[int] = (64, 32),
         blur_frac: float = 0.02,
         bias_grid: Sequence[int] = (6, 8),
         dropout: float = 0.1,

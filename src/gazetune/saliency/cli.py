@@ -188,7 +188,8 @@ def results_table(result: dict[str, Any], title: str = "Saliency evaluation"):
     from rich.table import Table
 
     table = Table(title=title)
-    table.add_column("predictor")
+    # predictor names are never shortened (an 80-column terminal would otherwise cut "inter-observer")
+    table.add_column("predictor", no_wrap=True, min_width=max(len(n) for n in result["rows"]))
     for m in ALL_METRICS:
         table.add_column(f"{m} {'↑' if HIGHER_IS_BETTER[m] else '↓'}", justify="right")
     for name, row in result["rows"].items():
