@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from gazetune.study.runner import StudyServer
-from test_study_browser import CHROMIUM, Flow, _mouse_path
+from test_study_browser import CHROMIUM, INSTRUCTIONS, Flow, _mouse_path
 
 pytestmark = [
     pytest.mark.browser,
@@ -45,27 +45,10 @@ def _to_trials(f: Flow, pid: str) -> None:
     page.click("#bs-skip")
     page.wait_for_selector("#screen-calib.active")
     page.click("#calib-start")
-    assert _click_until_instructions(f, hold_s=0.6) == 5
+    assert f.click_targets(INSTRUCTIONS, hold_s=0.6) == 5
     page.wait_for_selector("#screen-instructions.active")
     f.shot("instructions")
     page.click("#instr-start")
-
-
-def _click_until_instructions(f: Flow, hold_s: float) -> int:
-    """Click every pointer-check dot as it appears, as ``Flow.click_targets`` does, but stop as soon
-    as the instructions screen shows instead of waiting out a timeout for a dot that never comes."""
-    page, n = f.page, 0
-    while n < 60:
-        page.wait_for_selector("#target:not([hidden]):not(.shrink), #screen-instructions.active", timeout=15000)
-        if page.locator("#screen-instructions.active").count():
-            return n
-        box = page.locator("#target").bounding_box()
-        if box is None:  # vanished between the two calls
-            continue
-        page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-        n += 1
-        time.sleep(hold_s)
-    return n
 
 
 def _current(srv: StudyServer, done: int) -> dict:
