@@ -7,11 +7,33 @@ Unit tests never need ``../shared``; tests that check against the real data in
 from __future__ import annotations
 
 import os
+import ssl
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 import torch
+
+# The tests' HTTP to their study servers (plain HTTP on 127.0.0.1).  httpx builds an SSL context,
+# reading the whole CA bundle, for every client and every module-level httpx.get/post: 40-60 ms
+# each on a busy machine, some 850 times a run.  These share one context.
+_SSL: ssl.SSLContext | None = None
+
+
+def http_client(**kw) -> httpx.Client:
+    """``httpx.Client(**kw)`` with the tests' shared SSL context."""
+    global _SSL
+    if _SSL is None:
+        _SSL = ssl.create_default_context()
+    return httpx.Client(verify=_SSL, **kw)
+
+
+# Stands in for module-level httpx.get/post: same default timeout, and no keep-alive, so every
+# request still opens its own connection (a server that was killed or has two worker processes
+# sees what it saw before).
+HTTP = http_client(limits=httpx.Limits(max_keepalive_connections=0))
+
 
 # One thread: on 2 shared cores, torch's intra-op threads fight each other and the tests slow
 # down many times over for these tiny models.

@@ -7,14 +7,12 @@ import csv
 import io
 import json
 
-import httpx
-
 import numpy as np
 import pytest
 import typer
 from typer.testing import CliRunner
 
-from conftest import MINIMAL_LOOP
+from conftest import HTTP, MINIMAL_LOOP
 from gazetune.images import decode_png, load_image_set
 from gazetune.loop import trainer as trainer_mod
 from gazetune.loop.cli import loop_command
@@ -59,14 +57,14 @@ def loop_cfg(base) -> LoopConfig:
 
 
 def all_responses(srv: StudyServer) -> list[dict]:
-    r = httpx.get(srv.url + "/api/trainer/responses", params={"cursor": 0, "limit": 1000},
-                  headers=srv.admin_headers(), timeout=60)
+    r = HTTP.get(srv.url + "/api/trainer/responses", params={"cursor": 0, "limit": 1000},
+                 headers=srv.admin_headers(), timeout=60)
     assert r.status_code == 200, r.text
     return r.json()["responses"]
 
 
 def versions(srv: StudyServer) -> list[dict]:
-    return httpx.get(srv.url + "/api/trainer/generators", headers=srv.admin_headers(), timeout=60).json()["versions"]
+    return HTTP.get(srv.url + "/api/trainer/generators", headers=srv.admin_headers(), timeout=60).json()["versions"]
 
 
 def test_parse_duration():
@@ -120,7 +118,7 @@ def test_participant_uploads_arrive_complete(server, critic):
             x = np.array([np.nan if v is None else v for v in s["samples"]["x"]])
             assert np.isfinite(x).mean() > 0.5 and np.nanmax(np.abs(x - SIZE / 2)) < SIZE  # image pixels
     # simulated participants' gaze is labelled as such, never as a person's mouse or webcam
-    export = httpx.get(server.url + "/api/admin/export/samples.csv", headers=server.admin_headers(), timeout=60).text
+    export = HTTP.get(server.url + "/api/admin/export/samples.csv", headers=server.admin_headers(), timeout=60).text
     rows = list(csv.DictReader(io.StringIO(export)))
     assert rows and {r["source"] for r in rows} == {"simulated"}, export[:200]
 
@@ -150,8 +148,8 @@ def test_trainer_publishes_and_cursor_advances(server, critic, base, tmp_path):
 
     published = state_dir / "versions" / f"v{r1.version}" / "generator.safetensors"
     for r in syn:
-        served = decode_png(httpx.get(server.url + f"/api/trainer/stimuli/{r['stimulus_id']}",
-                                      headers=server.admin_headers()).content)
+        served = decode_png(HTTP.get(server.url + f"/api/trainer/stimuli/{r['stimulus_id']}",
+                                     headers=server.admin_headers()).content)
         (mine_png,) = generator_stimuli(published, [r["seed"]], r1.version, SIZE, 1)
         assert r["image"] == mine_png.name
         np.testing.assert_allclose(served, decode_png(mine_png.png), atol=2.5 / 127.5)
@@ -265,7 +263,7 @@ def test_human_train_from_a_live_server(server, critic, tmp_path):
     assert live.info["trials_default_geometry"] == 0  # simulated participants report their screen
     # the shown image is the server's PNG, pixel for pixel
     r0 = answered[0]
-    png = httpx.get(server.url + f"/api/trainer/stimuli/{r0['stimulus_id']}", headers=server.admin_headers()).content
+    png = HTTP.get(server.url + f"/api/trainer/stimuli/{r0['stimulus_id']}", headers=server.admin_headers()).content
     k = live.names.index(image_name(r0))
     np.testing.assert_array_equal(live.images[k], decode_png(png))
 

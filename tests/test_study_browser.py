@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-import httpx
 import pytest
 
+from conftest import HTTP
 from gazetune.study.runner import StudyServer
 
 CHROMIUM = "/usr/bin/chromium"
@@ -181,13 +181,13 @@ def test_mouse_flow_end_to_end(tmp_path, playwright_sync):
             f.close()
 
         h = srv.admin_headers()
-        summ = httpx.get(srv.url + "/api/admin/summary", headers=h).json()
+        summ = HTTP.get(srv.url + "/api/admin/summary", headers=h).json()
         p = summ["participants"]["list"][0]
         assert p["external_id"] == "worker-42" and p["completed"]
         assert p["px_per_mm"] == pytest.approx(340 / 85.6, rel=1e-6)
         assert 250 < p["viewing_distance_mm"] < 700
         assert p["validation_passed"] and p["validation_accuracy_deg"] < 0.5
-        resp = httpx.get(srv.url + "/api/trainer/responses", headers=h).json()["responses"]
+        resp = HTTP.get(srv.url + "/api/trainer/responses", headers=h).json()["responses"]
         assert [r["answer"] for r in sorted(resp, key=lambda r: r["trial_id"])] == answers
         for r in resp:
             assert 300 < r["rt_ms"] < 20000, r["rt_ms"]
@@ -200,7 +200,7 @@ def test_mouse_flow_end_to_end(tmp_path, playwright_sync):
             t = r["samples"]["t_ms"]
             assert all(b > a for a, b in zip(t, t[1:]))
         vals = list(csv.DictReader(io.StringIO(
-            httpx.get(srv.url + "/api/admin/export/validations.csv", headers=h).text)))
+            HTTP.get(srv.url + "/api/admin/export/validations.csv", headers=h).text)))
         assert sum(1 for v in vals if v["kind"] == "drift") == drift
 
 

@@ -9,6 +9,7 @@ import io
 import httpx
 import pytest
 
+from conftest import HTTP, http_client
 from gazetune.study.runner import StudyServer
 from gazetune.study.store import hype_exposure
 from gazetune.study.config import StudyConfig
@@ -18,7 +19,7 @@ RECT2 = [500.0, 50.0, 320.0, 320.0]
 
 
 def participant(srv: StudyServer, pid: str = "p") -> httpx.Client:
-    c = httpx.Client(base_url=srv.url, timeout=30)
+    c = http_client(base_url=srv.url, timeout=30)
     r = c.post("/api/participants", json={"consent": True, "external_id": pid})
     assert r.status_code == 201, r.text
     c.headers["X-Participant-Token"] = r.json()["token"]
@@ -26,7 +27,7 @@ def participant(srv: StudyServer, pid: str = "p") -> httpx.Client:
 
 
 def trials_export(srv: StudyServer) -> list[dict]:
-    text = httpx.get(srv.url + "/api/admin/export/trials.csv", headers=srv.admin_headers()).text
+    text = HTTP.get(srv.url + "/api/admin/export/trials.csv", headers=srv.admin_headers()).text
     return list(csv.DictReader(io.StringIO(text)))
 
 
@@ -69,7 +70,7 @@ def test_catch_trials_exclude_and_hold_back_from_the_trainer(tmp_path):
         # the careless participant gets every catch trial wrong and the rest right
         bad = run_participant(srv, "bad", lambda r: 1 - right_answer(r) if r["catch"] == "true" else right_answer(r))
         # before completion nothing reaches the trainer (the rules judge at completion)
-        assert httpx.get(srv.url + "/api/trainer/responses", headers=h).json()["responses"] == []
+        assert HTTP.get(srv.url + "/api/trainer/responses", headers=h).json()["responses"] == []
         done = good.post("/api/me/complete").json()
         assert done["redirect_url"] == f"https://app.prolific.com/submissions/complete?cc={done['completion_code']}"
         bad.post("/api/me/complete")
@@ -80,14 +81,14 @@ def test_catch_trials_exclude_and_hold_back_from_the_trainer(tmp_path):
         by = {r["external_id"]: r for r in rows}
         assert by["good"]["excluded"] == "false" and by["bad"]["excluded"] == "true"
         assert "catch trials: 0 of 2 right" in by["bad"]["exclusion_reasons"]
-        resp = httpx.get(srv.url + "/api/trainer/responses", headers=h).json()["responses"]
+        resp = HTTP.get(srv.url + "/api/trainer/responses", headers=h).json()["responses"]
         assert len(resp) == 4 and {r["external_id"] for r in resp} == {"good"}  # no catch, no excluded
         assert {r["kind"] for r in resp} <= {"real", "synthetic"}
-        summ = httpx.get(srv.url + "/api/admin/summary", headers=h).json()
+        summ = HTTP.get(srv.url + "/api/admin/summary", headers=h).json()
         assert [e["external_id"] for e in summ["exclusions"]["excluded"]] == ["bad"]
         assert summ["exclusions"]["excluded"][0]["final"]
         assert sum(r["n"] for r in summ["fool_rate"]) == 4  # only the kept participant's real/synthetic trials
-        fx = list(csv.DictReader(io.StringIO(httpx.get(srv.url + "/api/admin/export/fixations.csv", headers=h).text)))
+        fx = list(csv.DictReader(io.StringIO(HTTP.get(srv.url + "/api/admin/export/fixations.csv", headers=h).text)))
         assert fx and not [f for f in fx if f["image"].startswith("catch")]
         bad_id = str(next(p["id"] for p in summ["participants"]["list"] if p["external_id"] == "bad"))
         assert bad_id not in {f["subject"] for f in fx}
@@ -98,7 +99,7 @@ def test_too_fast_answers_exclude(tmp_path):
                      exclude_fast_share_above=0.5) as srv:
         c = run_participant(srv, "fast", right_answer)  # every RT is 900 ms: under 1000
         c.post("/api/me/complete")
-        summ = httpx.get(srv.url + "/api/admin/summary", headers=srv.admin_headers()).json()
+        summ = HTTP.get(srv.url + "/api/admin/summary", headers=srv.admin_headers()).json()
         (e,) = summ["exclusions"]["excluded"]
         assert "too fast: 3 of 3 answers under 1000 ms" in e["reasons"][0]
 
@@ -118,19 +119,19 @@ def test_2afc_pairs_a_map_per_image_and_accuracy(tmp_path):
         rows = [r for r in trials_export(srv) if r["external_id"] in ("a", "b")]
         assert all({r["kind"], r["kind2"]} == {"real", "synthetic"} for r in rows)
         assert {r["real_side"] for r in rows} <= {"0", "1"}
-        summ = httpx.get(srv.url + "/api/admin/summary", headers=h).json()
+        summ = HTTP.get(srv.url + "/api/admin/summary", headers=h).json()
         (v1,) = summ["fool_rate"]
         assert v1["group"] == "v1" and v1["n"] == 8
         n_right = 4 + sum(1 for r in rows if r["external_id"] == "b" and r["real_side"] == "0")
         assert v1["correct"] == n_right and v1["accuracy"] == pytest.approx(n_right / 8)
         assert 0 <= v1["ci95"][0] <= v1["accuracy"] <= v1["ci95"][1] <= 1
         # gaze on both images: each gets its own fixations, in its own pixels
-        fx = list(csv.DictReader(io.StringIO(httpx.get(srv.url + "/api/admin/export/fixations.csv", headers=h).text)))
+        fx = list(csv.DictReader(io.StringIO(HTTP.get(srv.url + "/api/admin/export/fixations.csv", headers=h).text)))
         for r in rows:
             mine = {f["image"] for f in fx if f["subject"] == r["participant_id"]}
             assert {r["image"], r["image2"]} <= mine
         assert all(0 <= float(f["x"]) < 64 for f in fx)
-        resp = httpx.get(srv.url + "/api/trainer/responses", headers=h).json()["responses"]
+        resp = HTTP.get(srv.url + "/api/trainer/responses", headers=h).json()["responses"]
         first = resp[0]
         assert first["design"] == "2afc" and first["real_side"] in (0, 1)
         assert first["image2"]["image_rect"] == RECT2
@@ -158,7 +159,7 @@ def test_hype_time_staircase_moves(tmp_path):
         assert seen == [500, 600, 700, 800, 700, 600]
         rows = sorted(trials_export(srv), key=lambda r: int(r["idx"]))
         assert [float(r["exposure_ms"]) for r in rows] == seen
-        summ = httpx.get(srv.url + "/api/admin/summary", headers=srv.admin_headers()).json()
+        summ = HTTP.get(srv.url + "/api/admin/summary", headers=srv.admin_headers()).json()
         v1 = next(r for r in summ["fool_rate"] if r["group"] == "v1")
         assert v1["hype_time"]["n_participants"] == 1
         assert 500 <= v1["hype_time"]["threshold_ms"] <= 800
@@ -202,7 +203,7 @@ def test_trial_with_missing_gaze_is_flagged(tmp_path):
         rows = sorted(trials_export(srv), key=lambda r: int(r["idx"]))
         assert [(r["gaze_batches_sent"], r["n_batches"], r["gaze_complete"]) for r in rows] == [
             ("3", "1", "false"), ("2", "2", "true")]
-        resp = httpx.get(srv.url + "/api/trainer/responses", headers=srv.admin_headers()).json()["responses"]
+        resp = HTTP.get(srv.url + "/api/trainer/responses", headers=srv.admin_headers()).json()["responses"]
         assert [r["gaze_complete"] for r in sorted(resp, key=lambda r: r["trial_id"])] == [False, True]
-        summ = httpx.get(srv.url + "/api/admin/summary", headers=srv.admin_headers()).json()
+        summ = HTTP.get(srv.url + "/api/admin/summary", headers=srv.admin_headers()).json()
         assert summ["participants"]["list"][0]["gaze_incomplete"] == 1

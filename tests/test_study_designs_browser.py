@@ -9,9 +9,9 @@ import io
 import os
 import time
 
-import httpx
 import pytest
 
+from conftest import HTTP
 from gazetune.study.runner import StudyServer
 from test_study_browser import CHROMIUM, INSTRUCTIONS, Flow, _mouse_path
 
@@ -29,7 +29,7 @@ def playwright_sync():
 
 
 def _trials(srv: StudyServer) -> list[dict]:
-    text = httpx.get(srv.url + "/api/admin/export/trials.csv", headers=srv.admin_headers()).text
+    text = HTTP.get(srv.url + "/api/admin/export/trials.csv", headers=srv.admin_headers()).text
     return list(csv.DictReader(io.StringIO(text)))
 
 
@@ -98,11 +98,11 @@ def test_2afc_in_the_browser(tmp_path, playwright_sync):
         finally:
             f.close()
         h = srv.admin_headers()
-        summ = httpx.get(srv.url + "/api/admin/summary", headers=h).json()
+        summ = HTTP.get(srv.url + "/api/admin/summary", headers=h).json()
         (v1,) = summ["fool_rate"]
         assert v1["n"] == n and v1["accuracy"] == 1.0
         rows = _trials(srv)
-        fx = list(csv.DictReader(io.StringIO(httpx.get(srv.url + "/api/admin/export/fixations.csv", headers=h).text)))
+        fx = list(csv.DictReader(io.StringIO(HTTP.get(srv.url + "/api/admin/export/fixations.csv", headers=h).text)))
         shown = {f_["image"] for f_ in fx}
         for r in rows:  # the gaze gave a map on each image of each pair
             assert r["image"] in shown and r["image2"] in shown, (r["image"], r["image2"], shown)
@@ -143,7 +143,7 @@ def test_catch_trial_excludes_and_prolific_redirect(tmp_path, playwright_sync):
             f.shot("dashboard_excluded")
         finally:
             f.close()
-        resp = httpx.get(srv.url + "/api/trainer/responses", headers=srv.admin_headers()).json()["responses"]
+        resp = HTTP.get(srv.url + "/api/trainer/responses", headers=srv.admin_headers()).json()["responses"]
         assert resp == []  # the excluded participant's trials never reach the trainer
 
 
@@ -173,7 +173,7 @@ def test_hype_time_staircase_in_the_browser(tmp_path, playwright_sync):
             f.close()
         rows = sorted(_trials(srv), key=lambda r: int(r["idx"]))
         assert [float(r["exposure_ms"]) for r in rows] == [300.0, 400.0, 500.0, 600.0]
-        summ = httpx.get(srv.url + "/api/admin/summary", headers=srv.admin_headers()).json()
+        summ = HTTP.get(srv.url + "/api/admin/summary", headers=srv.admin_headers()).json()
         v1 = next(r for r in summ["fool_rate"] if r["group"] == "v1")
         assert v1["hype_time"] is not None and v1["hype_infinity"]["error_rate"] == 1.0
 

@@ -23,11 +23,11 @@ import sys
 from pathlib import Path
 from urllib.parse import quote
 
-import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import HTTP, http_client
 from gazetune.study.runner import StudyServer
 
 DOC = json.loads((Path(__file__).resolve().parents[1] / "docs" / "openapi.json").read_text())
@@ -175,17 +175,17 @@ class Fuzzed:
         self.own = self.participant()
         self.other = self.participant()
         self.other_trial = self._trials(self.other)[0]
-        stim = httpx.get(srv.url + "/api/trainer/responses", headers=srv.admin_headers()).json()
+        stim = HTTP.get(srv.url + "/api/trainer/responses", headers=srv.admin_headers()).json()
         self.stimulus_ids = [r["stimulus_id"] for r in stim["responses"]] or ["0"]
         self.forbidden = [str(srv.workdir.resolve()), str(Path(__file__).resolve().parents[1]), "site-packages",
                           "Traceback", 'File "', sys.prefix]
 
     def participant(self) -> dict:
-        me = httpx.post(self.srv.url + "/api/participants", json={"consent": True}).json()
+        me = HTTP.post(self.srv.url + "/api/participants", json={"consent": True}).json()
         return {"X-Participant-Token": me["token"]}
 
     def _trials(self, headers: dict) -> list[int]:
-        c = httpx.Client(base_url=self.srv.url, headers=headers)
+        c = http_client(base_url=self.srv.url, headers=headers)
         n = c.get("/api/me/next").json()
         c.post(f"/api/trials/{n['trial_id']}/start", json={"image_rect": RECT, "client_onset_ms": 1.0})
         return [n["trial_id"]]
@@ -204,8 +204,8 @@ def fuzzed(tmp_path_factory):
     with StudyServer(tmp_path_factory.mktemp("fuzz"), trials_per_participant=3, synthetic_pool=3,
                      max_display_ms=0) as srv:
         # one answered trial, so the trainer API and the exports have rows to work on
-        me = httpx.post(srv.url + "/api/participants", json={"consent": True}).json()
-        c = httpx.Client(base_url=srv.url, headers={"X-Participant-Token": me["token"]})
+        me = HTTP.post(srv.url + "/api/participants", json={"consent": True}).json()
+        c = http_client(base_url=srv.url, headers={"X-Participant-Token": me["token"]})
         tid = c.get("/api/me/next").json()["trial_id"]
         c.post(f"/api/trials/{tid}/start", json={"image_rect": RECT, "client_onset_ms": 1.0,
                                                 "viewport": {"width": 1280.0, "height": 800.0}})
@@ -241,7 +241,7 @@ def requests(draw, fz: Fuzzed, method: str, path: str):
         own_ids = []
         token = headers.get("X-Participant-Token")
         if token:
-            n = httpx.get(srv.url + "/api/me/next", headers={"X-Participant-Token": token}).json()
+            n = HTTP.get(srv.url + "/api/me/next", headers={"X-Participant-Token": token}).json()
             own_ids = [n["trial_id"]] if isinstance(n, dict) and n.get("trial_id") else []
         # the draws never depend on server state (hypothesis replays them); the state only
         # decides which drawn value is used
@@ -254,8 +254,8 @@ def requests(draw, fz: Fuzzed, method: str, path: str):
         url = url.replace("{trial_id}", str(tid))
         if own_ids and use_own < 6 and prestart < 7 and not path.endswith("/start"):
             # set-up, before the snapshot: the trial has started
-            httpx.post(srv.url + f"/api/trials/{tid}/start", headers={"X-Participant-Token": token},
-                       json={"image_rect": RECT, "client_onset_ms": 1.0})
+            HTTP.post(srv.url + f"/api/trials/{tid}/start", headers={"X-Participant-Token": token},
+                      json={"image_rect": RECT, "client_onset_ms": 1.0})
     if "{stimulus_id}" in path:
         sid = draw(st.sampled_from(fz.stimulus_ids) | st.text(min_size=1, max_size=40).map(lambda s: quote(s, safe="")))
         url = url.replace("{stimulus_id}", sid)
@@ -294,7 +294,7 @@ seen: dict[int, int] = {}
 @pytest.mark.parametrize("method, path", OPERATIONS, ids=[f"{m.upper()} {p}" for m, p in OPERATIONS])
 def test_fuzz_endpoint(fuzzed, method, path):
     n = EXAMPLES.get((method, path), DEFAULT_EXAMPLES)
-    client = httpx.Client(base_url=fuzzed.srv.url, timeout=60)
+    client = http_client(base_url=fuzzed.srv.url, timeout=60)
 
     # the same examples on every run (a stable suite); GAZETUNE_FUZZ_RANDOM=1 explores new ones
     @settings(max_examples=n, deadline=None, database=None, derandomize=not os.environ.get("GAZETUNE_FUZZ_RANDOM"),

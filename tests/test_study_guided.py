@@ -10,11 +10,11 @@ import io
 import json
 import sqlite3
 
-import httpx
 import numpy as np
 import pytest
 import sqlalchemy as sa
 
+from conftest import HTTP
 from gazetune.features import is_available
 from gazetune.study import db as T
 from gazetune.study.config import StudyConfig, load_study_config
@@ -199,8 +199,8 @@ def test_plans_feed_and_exports_by_condition(guided, tmp_path):
     assert all(r["image"] == f"v1_s{r['seed']}.png" for r in feed if r["kind"] == "synthetic")
     # the export over HTTP, from a server on the same database (its stimuli exist: nothing is guided again)
     with StudyServer(tmp_path / "srv", **settings) as srv:
-        text = httpx.get(srv.url + "/api/admin/export/trials.csv", headers=srv.admin_headers()).text
-        summary = httpx.get(srv.url + "/api/admin/summary", headers=srv.admin_headers()).json()
+        text = HTTP.get(srv.url + "/api/admin/export/trials.csv", headers=srv.admin_headers()).text
+        summary = HTTP.get(srv.url + "/api/admin/summary", headers=srv.admin_headers()).json()
     table = list(csv.DictReader(io.StringIO(text)))
     assert len(table) == len(trials)
     stimulus_of = {tid: sid for _, sid, tid in trials}

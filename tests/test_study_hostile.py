@@ -12,6 +12,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from conftest import HTTP, http_client
 from gazetune.study.runner import StudyServer
 
 RECT = [100.0, 50.0, 320.0, 320.0]
@@ -25,7 +26,7 @@ def server(tmp_path_factory):
 
 
 def participant(srv: StudyServer) -> httpx.Client:
-    c = httpx.Client(base_url=srv.url, timeout=30)
+    c = http_client(base_url=srv.url, timeout=30)
     r = c.post("/api/participants", json={"consent": True})
     assert r.status_code == 201, r.text
     c.headers["X-Participant-Token"] = r.json()["token"]
@@ -88,9 +89,9 @@ def test_before_trial_of_2_pow_63_is_refused(server):
 
 
 def test_cursor_past_the_id_range_is_refused(server):
-    r = httpx.get(server.url + "/api/trainer/responses", params={"cursor": HUGE}, headers=server.admin_headers())
+    r = HTTP.get(server.url + "/api/trainer/responses", params={"cursor": HUGE}, headers=server.admin_headers())
     refused(r, 422, "cursor")
-    r = httpx.get(server.url + "/api/trainer/responses", params={"cursor": "9" * 5000}, headers=server.admin_headers())
+    r = HTTP.get(server.url + "/api/trainer/responses", params={"cursor": "9" * 5000}, headers=server.admin_headers())
     refused(r, 422, "cursor")
 
 
@@ -104,10 +105,10 @@ def test_cursor_past_the_id_range_is_refused(server):
 ])
 def test_trained_on_that_is_not_plain_json_is_refused(server, trained_on, needle):
     h = server.admin_headers()
-    versions = httpx.get(server.url + "/api/trainer/generators", headers=h).json()["versions"]
-    r = httpx.post(server.url + "/api/trainer/generators", params={"trained_on": trained_on}, content=b"x", headers=h)
+    versions = HTTP.get(server.url + "/api/trainer/generators", headers=h).json()["versions"]
+    r = HTTP.post(server.url + "/api/trainer/generators", params={"trained_on": trained_on}, content=b"x", headers=h)
     refused(r, 422, needle)
-    assert httpx.get(server.url + "/api/trainer/generators", headers=h).json()["versions"] == versions
+    assert HTTP.get(server.url + "/api/trainer/generators", headers=h).json()["versions"] == versions
 
 
 @pytest.mark.parametrize("width", [-100.0, 0.4, 1e308])
@@ -147,16 +148,16 @@ def test_fixation_export_survives_bad_viewports_already_stored(server):
                          {"v": json.dumps({"width": width, "height": 800.0}), "t": tid})
     engine.dispose()
     h = server.admin_headers()
-    r = httpx.get(server.url + "/api/admin/export/fixations.csv", headers=h)
+    r = HTTP.get(server.url + "/api/admin/export/fixations.csv", headers=h)
     assert r.status_code == 200, r.text[:300]
     rows = list(csv.DictReader(io.StringIO(r.text)))
     subjects = {row["subject"] for row in rows}
     assert subjects, "the good trials still have fixations"
     import pyarrow.parquet as pq
 
-    r = httpx.get(server.url + "/api/admin/export/fixations.parquet", headers=h)
+    r = HTTP.get(server.url + "/api/admin/export/fixations.parquet", headers=h)
     assert r.status_code == 200 and pq.read_table(io.BytesIO(r.content)).num_rows == len(rows)
-    resp = httpx.get(server.url + "/api/trainer/responses", params={"limit": 1000}, headers=h).json()["responses"]
+    resp = HTTP.get(server.url + "/api/trainer/responses", params={"limit": 1000}, headers=h).json()["responses"]
     vps = {x["trial_id"]: x["screen"]["viewport"] for x in resp if x["trial_id"] in tids}
     assert vps[tids[0]] == {"width": 1280.0, "height": 800.0}
     assert [vps[t] for t in tids[1:]] == [None, None, None]  # not measured, rather than impossible
@@ -181,7 +182,7 @@ def test_chunked_body_over_2_mb_is_refused(server, path):
 
 
 def test_small_chunked_body_still_works(server):
-    c = httpx.Client(base_url=server.url, timeout=30)
+    c = http_client(base_url=server.url, timeout=30)
     body = json.dumps({"consent": True, "external_id": "chunked"}).encode()
     r = c.post("/api/participants", content=iter([body[:10], body[10:]]), headers={"Content-Type": "application/json"})
     assert r.status_code == 201, r.text
@@ -191,15 +192,15 @@ def test_small_chunked_body_still_works(server):
 def test_text_the_database_cannot_hold_is_refused(server, external_id, needle):
     before = counts(server)
     raw = json.dumps({"consent": True, "external_id": external_id}).encode()  # \u escapes survive
-    r = httpx.post(server.url + "/api/participants", content=raw, headers={"Content-Type": "application/json"})
+    r = HTTP.post(server.url + "/api/participants", content=raw, headers={"Content-Type": "application/json"})
     refused(r, 422, needle)
     assert counts(server) == before
 
 
 def test_failed_checkpoint_message_shows_no_server_path(server):
     h = server.admin_headers()
-    r = httpx.post(server.url + "/api/trainer/generators", content=b"PK\x03\x04 not a zip", headers=h, timeout=60)
+    r = HTTP.post(server.url + "/api/trainer/generators", content=b"PK\x03\x04 not a zip", headers=h, timeout=60)
     refused(r, 422, "cannot be used")
     assert str(server.workdir) not in r.text
-    for v in httpx.get(server.url + "/api/trainer/generators", headers=h).json()["versions"]:
+    for v in HTTP.get(server.url + "/api/trainer/generators", headers=h).json()["versions"]:
         assert not str(v["source"]).startswith("/"), v

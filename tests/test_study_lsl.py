@@ -16,10 +16,10 @@ import secrets
 import threading
 import time
 
-import httpx
 import numpy as np
 import pytest
 
+from conftest import HTTP, http_client
 from gazetune.study.runner import StudyServer
 
 pylsl = pytest.importorskip("pylsl", reason="pylsl (liblsl) is not installed")
@@ -91,7 +91,7 @@ def test_tracker_gaze_and_extra_stream_are_stored_with_the_right_trials(loopback
         srv.start()
         deadline = time.monotonic() + 30
         while True:
-            lsl = httpx.get(srv.url + "/api/health").json()["lsl"]
+            lsl = HTTP.get(srv.url + "/api/health").json()["lsl"]
             if all(lsl["connected"].values()):
                 break
             assert time.monotonic() < deadline, f"server did not connect to the LSL streams: {lsl}"
@@ -101,7 +101,7 @@ def test_tracker_gaze_and_extra_stream_are_stored_with_the_right_trials(loopback
         markers_in = pylsl.StreamInlet(found[0])
         markers_in.open_stream(5.0)
 
-        c = httpx.Client(base_url=srv.url, timeout=30)
+        c = http_client(base_url=srv.url, timeout=30)
         c.headers["X-Participant-Token"] = c.post("/api/participants", json={"consent": True}).json()["token"]
         rects = {}
         for rect, dpr in (([100.0, 50.0, 400.0, 400.0], 1.0), ([300.0, 120.0, 256.0, 200.0], 2.0)):
@@ -118,15 +118,15 @@ def test_tracker_gaze_and_extra_stream_are_stored_with_the_right_trials(loopback
             assert c.post(f"/api/trials/{tid}/answer", json={"answer": 1, "rt_ms": 1200.0}).status_code == 200
             time.sleep(0.4)  # gaze between the trials belongs to neither
         deadline = time.monotonic() + 20
-        while httpx.get(srv.url + "/api/health").json()["lsl"]["open_trials"]:
+        while HTTP.get(srv.url + "/api/health").json()["lsl"]["open_trials"]:
             assert time.monotonic() < deadline, "the last trial window was never stored"
             time.sleep(0.2)
 
         h = srv.admin_headers()
-        trials = {int(t["trial_id"]): t for t in _rows(httpx.get(srv.url + "/api/admin/export/trials.csv", headers=h).text)}
-        samples = _rows(httpx.get(srv.url + "/api/admin/export/samples.csv", headers=h).text)
-        marks = _rows(httpx.get(srv.url + "/api/admin/export/markers.csv", headers=h).text)
-        responses = {r["trial_id"]: r for r in httpx.get(srv.url + "/api/trainer/responses", headers=h).json()["responses"]}
+        trials = {int(t["trial_id"]): t for t in _rows(HTTP.get(srv.url + "/api/admin/export/trials.csv", headers=h).text)}
+        samples = _rows(HTTP.get(srv.url + "/api/admin/export/samples.csv", headers=h).text)
+        marks = _rows(HTTP.get(srv.url + "/api/admin/export/markers.csv", headers=h).text)
+        responses = {r["trial_id"]: r for r in HTTP.get(srv.url + "/api/trainer/responses", headers=h).json()["responses"]}
         got_markers = []
         while True:
             m, t = markers_in.pull_sample(timeout=1.0)

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import httpx
 import pytest
 from fastapi.routing import APIRoute
 
+from conftest import HTTP
 from gazetune.study.app import _TRIAL_PATH, create_app
 from gazetune.study.config import StudyConfig
 from gazetune.study.openapi import study_openapi
@@ -74,13 +74,13 @@ def test_docs_copy_is_current(app):
 
 def test_served_to_the_admin_only(tmp_path):
     with StudyServer(tmp_path, trials_per_participant=2, synthetic_pool=2) as srv:
-        r = httpx.get(srv.url + "/api/admin/openapi.json")
+        r = HTTP.get(srv.url + "/api/admin/openapi.json")
         assert r.status_code == 401 and "admin token" in r.json()["detail"]
-        participant = httpx.post(srv.url + "/api/participants", json={"consent": True}).json()["token"]
-        r = httpx.get(srv.url + "/api/admin/openapi.json", headers={"Authorization": f"Bearer {participant}"})
+        participant = HTTP.post(srv.url + "/api/participants", json={"consent": True}).json()["token"]
+        r = HTTP.get(srv.url + "/api/admin/openapi.json", headers={"Authorization": f"Bearer {participant}"})
         assert r.status_code == 403
-        r = httpx.get(srv.url + "/api/admin/openapi.json", headers=srv.admin_headers())
+        r = HTTP.get(srv.url + "/api/admin/openapi.json", headers=srv.admin_headers())
         assert r.status_code == 200
         assert r.json() == json.loads(DOCS.read_text())
         for url in ("/openapi.json", "/docs", "/redoc"):  # nothing public
-            assert httpx.get(srv.url + url).status_code == 404
+            assert HTTP.get(srv.url + url).status_code == 404

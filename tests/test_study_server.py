@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
+from conftest import HTTP, http_client
 from gazetune.study.runner import StudyServer
 
 RECT = [100.0, 50.0, 320.0, 320.0]  # on-screen image rectangle used throughout (CSS px)
@@ -53,7 +54,7 @@ def server(database, tmp_path_factory):
 
 def participant(srv: StudyServer) -> httpx.Client:
     """A client for a new participant (token header set)."""
-    c = httpx.Client(base_url=srv.url, timeout=30)
+    c = http_client(base_url=srv.url, timeout=30)
     r = c.post("/api/participants", json={"consent": True, "external_id": "t"})
     assert r.status_code == 201, r.text
     c.headers["X-Participant-Token"] = r.json()["token"]
@@ -77,9 +78,9 @@ def batch(seq: int, n: int = 60, t0: float = 0.0) -> dict:
 def snapshot(srv: StudyServer) -> tuple:
     """Everything a refused request must leave unchanged."""
     h = srv.admin_headers()
-    trials = httpx.get(srv.url + "/api/admin/export/trials.csv", headers=h).text
-    samples = httpx.get(srv.url + "/api/admin/export/samples.csv", headers=h).text
-    vals = httpx.get(srv.url + "/api/admin/export/validations.csv", headers=h).text
+    trials = HTTP.get(srv.url + "/api/admin/export/trials.csv", headers=h).text
+    samples = HTTP.get(srv.url + "/api/admin/export/samples.csv", headers=h).text
+    vals = HTTP.get(srv.url + "/api/admin/export/validations.csv", headers=h).text
     return trials, samples, vals
 
 
@@ -93,7 +94,7 @@ def test_idempotent_batches(server):
     # retries of the same batch, also concurrent ones, are acknowledged and stored once
     results = []
     threads = [threading.Thread(target=lambda: results.append(
-        httpx.post(server.url + f"/api/trials/{tid}/gaze", json=b0, headers=c.headers).json())) for _ in range(6)]
+        HTTP.post(server.url + f"/api/trials/{tid}/gaze", json=b0, headers=c.headers).json())) for _ in range(6)]
     [t.start() for t in threads]
     [t.join() for t in threads]
     assert all(r["duplicate"] and not r["stored"] for r in results), results
@@ -103,7 +104,7 @@ def test_idempotent_batches(server):
     assert r.status_code == 409 and "seq 0" in r.json()["detail"]
     assert snapshot(server) == before
     assert c.post(f"/api/trials/{tid}/answer", json={"answer": 1, "rt_ms": 1234.5}).json()["stored"]
-    resp = httpx.get(server.url + "/api/trainer/responses", headers=server.admin_headers()).json()["responses"]
+    resp = HTTP.get(server.url + "/api/trainer/responses", headers=server.admin_headers()).json()["responses"]
     mine = [r for r in resp if r["trial_id"] == tid][0]
     assert len(mine["samples"]["t_ms"]) == 120
     assert mine["rt_ms"] == 1234.5 and mine["answer"] == 1
@@ -146,9 +147,9 @@ def test_invalid_input_is_refused_and_changes_nothing(server):
         ("other's answer", lambda: c.post(f"/api/trials/{other_tid}/answer", json={"answer": 1, "rt_ms": 5.0}), 403,
          "another participant"),
         ("other's image", lambda: c.get(f"/api/trials/{other_tid}/image"), 403, "another participant"),
-        ("no token", lambda: httpx.post(server.url + f"/api/trials/{tid}/gaze", json=good), 401, "X-Participant-Token"),
-        ("bad token", lambda: httpx.post(server.url + f"/api/trials/{tid}/gaze", json=good,
-                                         headers={"X-Participant-Token": "nope"}), 401, "X-Participant-Token"),
+        ("no token", lambda: HTTP.post(server.url + f"/api/trials/{tid}/gaze", json=good), 401, "X-Participant-Token"),
+        ("bad token", lambda: HTTP.post(server.url + f"/api/trials/{tid}/gaze", json=good,
+                                        headers={"X-Participant-Token": "nope"}), 401, "X-Participant-Token"),
         ("answer range", lambda: c.post(f"/api/trials/{tid}/answer", json={"answer": 7, "rt_ms": 5.0}), 422, "answer = 7"),
         ("answer type", lambda: c.post(f"/api/trials/{tid}/answer", json={"answer": "real", "rt_ms": 5.0}), 422, "answer"),
         ("rt NaN", lambda: _raw(c, f"/api/trials/{tid}/answer", '{"answer": 1, "rt_ms": NaN}'), 422, "rt_ms"),
@@ -157,24 +158,24 @@ def test_invalid_input_is_refused_and_changes_nothing(server):
          422, "image_rect"),
         ("validation NaN", lambda: _raw(c, "/api/me/validation", '{"kind": "validation", "points": '
                                         '[{"target": [1, NaN], "x": [], "y": []}]}'), 422, "points.0.target.1"),
-        ("no consent", lambda: httpx.post(server.url + "/api/participants", json={"consent": False}), 422, "consent"),
-        ("no admin token", lambda: httpx.get(server.url + "/api/admin/summary"), 401, "admin token"),
-        ("wrong admin token", lambda: httpx.get(server.url + "/api/trainer/responses",
-                                                headers={"Authorization": "Bearer nope"}), 403, "admin token"),
-        ("participant as admin", lambda: httpx.get(server.url + "/api/admin/export/samples.csv",
-                                                   headers={"Authorization": "Bearer " + c.headers["X-Participant-Token"]}),
+        ("no consent", lambda: HTTP.post(server.url + "/api/participants", json={"consent": False}), 422, "consent"),
+        ("no admin token", lambda: HTTP.get(server.url + "/api/admin/summary"), 401, "admin token"),
+        ("wrong admin token", lambda: HTTP.get(server.url + "/api/trainer/responses",
+                                               headers={"Authorization": "Bearer nope"}), 403, "admin token"),
+        ("participant as admin", lambda: HTTP.get(server.url + "/api/admin/export/samples.csv",
+                                                  headers={"Authorization": "Bearer " + c.headers["X-Participant-Token"]}),
          403, "admin token"),
-        ("cursor", lambda: httpx.get(server.url + "/api/trainer/responses?cursor=-1", headers=server.admin_headers()),
+        ("cursor", lambda: HTTP.get(server.url + "/api/trainer/responses?cursor=-1", headers=server.admin_headers()),
          422, "cursor"),
     ]
     before = snapshot(server)
-    n_parts = httpx.get(server.url + "/api/admin/summary", headers=server.admin_headers()).json()["participants"]["n"]
+    n_parts = HTTP.get(server.url + "/api/admin/summary", headers=server.admin_headers()).json()["participants"]["n"]
     for name, call, status, needle in cases:
         r = call()
         assert r.status_code == status, f"{name}: {r.status_code} {r.text[:300]}"
         assert needle in r.json()["detail"], f"{name}: {r.json()['detail']!r} does not name {needle!r}"
     assert snapshot(server) == before
-    summ = httpx.get(server.url + "/api/admin/summary", headers=server.admin_headers()).json()
+    summ = HTTP.get(server.url + "/api/admin/summary", headers=server.admin_headers()).json()
     assert summ["participants"]["n"] == n_parts
     # one answer per trial: the same again is acknowledged, a different one refused
     assert c.post(f"/api/trials/{tid}/answer", json={"answer": 0, "rt_ms": 900.0}).json()["stored"]
@@ -203,15 +204,15 @@ def test_blinded_trial_api(server):
     assert c.get("/api/me/next").json()["done"]
     code = c.post("/api/me/complete").json()["completion_code"]
     assert code == c.post("/api/me/complete").json()["completion_code"]
-    trials = list(csv.DictReader(io.StringIO(httpx.get(server.url + "/api/admin/export/trials.csv",
-                                                       headers=server.admin_headers()).text)))
+    trials = list(csv.DictReader(io.StringIO(HTTP.get(server.url + "/api/admin/export/trials.csv",
+                                                      headers=server.admin_headers()).text)))
     kinds = [t["kind"] for t in trials if int(t["trial_id"]) in seen]
     assert kinds.count("real") == 3 and kinds.count("synthetic") == 3  # real_fraction 0.5 of 6
 
 
 def test_trainer_cursor_and_exports(server):
     h = server.admin_headers()
-    start = httpx.get(server.url + "/api/trainer/responses", params={"cursor": 0, "limit": 1000}, headers=h).json()
+    start = HTTP.get(server.url + "/api/trainer/responses", params={"cursor": 0, "limit": 1000}, headers=h).json()
     cursor = start["next_cursor"]
     c = participant(server)
     assert c.post("/api/me/screen", json={"px_per_mm": 4.2, "viewing_distance_mm": 575.0}).status_code == 200
@@ -222,10 +223,10 @@ def test_trainer_cursor_and_exports(server):
                                                         "viewport": {"width": 1500.0, "height": 900.0}}).status_code == 200
         c.post(f"/api/trials/{tid}/gaze", json=batch(0, t0=k * 5000))
         c.post(f"/api/trials/{tid}/answer", json={"answer": k % 2, "rt_ms": 700.0 + k})
-    page1 = httpx.get(server.url + "/api/trainer/responses", params={"cursor": cursor, "limit": 2}, headers=h).json()
-    page2 = httpx.get(server.url + "/api/trainer/responses", params={"cursor": page1["next_cursor"], "limit": 2},
-                      headers=h).json()
-    page3 = httpx.get(server.url + "/api/trainer/responses", params={"cursor": page2["next_cursor"]}, headers=h).json()
+    page1 = HTTP.get(server.url + "/api/trainer/responses", params={"cursor": cursor, "limit": 2}, headers=h).json()
+    page2 = HTTP.get(server.url + "/api/trainer/responses", params={"cursor": page1["next_cursor"], "limit": 2},
+                     headers=h).json()
+    page3 = HTTP.get(server.url + "/api/trainer/responses", params={"cursor": page2["next_cursor"]}, headers=h).json()
     assert [len(page1["responses"]), len(page2["responses"]), len(page3["responses"])] == [2, 1, 0]
     assert page3["next_cursor"] == page2["next_cursor"]
     got = page1["responses"] + page2["responses"]
@@ -237,18 +238,18 @@ def test_trainer_cursor_and_exports(server):
         assert (r["kind"] == "real") == (r["generator_version"] is None)
         if r["kind"] == "synthetic":
             assert r["image"] == f"v{r['generator_version']}_s{r['seed']}.png"
-        png = httpx.get(server.url + f"/api/trainer/stimuli/{r['stimulus_id']}", headers=h)
+        png = HTTP.get(server.url + f"/api/trainer/stimuli/{r['stimulus_id']}", headers=h)
         assert png.status_code == 200 and png.content[:4] == b"\x89PNG"
     # exports: CSV and Parquet agree; fixation table in the OSIE columns
     import pyarrow.parquet as pq
 
     for table in ("trials", "samples", "fixations", "validations"):
-        text = httpx.get(server.url + f"/api/admin/export/{table}.csv", headers=h).text
-        par = pq.read_table(io.BytesIO(httpx.get(server.url + f"/api/admin/export/{table}.parquet", headers=h).content))
+        text = HTTP.get(server.url + f"/api/admin/export/{table}.csv", headers=h).text
+        par = pq.read_table(io.BytesIO(HTTP.get(server.url + f"/api/admin/export/{table}.parquet", headers=h).content))
         assert len(list(csv.DictReader(io.StringIO(text)))) == par.num_rows
-    fx = httpx.get(server.url + "/api/admin/export/fixations.csv", params={"token": server.admin_token}).text
+    fx = HTTP.get(server.url + "/api/admin/export/fixations.csv", params={"token": server.admin_token}).text
     assert fx.splitlines()[0].replace('"', "") == "image,subject,index,x,y,duration_ms"
-    r = httpx.get(server.url + "/api/admin/export/nope.csv", headers=h)
+    r = HTTP.get(server.url + "/api/admin/export/nope.csv", headers=h)
     assert r.status_code == 404 and "nope" in r.json()["detail"]
 
 
@@ -272,35 +273,35 @@ def test_publish_generator_version(server, tmp_path):
     from gazetune.nets.latent import latent_from_seed
 
     h = server.admin_headers()
-    versions = httpx.get(server.url + "/api/trainer/generators", headers=h).json()["versions"]
+    versions = HTTP.get(server.url + "/api/trainer/generators", headers=h).json()["versions"]
     # bad uploads change nothing
-    r = httpx.post(server.url + "/api/trainer/generators", content=b"not a checkpoint", headers=h, timeout=60)
+    r = HTTP.post(server.url + "/api/trainer/generators", content=b"not a checkpoint", headers=h, timeout=60)
     assert r.status_code == 422 and "cannot be used" in r.json()["detail"]
-    r = httpx.post(server.url + "/api/trainer/generators", content=b"", headers=h)
+    r = HTTP.post(server.url + "/api/trainer/generators", content=b"", headers=h)
     assert r.status_code == 400 and "empty" in r.json()["detail"]
-    r = httpx.post(server.url + "/api/trainer/generators", content=b"x", headers={"Authorization": "Bearer no"})
+    r = HTTP.post(server.url + "/api/trainer/generators", content=b"x", headers={"Authorization": "Bearer no"})
     assert r.status_code == 403
-    assert httpx.get(server.url + "/api/trainer/generators", headers=h).json()["versions"] == versions
+    assert HTTP.get(server.url + "/api/trainer/generators", headers=h).json()["versions"] == versions
 
     g = _traced_generator(tmp_path / "G.pt")
-    r = httpx.post(server.url + "/api/trainer/generators", content=(tmp_path / "G.pt").read_bytes(), headers=h,
-                   params={"note": "tuned", "trained_on": json.dumps({"cursor": 3})}, timeout=120)
+    r = HTTP.post(server.url + "/api/trainer/generators", content=(tmp_path / "G.pt").read_bytes(), headers=h,
+                  params={"note": "tuned", "trained_on": json.dumps({"cursor": 3})}, timeout=120)
     assert r.status_code == 201, r.text
     new = r.json()["version"]
     assert new == versions[-1]["version"] + 1
-    listed = httpx.get(server.url + "/api/trainer/generators", headers=h).json()["versions"]
+    listed = HTTP.get(server.url + "/api/trainer/generators", headers=h).json()["versions"]
     assert listed[-1]["trained_on"] == {"cursor": 3} and listed[-1]["note"] == "tuned"
     # the next participant sees the new version, and each image is G(latent_from_seed(seed))
     c = participant(server)
     for _ in range(6):
         tid = start_next(c)
         c.post(f"/api/trials/{tid}/answer", json={"answer": 1, "rt_ms": 10.0})
-    resp = httpx.get(server.url + "/api/trainer/responses", params={"cursor": 0, "limit": 1000}, headers=h).json()
+    resp = HTTP.get(server.url + "/api/trainer/responses", params={"cursor": 0, "limit": 1000}, headers=h).json()
     syn = [r for r in resp["responses"] if r["participant_id"] == resp["responses"][-1]["participant_id"]
            and r["kind"] == "synthetic"]
     assert syn and all(r["generator_version"] == new for r in syn)
     r0 = syn[0]
-    png = httpx.get(server.url + f"/api/trainer/stimuli/{r0['stimulus_id']}", headers=h).content
+    png = HTTP.get(server.url + f"/api/trainer/stimuli/{r0['stimulus_id']}", headers=h).content
     shown = np.asarray(Image.open(io.BytesIO(png)).convert("L"), dtype=np.float32)
     with torch.no_grad():
         img = g(latent_from_seed(r0["seed"], 8)[None])[0, 0].numpy()  # 16 x 16, the server shows 64 x 64
@@ -341,7 +342,7 @@ def test_sigkill_under_load_loses_no_acknowledged_batch(database, tmp_path):
     again = StudyServer(work, database=database, admin_token=srv.admin_token, trials_per_participant=2,
                         synthetic_pool=4).start()
     try:
-        text = httpx.get(again.url + "/api/admin/export/samples.csv", headers=again.admin_headers(), timeout=60).text
+        text = HTTP.get(again.url + "/api/admin/export/samples.csv", headers=again.admin_headers(), timeout=60).text
         stored: dict[tuple[int, int], int] = {}
         for row in csv.DictReader(io.StringIO(text)):
             key = (int(row["trial_id"]), int(row["seq"]))
@@ -362,8 +363,8 @@ def test_two_workers_store_each_batch_once(tmp_path):
         def send(c: httpx.Client, tid: int) -> None:
             for seq in range(4):
                 for _ in range(3):  # each batch three times, on fresh connections (either worker)
-                    r = httpx.post(srv.url + f"/api/trials/{tid}/gaze", json=batch(seq, t0=seq * 1000.0),
-                                   headers=c.headers, timeout=30)
+                    r = HTTP.post(srv.url + f"/api/trials/{tid}/gaze", json=batch(seq, t0=seq * 1000.0),
+                                  headers=c.headers, timeout=30)
                     assert r.status_code == 200, r.text
 
         threads = [threading.Thread(target=send, args=(c, t)) for c, t in zip(clients, trials)]
@@ -371,10 +372,10 @@ def test_two_workers_store_each_batch_once(tmp_path):
         [t.join(60) for t in threads]
         changed = dict(batch(0), x=[v + 1 for v in batch(0)["x"]])
         for c, tid in zip(clients, trials):
-            r = httpx.post(srv.url + f"/api/trials/{tid}/gaze", json=changed, headers=c.headers)
+            r = HTTP.post(srv.url + f"/api/trials/{tid}/gaze", json=changed, headers=c.headers)
             assert r.status_code == 409
             assert c.post(f"/api/trials/{tid}/answer", json={"answer": 1, "rt_ms": 5.0}).json()["stored"]
-        text = httpx.get(srv.url + "/api/admin/export/samples.csv", headers=srv.admin_headers()).text
+        text = HTTP.get(srv.url + "/api/admin/export/samples.csv", headers=srv.admin_headers()).text
     rows = list(csv.DictReader(io.StringIO(text)))
     per = {}
     for r in rows:

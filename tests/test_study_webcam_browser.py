@@ -12,15 +12,14 @@ import json
 import math
 import time
 
-import httpx
-
+from conftest import HTTP
 from gazetune.study.runner import StudyServer
 from test_study_browser import INSTRUCTIONS, TRIAL, _face_mesh_or_skip, _fake_camera, _start_webcam_flow, webcam_flow
 from test_study_browser import playwright_sync, pytestmark  # noqa: F401  (the fixture, browser marks)
 
 
 def _export(srv: StudyServer, name: str) -> list[dict]:
-    text = httpx.get(srv.url + f"/api/admin/export/{name}.csv", headers=srv.admin_headers()).text
+    text = HTTP.get(srv.url + f"/api/admin/export/{name}.csv", headers=srv.admin_headers()).text
     return list(csv.DictReader(io.StringIO(text)))
 
 
@@ -63,9 +62,9 @@ def test_drift_check_refits_and_expression_reaches_the_exports(tmp_path, playwri
             f.close()
 
         h = srv.admin_headers()
-        summ = httpx.get(srv.url + "/api/admin/summary", headers=h).json()
+        summ = HTTP.get(srv.url + "/api/admin/summary", headers=h).json()
         assert summ["participants"]["list"][0]["validation_accuracy_deg"] is not None  # predictions existed
-        resp = httpx.get(srv.url + "/api/trainer/responses", headers=h).json()["responses"]
+        resp = HTTP.get(srv.url + "/api/trainer/responses", headers=h).json()["responses"]
         assert len(resp) == 2
         for r in resp:  # webcam gaze with the first model (trial 1) and the re-fitted one (trial 2)
             xs = [v for v in r["samples"]["screen_x"] if v is not None]

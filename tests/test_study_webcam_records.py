@@ -8,9 +8,9 @@ import csv
 import io
 import json
 
-import httpx
 import sqlalchemy as sa
 
+from conftest import HTTP, http_client
 from gazetune.study import db as T
 from gazetune.study.runner import StudyServer
 
@@ -19,14 +19,14 @@ EXPR = {"n_frames": 42, "eye_open": 0.31, "brow_raise": 0.27, "brow_gap": 0.25, 
 
 
 def export(srv: StudyServer, name: str) -> list[dict]:
-    r = httpx.get(srv.url + f"/api/admin/export/{name}.csv", headers=srv.admin_headers())
+    r = HTTP.get(srv.url + f"/api/admin/export/{name}.csv", headers=srv.admin_headers())
     assert r.status_code == 200, r.text
     return list(csv.DictReader(io.StringIO(r.text)))
 
 
 def test_refit_and_expression_reach_the_exports(tmp_path):
     with StudyServer(tmp_path, gaze_mode="webcam", trials_per_participant=2, synthetic_pool=4) as srv:
-        c = httpx.Client(base_url=srv.url, timeout=30)
+        c = http_client(base_url=srv.url, timeout=30)
         r = c.post("/api/participants", json={"consent": True})
         c.headers["X-Participant-Token"] = r.json()["token"]
         pts = [{"target": [640.0, 400.0], "x": [650.0, 652.0], "y": [400.0, 401.0]}]

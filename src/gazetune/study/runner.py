@@ -72,15 +72,16 @@ class StudyServer:
             stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env}, start_new_session=True)
         log.close()
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"study server exited with {self.proc.returncode}; log:\n{self.log()}")
-            try:
-                if httpx.get(self.url + "/api/health", timeout=1.0).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
+        with httpx.Client(timeout=1.0) as http:  # one client: httpx reads the CA bundle per client
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"study server exited with {self.proc.returncode}; log:\n{self.log()}")
+                try:
+                    if http.get(self.url + "/api/health").status_code == 200:
+                        return self
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.1)
         self.stop()
         raise TimeoutError(f"study server did not answer within {timeout_s} s; log:\n{self.log()}")
 
