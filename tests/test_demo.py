@@ -12,7 +12,7 @@ from conftest import MINIMAL_LOOP  # stage 8 at the loop test's settings: the lo
 @pytest.mark.slow
 def test_quick_demo_writes_report(tmp_path):
     out = tmp_path / "demo"
-    report = run_demo(DemoConfig.quick_settings(out=out, pretrain_steps=60, tune_steps=12, loop_cycles=2,
+    report = run_demo(DemoConfig.quick_settings(out=out, pretrain_steps=20, tune_steps=4, loop_cycles=2,
                                                 loop_settings=MINIMAL_LOOP))
     assert report == out / "report.html" and report.stat().st_size > 20_000
     html = report.read_text()
