@@ -78,13 +78,14 @@ def test_upgrade_adds_the_webcam_columns(tmp_path):
     d.dispose()
     eng = sa.create_engine(url)
     with eng.begin() as conn:  # make it look like a version-2 database
-        for table, names in T._COLUMNS_3.items():
-            for name in names:
-                conn.exec_driver_sql(f"ALTER TABLE {table} DROP COLUMN {name}")
-        conn.execute(T.schema_version.delete().where(T.schema_version.c.version == 3))
+        for columns in (T._COLUMNS_3, T._COLUMNS_4):  # and of every later migration
+            for table, names in columns.items():
+                for name in names:
+                    conn.exec_driver_sql(f"ALTER TABLE {table} DROP COLUMN {name}")
+        conn.execute(T.schema_version.delete().where(T.schema_version.c.version >= 3))
     eng.dispose()
     d = T.Database(url)
-    assert d.version == 3
+    assert d.version == T.SCHEMA_VERSION
     insp = sa.inspect(d.engine)
     assert {"gaze_model", "expression"} <= {c["name"] for c in insp.get_columns("trials")}
     assert {"refit", "gaze_model"} <= {c["name"] for c in insp.get_columns("calibrations")}

@@ -49,7 +49,10 @@ def _close_runs(a: Path, b: Path) -> None:
     ca, cb = read_checkpoint(a / CHECKPOINT), read_checkpoint(b / CHECKPOINT)
     for k, v in ca.tensors.items():
         if k.startswith(("G/", "G_ema/")):
-            torch.testing.assert_close(cb.tensors[k], v, atol=1e-5, rtol=1e-4)
+            # the all-reduce sums gradients in another order; Adam divides by sqrt(v), so on weights
+            # with tiny gradients that rounding becomes a step difference of up to lr (2e-4) x steps;
+            # 1.7e-5 was seen on a loaded machine; a wrong data split moves most weights by ~lr per step
+            torch.testing.assert_close(cb.tensors[k], v, atol=1e-4, rtol=1e-4)
     # D's biases in front of GroupNorm have ~0 gradient, and Adam turns rounding there into steps of
     # size lr: compare what D computes, not those weights
     from gazetune.nets.discriminator import UNetDiscriminator
