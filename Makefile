@@ -5,6 +5,8 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 PIP     = $(VENV)/bin/pip
 DEMO_OUT ?= demo_out
+# test processes (pytest-xdist; each test file runs in one of them): 2 for CI's 2 cores, 0 = one process
+TEST_WORKERS ?= 2
 
 .PHONY: setup demo demo-quick test web clean
 
@@ -34,7 +36,7 @@ demo-quick: setup
 	$(VENV)/bin/gazetune demo --quick --out $(DEMO_OUT)
 
 test: setup
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS)
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache

@@ -47,6 +47,35 @@ def _shared_data_dir() -> Path:
     return Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+# --- pytest-xdist (``make test`` runs ``-n 2``) -------------------------------------------------
+# Each test file goes to one worker, so its module-scoped servers and trained models are built
+# once; the files that use the session's faces GAN (below) go to the same one, so it is trained
+# once.  (A scheduler of our own: xdist's loadgroup marks do not reach its scheduler under pytest 9.)
+FACES_GAN_FILES = ("tests/test_observers_judge.py", "tests/test_tune_health.py")
+
+
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: nothing without xdist
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByFile(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return "faces_gan" if path in FACES_GAN_FILES else path
+
+    config.option.loadscopereorder = False  # files in the order the workers collected them
+    return ByFile(config, log)
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """In an xdist worker: the files with browser or slow tests first, so that no worker is left
+    alone with a long file at the end (the order within a file stays)."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return
+    heavy = {i.path for i in items if i.get_closest_marker("browser") or i.get_closest_marker("slow")}
+    items.sort(key=lambda i: i.path not in heavy)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """Path of the real data (OSIE, faces64); skips the test when it is not on this machine."""

@@ -64,21 +64,41 @@ class StudyServer:
         self.log_path = self.workdir / "server.log"
 
     def start(self, timeout_s: float = 120.0) -> "StudyServer":
-        """Start the child and wait until ``/api/health`` answers."""
+        """Start the child and wait until it answers: ``/api/health``, then its admin token.  The
+        port was only free when it was picked; if another process took it since (several test
+        processes at once), the child cannot bind it, or a server that is not ours answers, and
+        the child starts again on a new port (up to three tries)."""
+        deadline = time.monotonic() + timeout_s
+        for _ in range(3):
+            if self._launch(deadline, timeout_s):
+                return self
+            self.port = free_port()
+            self.url = f"http://127.0.0.1:{self.port}"
+        raise RuntimeError(f"study server found no free port in 3 tries; log:\n{self.log()}")
+
+    def _launch(self, deadline: float, timeout_s: float) -> bool:
+        """One child on ``self.port``; False when the port turned out to be taken."""
+        start_at = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gazetune.study", "serve", "--config", str(self.config_path),
              "--host", "127.0.0.1", "--port", str(self.port)] + (["--workers", str(self.workers)] if self.workers > 1 else []),
             stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env}, start_new_session=True)
         log.close()
-        deadline = time.monotonic() + timeout_s
+        foreign = False
         with httpx.Client(timeout=1.0) as http:  # one client: httpx reads the CA bundle per client
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
+                    with open(self.log_path, "rb") as fh:
+                        fh.seek(start_at)
+                        if foreign or b"address already in use" in fh.read().lower():
+                            return False
                     raise RuntimeError(f"study server exited with {self.proc.returncode}; log:\n{self.log()}")
                 try:
                     if http.get(self.url + "/api/health").status_code == 200:
-                        return self
+                        if http.get(self.url + "/api/trainer/generators", headers=self.admin_headers()).status_code == 200:
+                            return True
+                        foreign = True  # another server on this port: ours will fail to bind it
                 except httpx.HTTPError:
                     pass
                 time.sleep(0.1)
