@@ -95,7 +95,9 @@ import torch
 ARMS = ("no_gaze", "fig4_direct", "fig4_predicted", "fig5", "fig4_fig5", "shuffled")
 #: arms run only when named in ``--set arms=...``: ``history`` = plain continuation with the SimGAN
 #: history buffer (half of D's fake batch from earlier generator outputs, pool of 512 images)
-EXTRA_ARMS = ("history",)
+#: ``fig4_hybrid`` = eq 9b/10b with measured maps on the real images and M_saliency's maps on the fresh
+#: generated images (mode hybrid, what ``auto`` picks with a saliency model; see tune/maps.py)
+EXTRA_ARMS = ("history", "fig4_hybrid")
 CONTROLS = ("no_gaze", "shuffled")
 EVAL_SEED0 = 1_000_000  # latent seeds of the evaluation samples (never used in training)
 
@@ -372,12 +374,14 @@ def tune_arm(cfg, out, arm, seed, faces, half_a, base_version, maps, shuffled, s
     run = out / "arms" / f"{arm}_s{seed}"
     if (run / "done").exists():
         return float((run / "done").read_text())
-    gaze = arm in ("fig4_direct", "fig4_predicted", "fig4_fig5", "shuffled")
+    gaze = arm in ("fig4_direct", "fig4_predicted", "fig4_hybrid", "fig4_fig5", "shuffled")
     provider = {
         "fig4_direct": lambda: MapProvider("direct", maps=maps, generator_version=base_version),
         "fig4_fig5": lambda: MapProvider("direct", maps=maps, generator_version=base_version),
         "shuffled": lambda: MapProvider("direct", maps=shuffled, generator_version=base_version),
         "fig4_predicted": lambda: MapProvider("predicted", saliency_model=saliency_model),
+        "fig4_hybrid": lambda: MapProvider("hybrid", maps=maps, saliency_model=saliency_model,
+                                           generator_version=base_version),
     }.get(arm, lambda: MapProvider("none"))()
     tcfg = TuneConfig(batch=cfg.batch, steps=cfg.tune_steps, seed=1000 + seed, device=cfg.device,
                       alpha=cfg.alpha if gaze else 0.0, mode=provider.requested, log_every=10, sample_every=0,
