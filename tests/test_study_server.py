@@ -13,6 +13,7 @@ import os
 import secrets
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -274,7 +275,9 @@ def test_publish_generator_version(server, tmp_path):
 
     h = server.admin_headers()
     versions = HTTP.get(server.url + "/api/trainer/generators", headers=h).json()["versions"]
-    # bad uploads change nothing
+    folder = Path(server.config.data_dir) / "generators"
+    files_before = sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+    # bad uploads change nothing: no version, no file (not even a temporary one) left behind
     r = HTTP.post(server.url + "/api/trainer/generators", content=b"not a checkpoint", headers=h, timeout=60)
     assert r.status_code == 422 and "cannot be used" in r.json()["detail"]
     r = HTTP.post(server.url + "/api/trainer/generators", content=b"", headers=h)
@@ -282,12 +285,14 @@ def test_publish_generator_version(server, tmp_path):
     r = HTTP.post(server.url + "/api/trainer/generators", content=b"x", headers={"Authorization": "Bearer no"})
     assert r.status_code == 403
     assert HTTP.get(server.url + "/api/trainer/generators", headers=h).json()["versions"] == versions
+    assert (sorted(p.name for p in folder.iterdir()) if folder.exists() else []) == files_before
 
     g = _traced_generator(tmp_path / "G.pt")
     r = HTTP.post(server.url + "/api/trainer/generators", content=(tmp_path / "G.pt").read_bytes(), headers=h,
                   params={"note": "tuned", "trained_on": json.dumps({"cursor": 3})}, timeout=120)
     assert r.status_code == 201, r.text
     new = r.json()["version"]
+    assert sorted(p.name for p in folder.iterdir()) == sorted(files_before + [f"G_v{new}.pt"])
     assert new == versions[-1]["version"] + 1
     listed = HTTP.get(server.url + "/api/trainer/generators", headers=h).json()["versions"]
     assert listed[-1]["trained_on"] == {"cursor": 3} and listed[-1]["note"] == "tuned"

@@ -21,6 +21,8 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from gazetune.atomic import atomic_write_text
+
 REF = "#/components/schemas/{model}"
 
 ERROR_SCHEMA = {
@@ -134,7 +136,7 @@ def write_openapi(path: str | Path) -> dict:
             doc = study_openapi(app)
         finally:
             app.state.store.db.dispose()
-    Path(path).write_text(json.dumps(doc, indent=1, sort_keys=False) + "\n")
+    atomic_write_text(path, json.dumps(doc, indent=1, sort_keys=False) + "\n")
     return doc
 
 

@@ -19,6 +19,7 @@ from typing import Any, Optional
 import numpy as np
 import sqlalchemy as sa
 
+from gazetune.atomic import atomic_path
 from gazetune.study import db as T
 from gazetune.study.calibration import validation_quality
 from gazetune.study.config import StudyConfig
@@ -157,21 +158,18 @@ class StudyStore:
             folder.mkdir(parents=True, exist_ok=True)
             # TorchScript files are zip archives; anything else is taken as a safetensors checkpoint
             path = folder / (f"G_v{version}.pt" if checkpoint[:2] == b"PK" else f"G_v{version}.safetensors")
-            tmp = folder / f"G_v{version}.upload"
-            tmp.write_bytes(checkpoint)
-            try:
-                syn = generator_stimuli(tmp, range(self.cfg.synthetic_pool), version,
-                                        self.cfg.image_size, self.cfg.channels)
-            except Exception as e:  # any failure to load or run is the checkpoint's problem
-                tmp.unlink(missing_ok=True)
-                why = _without_paths(str(e), tmp, folder)
-                raise StudyError(422, f"generator checkpoint ({len(checkpoint)} bytes) cannot be used: {why}") from None
-            try:
+            # written beside its final name and renamed only once it loads and renders (gazetune.atomic):
+            # a bad file, a failure while rendering or a crash leaves no file and no row behind
+            with atomic_path(path, suffix=".upload") as tmp:
+                tmp.write_bytes(checkpoint)
+                try:
+                    syn = generator_stimuli(tmp, range(self.cfg.synthetic_pool), version,
+                                            self.cfg.image_size, self.cfg.channels)
+                except Exception as e:  # any failure to load or run is the checkpoint's problem
+                    why = _without_paths(str(e), tmp, folder)
+                    raise StudyError(422, f"generator checkpoint ({len(checkpoint)} bytes) cannot be used: {why}") from None
+                # not the checkpoint's fault if this fails: nothing is kept, the error is the server's
                 syn += self._guided_variants(syn, version)
-            except BaseException:  # not the checkpoint's fault: nothing is kept, the error is the server's
-                tmp.unlink(missing_ok=True)
-                raise
-            tmp.replace(path)
             with self.db.write() as conn:
                 conn.execute(T.generator_versions.insert().values(
                     version=version, kind="checkpoint", source=str(path), note=note,
