@@ -25,7 +25,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from gazetune.atomic import atomic_write_text
+from gazetune.atomic import atomic_write_bytes, atomic_write_text
 
 _CSS = """
 :root { --fg: #1d232b; --muted: #5b6673; --line: #dde2e8; --bg: #ffffff; --soft: #f5f7fa; --accent: #2f6fb0; }
@@ -246,7 +246,7 @@ class HtmlReport:
             if files_dir is None:
                 src = "data:image/png;base64," + base64.b64encode(png.data).decode("ascii")
             else:
-                (files_dir / png.name).write_bytes(png.data)
+                atomic_write_bytes(files_dir / png.name, png.data)
                 src = f"{files_href}/{png.name}"
             cap = f"<figcaption>{html.escape(caption)}</figcaption>" if caption else ""
             alt = html.escape(caption or png.name, quote=True)

@@ -55,7 +55,7 @@ from gazetune.gaze.geometry import ScreenGeometry
 from gazetune.images import decode_png
 from gazetune.stages import build_maps
 from gazetune.study.client import TrainerClient, TrainerError, image_name, response_geometry, responses_to_fixations
-from gazetune.atomic import atomic_write_bytes
+from gazetune.atomic import atomic_write, atomic_write_bytes
 from gazetune.tune.maps import MapProvider
 from gazetune.tune.train import TuneConfig, tune
 
@@ -419,7 +419,7 @@ class Trainer:
         cursor_from = state.cursor
         self.log(f"cycle {cycle_no}: {len(responses)} responses (cursor {cursor_from} -> {cursor_to}), "
                  f"tuning generator version {state.version}")
-        with (work / "responses.jsonl").open("w") as fh:
+        with atomic_write(work / "responses.jsonl", "w") as fh:
             for r in responses:
                 fh.write(json.dumps(r) + "\n")
         save_config(cfg, work / CONFIG_FILE)
