@@ -19,6 +19,11 @@ Setup:
 
    The maps reach the loss as ``M_saliency`` predictions (a constant "model" returning the map
    for every image, mode ``predicted``), with ``w = (1 - alpha) + alpha * SM / mean(SM)``.
+   Variants of the method: ``--alpha``, ``--pixel-weight`` (per-pixel losses against the image
+   level ones) and ``--weight-side d|g`` (only D's eq 10b or only G's eq 9b weighted).  The base
+   and the arms share one EMA horizon (``--ema-half-life``, default 200 images), so the base's
+   scores are comparable with the arms' (with the base at 2,000 and the arms at 200, "outside R"
+   rose after tuning in every arm, an artefact of the horizon).
 3. **Scores** along the tuning steps (every ``--eval-every``) against clean held-out faces, from
    ``--n-eval`` samples at fixed latent seeds: **region SWD** inside R and outside R (Laplacian
    pyramid patches drawn only where the region's mask is, x 1e3; lower = closer to real).
@@ -112,6 +117,14 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--alpha", type=float, default=1.0)
     ap.add_argument("--pixel-weight", type=float, default=1.0)
+    ap.add_argument("--weight-side", default="both", choices=["both", "d", "g"],
+                    help="which losses the maps weigh: both (eq 9b and 10b), d (eq 10b only) or g (eq 9b only)")
+    ap.add_argument("--ema-half-life", type=float, default=200.0,
+                    help="generator EMA half-life in images, of the base and of every arm (the same horizon, "
+                         "so the base is comparable with the tuned arms)")
+    ap.add_argument("--base", default=None,
+                    help="reuse this pretrained base run (pretrained by this bench with the same flaw, size and "
+                         "--ema-half-life) instead of OUT/base")
     ap.add_argument("--n-eval", type=int, default=300)
     ap.add_argument("--n-train", type=int, default=1500)
     ap.add_argument("--out", default="bench/out/gaze_mechanism")
@@ -146,8 +159,10 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     damaged = damage(train, mask, args.flaw_kind, seed=1)
     common = dict(size=args.size, channels=args.channels, batch=32, g_width=16, d_width=16, log_every=10,
-                  sample_every=0, n_samples=64, pixel_weight=args.pixel_weight)
-    base = out / "base"
+                  sample_every=0, n_samples=64, pixel_weight=args.pixel_weight, ema_half_life=args.ema_half_life)
+    base = Path(args.base) if args.base else out / "base"
+    if args.base and not (base / "checkpoint.safetensors").exists():
+        sys.exit(f"gaze_mechanism: --base {args.base} holds no checkpoint.safetensors")
     if not (base / "checkpoint.safetensors").exists():
         print(f"pretraining the base GAN on faces damaged in R ({args.flaw_kind}), {args.pretrain_steps} steps")
         pretrain(TrainConfig(**common, steps=args.pretrain_steps, checkpoint_every=args.pretrain_steps), damaged, base)
@@ -185,7 +200,8 @@ def main() -> None:
                 provider = MapProvider("predicted", saliency_model=ConstantMap(maps[arm]))
                 alpha, mode = args.alpha, "predicted"
             cfg = TuneConfig(**common, steps=args.tune_steps, seed=seed, alpha=alpha, mode=mode,
-                             checkpoint_every=math.gcd(*eval_steps), ema_half_life=200.0)
+                             checkpoint_every=math.gcd(*eval_steps),
+                             weight_side=args.weight_side if arm != "none" else "both")
             done = run / "evals.json"  # a finished run of these settings is reused on restart
             key = {"eval_steps": eval_steps, "cfg": {k: v for k, v in vars(cfg).items() if not k.startswith("_")}}
             if done.exists() and json.loads(done.read_text()).get("key") == json.loads(json.dumps(key, default=str)):

@@ -228,3 +228,36 @@ def test_alpha_weights_the_gradients_exactly_where_the_map_is(phase):
     assert torch.count_nonzero(grads[0.0][~inside]) > 0
     assert torch.all(grads[1.0][~inside] == 0)
     assert torch.allclose(grads[1.0][inside], weight * grads[0.0][inside], rtol=1e-5, atol=1e-9)
+
+
+@pytest.mark.parametrize("side", ["d", "g"])
+def test_weight_side_weighs_only_its_own_network(side):
+    """weight_side "d": D's per-pixel gradient is the weighted one (eq 10b) and G's the unweighted
+    one (eq 9a, as with no maps); "g" the other way round.  Bad values are refused."""
+    from gazetune.nets import DCGANGenerator, UNetDiscriminator
+    from gazetune.tune.train import Batch, GazeGANLoss
+
+    torch.manual_seed(0)
+    G, D = DCGANGenerator(8, 25, 1, 4), _RecordingD(UNetDiscriminator(25, 1, 4))
+    sm = torch.zeros(4, 1, 25, 25)
+    sm[:, :, 5:15, 5:15] = 1.0
+    batch = Batch(real=_images(4), z=torch.randn(4, 8, generator=torch.Generator().manual_seed(1)), sm_real=sm, sm_fake=sm)
+
+    def pixel_grad(phase, **kw):
+        cfg = TuneConfig(**SMALL, steps=1, diffaug="", cutmix_prob=0.0, pixel_weight=1.0, **kw)
+        loss = GazeGANLoss(G, D, cfg, MapProvider("none"), torch.Generator().manual_seed(0))
+        for p in list(G.parameters()) + list(D.parameters()):
+            p.grad = None
+        terms = loss.accumulate_gradients(phase, batch)
+        return terms, D.pix.grad.clone()
+
+    for phase, weighted in (("Dmain", side == "d"), ("Gmain", side == "g")):
+        terms, got = pixel_grad(phase, alpha=1.0, weight_side=side)
+        _, plain = pixel_grad(phase, alpha=0.0)
+        _, both = pixel_grad(phase, alpha=1.0, weight_side="both")
+        name = {"Dmain": ("D/eq10b", "D/eq10a"), "Gmain": ("G/eq9b", "G/eq9a")}[phase]
+        assert name[0 if weighted else 1] in terms and name[1 if weighted else 0] not in terms
+        assert torch.equal(got, both if weighted else plain)
+        assert not torch.equal(both, plain)  # the comparison can tell the two apart
+    with pytest.raises(ValueError, match="weight_side"):
+        TuneConfig(**SMALL, weight_side="both_sides")

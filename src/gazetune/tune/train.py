@@ -254,6 +254,10 @@ class TuneConfig(TrainConfig):
         from a run.
     truncation_psi, noise_mode : float, str
         Truncation and noise mode of a StyleGAN pickle (``const``, ``random``, ``none``).
+    weight_side : str
+        Which per-pixel losses the maps weigh: ``"both"`` (default: eq 9b for G and eq 10b for D,
+        as the patent), ``"d"`` (eq 10b for D, G keeps the unweighted eq 9a) or ``"g"`` (eq 9b for
+        G, D keeps eq 10a).  For finding out which side does the work (bench/gaze_mechanism.py).
     """
 
     lr_g: float = 1e-4
@@ -267,6 +271,16 @@ class TuneConfig(TrainConfig):
     warmup_steps: int = -1
     truncation_psi: float = 1.0
     noise_mode: str = "const"
+    weight_side: str = "both"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.weight_side not in WEIGHT_SIDES:
+            raise ValueError(f"weight_side must be one of {list(WEIGHT_SIDES)}; got {self.weight_side!r}")
+
+
+#: values of :attr:`TuneConfig.weight_side`
+WEIGHT_SIDES = ("both", "d", "g")
 
 
 @dataclass
@@ -381,6 +395,8 @@ class GazeGANLoss(Loss):
         self.G, self.D, self.cfg, self.provider, self.gen = G, D, cfg, provider, gen
         self.history = history if history is not None and history.enabled else None
         self.alpha = getattr(cfg, "alpha", None)
+        side = getattr(cfg, "weight_side", "both")  # pretraining (a TrainConfig) has no maps at all
+        self._weigh_g, self._weigh_d = side in ("both", "g"), side in ("both", "d")
         self.policy = cfg.policy()
         self.extra_generator_terms = list(extra_generator_terms)
         for term in self.extra_generator_terms:  # terms that need the networks (e.g. D's features)
@@ -437,7 +453,7 @@ class GazeGANLoss(Loss):
         red, pw = self.cfg.reduction, self.cfg.pixel_weight
         terms: dict[str, torch.Tensor] = {}
         fake = self._generate(batch.z)
-        w_fake = self._weights(self._fake_maps(fake, batch.sm_fake))
+        w_fake = self._weights(self._fake_maps(fake, batch.sm_fake)) if self._weigh_g else None
         xf, (w_fake,) = diff_augment(fake, self.gen, self.policy, maps=[w_fake])
         img, pix = self._discriminate(xf)
         terms["G/eq1"] = L.generator_loss_eq1(img, red)
@@ -458,8 +474,11 @@ class GazeGANLoss(Loss):
             fake = self._generate(batch.z)
         fake, sm_fake = self._mix_history(fake, batch.sm_fake)
         real = batch.real
-        w_real = self._weights(batch.sm_real)
-        w_fake = self._weights(self._fake_maps(fake, sm_fake))
+        if self._weigh_d:
+            w_real = self._weights(batch.sm_real)
+            w_fake = self._weights(self._fake_maps(fake, sm_fake))
+        else:  # weight_side "g": D keeps the unweighted eq 10a
+            w_real = w_fake = None
         if (w_real is None) != (w_fake is None):  # one side observed only: the other unweighted
             w_real = torch.ones_like(real[:, :1]) if w_real is None else w_real
             w_fake = torch.ones_like(fake[:, :1]) if w_fake is None else w_fake
