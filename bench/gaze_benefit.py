@@ -35,7 +35,8 @@ Pipeline (everything seeded):
 4. **M_saliency** (eq 4-8) and the **human-response model** (FIG. 5, eq 11) are trained on these
    data as in ``gazetune demo``.
 5. **Arms**, each for ``--tune-steps`` steps at each seed ``0..--seeds-1`` (the seed sets the
-   tuning run's randomness; every arm sees the same seeds):
+   tuning run's randomness; every arm sees the same seeds), with the base's generator EMA horizon
+   (``ema_half_life``):
 
    ================  ========================================================================
    no_gaze           plain continuation (mode none, alpha 0)
@@ -120,6 +121,9 @@ class BenchConfig:
     g_width: int = 16
     d_width: int = 8  # the group-norm U-Net D: 0.58 s a step at width 8 on one thread, 1.14 s at 16
     alpha: float = 1.0
+    # generator EMA half-life in images, of the base and of every arm: one horizon, so the base is
+    # comparable with the arms (the arms at 200 against the base's 500 made every arm look worse)
+    ema_half_life: float = 500.0
     beta: float = 0.5  # how strongly observers look where an image looks wrong to their judge (0 = free viewing)
     judge_target_rate: float = 0.9  # share of held-out real faces the observers call real
     judge_gain: float = 10.0
@@ -385,7 +389,7 @@ def tune_arm(cfg, out, arm, seed, faces, half_a, base_version, maps, shuffled, s
     }.get(arm, lambda: MapProvider("none"))()
     tcfg = TuneConfig(batch=cfg.batch, steps=cfg.tune_steps, seed=1000 + seed, device=cfg.device,
                       alpha=cfg.alpha if gaze else 0.0, mode=provider.requested, log_every=10, sample_every=0,
-                      checkpoint_every=max(50, cfg.tune_steps), n_samples=16, ema_half_life=200.0,
+                      checkpoint_every=max(50, cfg.tune_steps), n_samples=16, ema_half_life=cfg.ema_half_life,
                       history_share=0.5 if arm == "history" else 0.0, history_capacity=512)
     extra = [human_term] if arm in ("fig5", "fig4_fig5") else []
     train = faces.subset(half_a)
@@ -657,7 +661,7 @@ def run_bench(cfg: BenchConfig) -> dict:
         pcfg = TrainConfig(size=cfg.size, channels=cfg.channels, batch=cfg.batch, steps=cfg.pretrain_steps,
                            g_width=cfg.g_width, d_width=cfg.d_width, seed=cfg.split_seed, device=cfg.device,
                            log_every=50, sample_every=0, checkpoint_every=max(1, cfg.pretrain_steps // 4),
-                           n_samples=16, ema_half_life=500.0)
+                           n_samples=16, ema_half_life=cfg.ema_half_life)
         log(f"pretrain the base GAN: {cfg.pretrain_steps} steps")
 
         def keep_snapshot(step: int, _stats: dict) -> None:  # generators no arm is tuned from, for the judges
