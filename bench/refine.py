@@ -21,8 +21,14 @@ Scores against the held-out real set (lower is better except realism):
 * SWD (x 1e3, Laplacian-pyramid patches; :func:`gazetune.evaluate.distances.swd`) over the whole
   image and its salient variant (patches drawn where the pooled real gaze map of faces64 puts its mass);
 * KID (x 1e3, TF-Inception; the ``fid`` extra) of whole images and of salient crops (half side);
-* the simulated observers' realism critic (:class:`gazetune.observers.critic.PatchRealismCritic`,
-  fitted on the refiner's real training images): mean per-pixel realism, plain and gaze-weighted;
+* the core issue's judge (:func:`gazetune.stages.fit_judge`, a
+  :class:`~gazetune.observers.judge.RealismJudge`): learnt on half of the refiner's real training
+  images against *damaged copies of the other half* (the same flaw, another noise draw; never the
+  images it scores), its threshold calibrated on that other half.  It knows the flaw's kind, so it
+  measures whether the flaw is still there, not general realism.  Per set: ``called real`` (the
+  observers' mean P(real) = sigmoid(gain (score - threshold))), the same weighted by each image's
+  gaze map, and ``judge AUC`` of held-out real faces against the set (0.5 = it cannot tell them
+  apart; the verdict on a refiner counts only where the AUC against the input is >= 0.7);
 * ``|R(x) - x|``: mean absolute change from the input (8-bit levels), over the image and
   gaze-weighted; ``PSNR clean``: PSNR in dB against the undamaged originals.
 
@@ -152,7 +158,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from gazetune.evaluate.distances import kernel_distance, salient_crops, swd
     from gazetune.images import ImageSet, load_image_set, save_image_folder
-    from gazetune.observers.critic import PatchRealismCritic
+    from gazetune.stages import fit_judge, roc_auc
     from gazetune.tune.maps import MapSet
 
     out = Path(args.out)
@@ -202,7 +208,13 @@ def main() -> None:
         arms[f"refined, {'gaze maps' if arm == 'maps' else 'no maps (control)'}"] = refined.images
     arms["clean originals (ceiling)"] = clean.images
 
-    critic = PatchRealismCritic().fit(real.images)
+    half = len(real) // 2
+    t0 = time.perf_counter()
+    judge = fit_judge(real.images[half:], make_flawed(real.images[:half], args.blur * args.size / 64, args.noise, args.seed + 101),
+                      calibration_real=real.images[:half], seed=args.seed)
+    real_scores = judge.judge.scores(held_out.images)
+    log(f"judge fitted on {len(real) - half} real against {half} damaged copies of other real faces in "
+        f"{time.perf_counter() - t0:.0f} s; threshold {judge.threshold:.3f}")
     w_fake = np.stack([maps[n] for n in flawed.names])
     mean = w_fake.mean(axis=(1, 2), keepdims=True)
     w_fake = np.where(mean > 0, w_fake / np.maximum(mean, 1e-12), 1.0)  # unseen crops weigh 1 everywhere
@@ -224,9 +236,11 @@ def main() -> None:
             for key, sal in (("kid", False), ("kid_salient", True)):
                 fake_feats = features(imgs, sal, args.seed + 1)
                 row[key] = 1e3 * kernel_distance(real_feats[sal], fake_feats, n_subsets=50, seed=args.seed)[0]
-        realism = critic.realism_maps(imgs)
-        row["realism"] = float(realism.mean())
-        row["realism_gaze"] = float((realism * w_fake).mean())
+        realism = judge.judge.realism_maps(imgs)  # (N, H, W) in [0, 1]
+        p_real = lambda r: 1.0 / (1.0 + np.exp(-judge.gain * (r - judge.threshold)))  # noqa: E731
+        row["called_real"] = float(np.mean(p_real(realism.mean(axis=(1, 2)))))
+        row["called_real_gaze"] = float(np.mean(p_real((realism * w_fake).mean(axis=(1, 2)))))
+        row["judge_auc"] = roc_auc(real_scores, realism.mean(axis=(1, 2)))
         diff = np.abs(imgs - flawed.images).mean(axis=1) * 127.5  # 8-bit levels
         row["change"] = float(diff.mean())
         row["change_gaze"] = float((diff * w_fake).mean())
@@ -238,16 +252,20 @@ def main() -> None:
     kid_cols = "" if args.no_kid else " KID x1e3 | salient KID x1e3 |"
     kid_rule = "" if args.no_kid else " ---: | ---: |"
     table = [
-        f"| set | SWD x1e3 | salient SWD x1e3 |{kid_cols} realism | gaze-weighted realism | change from input | gaze-weighted change | PSNR clean (dB) |",
-        f"| --- | ---: | ---: |{kid_rule} ---: | ---: | ---: | ---: | ---: |",
+        f"| set | SWD x1e3 | salient SWD x1e3 |{kid_cols} called real | gaze-weighted called real | judge AUC | change from input | gaze-weighted change | PSNR clean (dB) |",
+        f"| --- | ---: | ---: |{kid_rule} ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
         kid_vals = "" if args.no_kid else f" {r['kid']:.2f} | {r['kid_salient']:.2f} |"
         table.append(
-            f"| {r['set']} | {r['swd']:.1f} | {r['swd_salient']:.1f} |{kid_vals} {r['realism']:.3f} | {r['realism_gaze']:.3f} | "
+            f"| {r['set']} | {r['swd']:.1f} | {r['swd_salient']:.1f} |{kid_vals} {r['called_real']:.3f} | {r['called_real_gaze']:.3f} | "
+            f"{r['judge_auc']:.3f} | "
             f"{r['change']:.2f} | {r['change_gaze']:.2f} | {r['psnr_clean']:.2f} |"
         )
     log("\n" + "\n".join(table))
+    auc_in = rows[0]["judge_auc"]
+    log(f"judge check: AUC of held-out real against the input {auc_in:.3f} "
+        + ("(>= 0.7: its columns count)" if auc_in >= 0.7 else "(below 0.7: it cannot see the flaw; its columns are not evidence)"))
     log("training wall time: " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items()) + f"; total {time.perf_counter() - t_start:.0f} s")
     (out / "results.json").write_text(json.dumps({"args": vars(args), "rows": rows, "train_s": times}, indent=1))
     (out / "report.md").write_text("\n".join(log_lines) + "\n")
