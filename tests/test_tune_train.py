@@ -261,3 +261,36 @@ def test_weight_side_weighs_only_its_own_network(side):
         assert not torch.equal(both, plain)  # the comparison can tell the two apart
     with pytest.raises(ValueError, match="weight_side"):
         TuneConfig(**SMALL, weight_side="both_sides")
+
+
+def test_cutmix_pixel_loss_mixes_the_maps_with_the_images_mask(monkeypatch):
+    """In a CutMix D step the pixel weights of the mixed image are the real image's weights where
+    the mask takes the real image and the fake's elsewhere (the same mask as the pixels)."""
+    from gazetune.nets import DCGANGenerator, UNetDiscriminator
+    from gazetune.tune import train as T
+    from gazetune.tune.losses import saliency_weights
+
+    seen = {}
+    original = T.L.discriminator_cutmix_loss
+
+    def spy(pix, mask, weights=None, reduction="mean"):
+        seen["mask"], seen["weights"] = mask.detach().clone(), weights.detach().clone()
+        return original(pix, mask, weights, reduction)
+
+    monkeypatch.setattr(T.L, "discriminator_cutmix_loss", spy)
+    torch.manual_seed(0)
+    sm_real = torch.zeros(4, 1, 25, 25)
+    sm_real[:, :, 2:10, 2:10] = 1.0
+    sm_fake = torch.zeros(4, 1, 25, 25)
+    sm_fake[:, :, 12:22, 12:22] = 1.0
+    batch = T.Batch(real=_images(4), z=torch.randn(4, 8, generator=torch.Generator().manual_seed(1)),
+                    sm_real=sm_real, sm_fake=sm_fake)
+    cfg = TuneConfig(**SMALL, steps=1, alpha=1.0, diffaug="", cutmix_prob=1.0)
+    loss = T.GazeGANLoss(DCGANGenerator(8, 25, 1, 4), UNetDiscriminator(25, 1, 4), cfg, MapProvider("none"),
+                         torch.Generator().manual_seed(0))
+    terms = loss.accumulate_gradients("Dmain", batch)
+    assert "D/cutmix" in terms
+    mask = seen["mask"]
+    assert 0 < float(mask.mean()) < 1  # both images present in the mix
+    expected = mask * saliency_weights(sm_real, 1.0) + (1 - mask) * saliency_weights(sm_fake, 1.0)
+    assert torch.allclose(seen["weights"], expected)
