@@ -96,9 +96,41 @@ def test_tune_moves_generator_and_logs_mode(pretrained, tmp_path):
     lines = [json.loads(x) for x in (tmp_path / "tuned" / "log.jsonl").read_text().splitlines()]
     assert lines[0]["kind"] == "event" and lines[0]["event"] == "map_mode" and lines[0]["mode"] == "direct"
     assert lines[0]["n_real_maps"] == 6 and lines[0]["n_synthetic_maps"] == 2
-    assert "G/eq9b" in lines[1] and "D/eq10b" in lines[1]
+    assert lines[1]["event"] == "optimizer_state" and lines[1]["restored"] == ["G", "D"]
+    assert "G/eq9b" in lines[2] and "D/eq10b" in lines[2]
     saved = load_config(TuneConfig, tmp_path / "tuned" / "config.toml")
     assert saved.size == 25 and saved.z_dim == 8 and saved.alpha == 0.5  # network fields from the checkpoint
+
+
+def test_tune_restores_the_base_adam_moments_at_the_tuning_lr(pretrained, tmp_path):
+    """optimizer_state "restore" (default): G's and D's Adam moments continue from the pretraining
+    checkpoint (step count base + 1; second moments v = b2 v_base + (1 - b2) g^2 >= b2 v_base in
+    every weight) at the tuning run's learning rates; "fresh" starts them at zero."""
+    pre, pcfg = pretrained
+    base = read_checkpoint(pre / "checkpoint.safetensors")
+    runs = {}
+    for state in ("restore", "fresh"):
+        cfg = TuneConfig(batch=4, steps=1, log_every=1, sample_every=0, checkpoint_every=0, alpha=0.0, mode="none",
+                         lr_g=3e-5, lr_d=7e-5, optimizer_state=state)
+        tune(cfg, _images(), MapProvider("none"), tmp_path / state, init_checkpoint=pre, progress=False)
+        runs[state] = read_checkpoint(tmp_path / state / "checkpoint.safetensors")
+    b2 = pcfg.beta2
+    for name, lr in (("G", 3e-5), ("D", 7e-5)):
+        for state, ck in runs.items():
+            assert json.loads(ck.metadata[f"opt_{name}/param_groups"])[0]["lr"] == lr
+        keys = [k for k in base.tensors if k.startswith(f"opt_{name}/state/") and k.endswith("/exp_avg_sq")]
+        assert keys
+        for k in keys:
+            step = k.replace("exp_avg_sq", "step")
+            assert float(runs["restore"].tensors[step]) == float(base.tensors[step]) + 1 == pcfg.steps + 1
+            assert float(runs["fresh"].tensors[step]) == 1
+            v_base, v_after = base.tensors[k], runs["restore"].tensors[k]
+            assert torch.all(v_after >= b2 * v_base * (1 - 1e-6)), k
+            assert not torch.all(runs["fresh"].tensors[k] >= b2 * v_base * (1 - 1e-6)), k  # the check can fail
+    events = [json.loads(x) for x in (tmp_path / "fresh" / "log.jsonl").read_text().splitlines()]
+    assert not [e for e in events if e.get("event") == "optimizer_state"]
+    with pytest.raises(ValueError, match="optimizer_state"):
+        TuneConfig(optimizer_state="warm")
 
 
 def test_tune_rejects_wrong_images(pretrained, tmp_path):

@@ -258,6 +258,11 @@ class TuneConfig(TrainConfig):
         Which per-pixel losses the maps weigh: ``"both"`` (default: eq 9b for G and eq 10b for D,
         as the patent), ``"d"`` (eq 10b for D, G keeps the unweighted eq 9a) or ``"g"`` (eq 9b for
         G, D keeps eq 10a).  For finding out which side does the work (bench/gaze_mechanism.py).
+    optimizer_state : str
+        Where the Adam moments of G and D start: ``"restore"`` (default: from the checkpoint being
+        tuned, when it holds them, at this config's learning rates) or ``"fresh"`` (zero moments).
+        Fresh moments make Adam's first updates sign-like, about ``lr`` in every weight at once,
+        which knocks a trained GAN off its equilibrium (bench/tune_start.py measures this).
     """
 
     lr_g: float = 1e-4
@@ -272,15 +277,20 @@ class TuneConfig(TrainConfig):
     truncation_psi: float = 1.0
     noise_mode: str = "const"
     weight_side: str = "both"
+    optimizer_state: str = "restore"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.weight_side not in WEIGHT_SIDES:
             raise ValueError(f"weight_side must be one of {list(WEIGHT_SIDES)}; got {self.weight_side!r}")
+        if self.optimizer_state not in OPTIMIZER_STATES:
+            raise ValueError(f"optimizer_state must be one of {list(OPTIMIZER_STATES)}; got {self.optimizer_state!r}")
 
 
 #: values of :attr:`TuneConfig.weight_side`
 WEIGHT_SIDES = ("both", "d", "g")
+#: values of :attr:`TuneConfig.optimizer_state`
+OPTIMIZER_STATES = ("restore", "fresh")
 
 
 @dataclass
@@ -1017,6 +1027,7 @@ def tune(
         spec_text = res.spec
         d_text = str(discriminator or "")
     G, G_ema, D = res.G, res.G_ema, res.D
+    d_res: ResolvedGenerator | None = None
     if discriminator is not None and not resuming:
         d_res = resolve_generator(discriminator, device="cpu") if not isinstance(discriminator, ResolvedGenerator) else discriminator
         if d_res.D is None:
@@ -1083,8 +1094,43 @@ def tune(
     run.attach(loss)
     if resuming:
         run.restore(out / CHECKPOINT)
+    elif cfg.optimizer_state == "restore":
+        restored = _restore_moments(run, res, d_res)
+        if restored:
+            log({"event": "optimizer_state", "restored": restored,
+                 "message": f"Adam moments of {', '.join(restored)} restored from the tuned checkpoint"})
     d.broadcast([run.G, run.D, run.ema.model])
     return _loop(run, loss, x, map_provider, progress, hooks)
+
+
+def _restore_moments(run: _Run, res: ResolvedGenerator, d_res: ResolvedGenerator | None) -> list[str]:
+    """Load the Adam moments of G (from ``res``'s checkpoint) and D (from ``d_res``'s, else
+    ``res``'s) into ``run.opts``, keeping the tuning config's learning rates and betas.
+
+    Returns the names of the optimisers restored: none for a generator that does not come from a
+    gazetune run, a fresh D, or moments whose shapes do not match the networks (kept fresh)."""
+    restored = []
+    sources = {"G": res, "D": d_res if d_res is not None else (res if res.D is not None else None)}
+    for name, src in sources.items():
+        ck = src.checkpoint if src is not None else None
+        opt = run.opts.get(name)
+        if ck is None or opt is None or f"opt_{name}/param_groups" not in ck.metadata:
+            continue
+        fresh = opt.state_dict()
+        try:
+            ck.load_optimizer(f"opt_{name}", opt)
+            ok = all(st["exp_avg"].shape == p.shape for g in opt.param_groups for p in g["params"]
+                     if (st := opt.state.get(p)) is not None and "exp_avg" in st)
+        except (ValueError, KeyError, RuntimeError):
+            ok = False
+        if not ok:  # another parameter layout: keep fresh moments
+            opt.load_state_dict(fresh)
+            continue
+        for g, saved in zip(opt.param_groups, fresh["param_groups"]):  # the tuning lr and betas
+            for key in ("lr", "betas", "eps", "weight_decay"):
+                g[key] = saved[key]
+        restored.append(name)
+    return restored
 
 
 def load_run_config(run_dir: str | Path, kind: type = TrainConfig):
