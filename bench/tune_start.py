@@ -23,7 +23,8 @@ gaze_benefit's settings (1000 steps, G width 16, D width 8, batch 32, EMA half-l
 Score: SWD x 1e3 (Laplacian-pyramid patches, :func:`gazetune.evaluate.distances.swd`) of
 ``--n-eval`` EMA samples at fixed latent seeds against the reference, every ``--eval-every``
 steps; mean over ``--seeds`` tuning seeds.  Controls: the base (step 0) and the reference
-against half-A faces (the floor).
+against half-A faces (the floor).  ``--ema-half-life`` sets every variant's EMA horizon (it starts
+from the base's EMA weights); a longer one averages over the GAN's step-to-step oscillation.
 
     python bench/tune_start.py --data ../shared/data --out bench/out/tune_start [--base RUN] [--quick]
 
@@ -62,6 +63,8 @@ def main() -> None:
     ap.add_argument("--eval-every", type=int, default=50)
     ap.add_argument("--n-eval", type=int, default=500)
     ap.add_argument("--seeds", type=int, default=2)
+    ap.add_argument("--ema-half-life", type=float, default=0.0,
+                    help="EMA half-life (images) of every variant; 0 = the base's (the EMA starts from the base's)")
     ap.add_argument("--variants", default=",".join(list(VARIANTS) + ["continue"]),
                     help="comma-separated: " + ", ".join(list(VARIANTS) + ["continue"]))
     ap.add_argument("--quick", action="store_true", help="a smoke run: 40 steps, 64 eval images, 1 seed")
@@ -99,6 +102,7 @@ def main() -> None:
     elif not (base / "checkpoint.safetensors").exists():
         sys.exit(f"tune_start: --base {base}: no checkpoint.safetensors there")
     base_cfg = load_run_config(base)
+    ema = args.ema_half_life or base_cfg.ema_half_life
 
     def score(run) -> float:
         return float(swd(ref, render(run, eval_seeds), seed=0).mean)
@@ -129,7 +133,8 @@ def main() -> None:
                 if name == "continue":  # the base's own run, resumed for args.steps more steps
                     shutil.copytree(base, run)
                     ccfg = dataclasses.replace(base_cfg, steps=base_cfg.steps + args.steps,
-                                               checkpoint_every=args.eval_every, log_every=10)
+                                               checkpoint_every=args.eval_every, log_every=10,
+                                               ema_half_life=ema)
                     pretrain(ccfg, train, run, resume=True, progress=False,
                              hooks=[track(run, rows, base_cfg.steps)])
                 else:
@@ -137,7 +142,7 @@ def main() -> None:
                     rates = {} if lr == "tune" else {"lr_g": base_cfg.lr_g, "lr_d": base_cfg.lr_d}
                     tcfg = TuneConfig(batch=bcfg.batch, steps=args.steps, seed=1000 + seed, alpha=0.0, mode="none",
                                       log_every=10, sample_every=0, checkpoint_every=args.eval_every,
-                                      ema_half_life=base_cfg.ema_half_life, optimizer_state=state, **rates)
+                                      ema_half_life=ema, optimizer_state=state, **rates)
                     tune(tcfg, train, MapProvider("none"), run, init_checkpoint=base, progress=False,
                          hooks=[track(run, rows)])
                 rows[-1]["wall_s"] = time.perf_counter() - t0
