@@ -122,8 +122,10 @@ class BenchConfig:
     d_width: int = 8  # the group-norm U-Net D: 0.58 s a step at width 8 on one thread, 1.14 s at 16
     alpha: float = 1.0
     # generator EMA half-life in images, of the base and of every arm: one horizon, so the base is
-    # comparable with the arms (the arms at 200 against the base's 500 made every arm look worse)
-    ema_half_life: float = 500.0
+    # comparable with the arms (the arms at 200 against the base's 500 made every arm look worse).
+    # 2000, not 500: at 500 the GAN's swing of about +-10 SWD between nearby steps stays in every
+    # score (bench/tune_start.py), and it made one arm look better than both controls.
+    ema_half_life: float = 2000.0
     beta: float = 0.5  # how strongly observers look where an image looks wrong to their judge (0 = free viewing)
     judge_target_rate: float = 0.9  # share of held-out real faces the observers call real
     judge_gain: float = 10.0
@@ -152,7 +154,8 @@ class BenchConfig:
     def quick(cls, **kw: Any) -> "BenchConfig":
         base = dict(pretrain_steps=120, tune_steps=20, batch=16, g_width=16, d_width=8, n_observers=4, judge_fakes=16, judge_real=48,
                     n_study_real=24, n_study_synthetic=24, saliency_epochs=4, saliency_width=8, human_epochs=4,
-                    n_eval=64, n_fid=32, n_panel_real=16, n_panel=12, metrics="swd")
+                    n_eval=64, n_fid=32, n_panel_real=16, n_panel=12, metrics="swd",
+                    ema_half_life=500.0)  # 120 steps of 16 images: a 2000-image EMA would still be mostly the initial G
         base.update(kw)
         return cls(**base)
 
