@@ -48,6 +48,10 @@ from rich.table import Table
 
 console = Console()
 
+#: generator EMA half-life (images) of the base GAN and of every tuning arm: one horizon for all,
+#: so an arm is compared with the base on equal terms
+BASE_EMA_HALF_LIFE = 500.0
+
 
 @dataclass
 class DemoConfig:
@@ -178,7 +182,7 @@ def run_demo(cfg: DemoConfig) -> Path:
     pcfg = TrainConfig(
         size=cfg.size, channels=1, batch=cfg.batch, steps=cfg.pretrain_steps, g_width=cfg.g_width, d_width=cfg.d_width, seed=cfg.seed, device=cfg.device,
         log_every=10, sample_every=0, checkpoint_every=max(1, cfg.pretrain_steps // 4), n_samples=64,
-        ema_half_life=500.0,
+        ema_half_life=BASE_EMA_HALF_LIFE,
     )
     snap_dir = out / "snapshots"
     snap_dir.mkdir(exist_ok=True)
@@ -270,7 +274,9 @@ def run_demo(cfg: DemoConfig) -> Path:
     tcfg = TuneConfig(
         batch=cfg.batch, steps=cfg.tune_steps, seed=cfg.seed + 1, device=cfg.device, alpha=cfg.alpha,
         mode="auto", min_observed=cfg.min_observed_direct, log_every=5, sample_every=0,
-        checkpoint_every=max(50, cfg.tune_steps // 2), n_samples=64, ema_half_life=200.0,
+        # the base's EMA horizon (500 images): with a shorter one an arm scores worse than the base
+        # for that reason alone (docs/benchmarks.md, gaze_benefit)
+        checkpoint_every=max(50, cfg.tune_steps // 2), n_samples=64, ema_half_life=BASE_EMA_HALF_LIFE,
     )
     arms: dict[str, Path] = {}
     provider = MapProvider(

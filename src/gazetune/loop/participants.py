@@ -5,8 +5,7 @@ of :mod:`gazetune.study.app` exactly as the browser client does:
 
 1. ``POST /api/participants`` (consent), ``POST /api/me/screen`` (the viewing geometry);
 2. until ``GET /api/me/next`` says ``done``: download the trial's PNG, let the observer view it
-   (its realism map comes from a :class:`~gazetune.observers.PatchRealismCritic` fitted on the
-   real images), ``POST .../start`` with the on-screen rectangle, upload the 60 Hz gaze in
+   (its realism map comes from a fitted judge or :class:`~gazetune.observers.PatchRealismCritic`), ``POST .../start`` with the on-screen rectangle, upload the 60 Hz gaze in
    batches of ``batch_ms`` (default 1 s) numbered ``seq = 0, 1, ...``, then ``POST .../answer``
    with the answer and the response time;
 3. ``POST /api/me/complete``.
@@ -31,6 +30,7 @@ from gazetune.gaze.geometry import ScreenGeometry
 from gazetune.gaze.samples import image_to_screen
 from gazetune.images import decode_png
 from gazetune.observers import ObserverPanel, PatchRealismCritic, SimulatedObserver
+from gazetune.observers.judge import RealismJudge
 
 SCREEN = ScreenGeometry()
 """The screen the simulated participants sit at (also what the trainer assumes by default)."""
@@ -112,7 +112,7 @@ class _Http:
 def run_participant(
     base_url: str,
     observer: SimulatedObserver,
-    critic: PatchRealismCritic,
+    critic: PatchRealismCritic | RealismJudge,
     seed: int = 0,
     batch_ms: float = 1000.0,
     resend_fraction: float = 0.0,
@@ -128,7 +128,9 @@ def run_participant(
     observer
         Who looks and answers; ``observer.observer_id`` becomes the participant's external id.
     critic
-        Fitted realism critic; its image size and channels must match the served images.
+        Fitted realism judge or critic: anything with ``realism_map(image) -> (H, W)`` in [0, 1]
+        (:class:`~gazetune.observers.judge.RealismJudge`, :class:`PatchRealismCritic`); its image
+        size and channels must match the served images.
     seed
         Seed of this participant's trials (trial ``k`` uses the generator seeded
         ``(seed, participant id, k)``).
@@ -210,7 +212,7 @@ def _nullable(v: np.ndarray) -> list[Optional[float]]:
 def run_participants(
     base_url: str,
     n: int,
-    critic: PatchRealismCritic,
+    critic: PatchRealismCritic | RealismJudge,
     seed: int = 0,
     panel: Optional[ObserverPanel] = None,
     workers: int = 2,
