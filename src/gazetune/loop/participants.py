@@ -6,8 +6,9 @@ of :mod:`gazetune.study.app` exactly as the browser client does:
 1. ``POST /api/participants`` (consent), ``POST /api/me/screen`` (the viewing geometry);
 2. until ``GET /api/me/next`` says ``done``: download the trial's PNG, let the observer view it
    (its realism map comes from a fitted judge or a :class:`~gazetune.observers.PatchRealismCritic`),
-   ``POST .../start`` with the on-screen rectangle, upload the 60 Hz gaze in batches of ``batch_ms`` (default 1 s) numbered ``seq = 0, 1, ...``, then ``POST .../answer``
-   with the answer and the response time;
+   ``POST .../start`` with the on-screen rectangle, upload the 60 Hz gaze in batches of
+   ``batch_ms`` (default 1 s) numbered ``seq = 0, 1, ...``, then ``POST .../answer`` with the
+   answer and the response time;
 3. ``POST /api/me/complete``.
 
 Gaze goes up in **screen pixels** of the default :class:`~gazetune.gaze.geometry.ScreenGeometry`
