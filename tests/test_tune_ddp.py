@@ -44,7 +44,11 @@ def _close_runs(a: Path, b: Path, rel: float = 5e-3, weights: bool = True) -> No
     assert [r["step"] for r in ra] == [r["step"] for r in rb]
     for x, y in zip(ra, rb):
         for k, v in x.items():
-            if k not in ("kind", "wall_s", "step", "phase"):
+            if k == "health/logit_spread":
+                # a standard deviation within each rank's slice, averaged over the ranks: close to
+                # the global batch's, not equal (one rank's 8 logits against 16)
+                assert y[k] == pytest.approx(v, rel=0.25), (x["step"], k)
+            elif k not in ("kind", "wall_s", "step", "phase"):
                 # the reduction order differs between 2 processes and 1, and GAN training amplifies
                 # that rounding: 0.1 % on grad_G by step 4 was measured; a wrong data split or global
                 # batch changes the losses by several % from the first step

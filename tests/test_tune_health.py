@@ -38,6 +38,9 @@ def test_d_separation_hand_computed():
     assert s["health/acc_real"] == pytest.approx(0.5)  # 1 + 0 + a tie counted half, over 3
     assert s["health/acc_fake"] == pytest.approx(0.5)
     assert s["health/logit_gap"] == pytest.approx(0.0 - (-0.75))
+    # population variances 2/3 (real) and 1.5625 (fake), pooled: sqrt((2/3 + 1.5625) / 2)
+    assert s["health/logit_spread"] == pytest.approx(1.05573, abs=1e-5)
+    assert d_separation(torch.tensor([0.3]), torch.tensor([0.3]))["health/logit_spread"] == 0.0
 
 
 def test_d_separates_real_from_fake_early_in_pretraining(short_run):
@@ -84,9 +87,10 @@ def test_dead_discriminator_triggers_the_warning(faces, tmp_path, capsys):
                       pixel_weight=0.0, lr_d=0.0)
     pretrain(cfg, faces[0], out, progress=False, discriminator=_dead_discriminator())
     events = [r for r in _rows(out) if r["kind"] == "event" and r["event"] == "health_warning"]
-    assert events and events[0]["problem"] == "d_chance"
+    assert events and events[0]["problem"] == "d_chance" and "scores every image alike" in events[0]["message"]
     health = json.loads((out / "health.json").read_text())
-    assert not health["healthy"] and health["warnings"][0]["problem"] == "d_chance"
+    # at chance because it answers alike, and frozen because lr_D = 0
+    assert not health["healthy"] and [w["problem"] for w in health["warnings"]] == ["d_chance", "d_frozen"]
     assert "training health warning" in capsys.readouterr().err
 
 
@@ -106,3 +110,80 @@ def test_monitor_warns_once_per_stretch_and_on_a_winning_d():
     assert mon.summary()["share_eq2_away_from_2ln2"] == pytest.approx(10 / 20)
     with pytest.raises(ValueError, match="window"):
         HealthMonitor(window=0)
+
+
+def _level(spread, gain, n=60, seed=0):
+    """Steps whose accuracy and gap are at chance, with the given logit spread and step gains
+    (``gain``: ``(mean, sd)`` drawn per probe, every 4th step; ``None``: not logged)."""
+    rng = np.random.default_rng(seed)
+    for step in range(1, n + 1):
+        row = {"health/acc_real": 0.52, "health/acc_fake": 0.5, "health/logit_gap": 0.02, "D/eq2": 1.38}
+        if spread is not None:
+            row["health/logit_spread"] = spread
+        if gain is not None and step % 4 == 1:
+            row["health/d_step_gain"] = float(rng.normal(*gain))
+        yield step, row
+
+
+def test_monitor_tells_a_balanced_discriminator_from_a_dead_or_idle_one():
+    # responsive (spread 0.3) and learning (each D step lowers its own batch's loss by ~0.01):
+    # accuracy 0.51 and gap 0.02 are a balanced game, not a warning
+    mon = HealthMonitor(window=40)
+    for step, row in _level(0.3, (0.02, 0.01)):
+        assert mon.update(step, row) is None
+    assert mon.state() == "balanced" and mon.summary()["share_steps_balanced"] > 0.3 and mon.summary()["healthy"]
+    # the same accuracy and gap from a D that answers alike for every image (the core issue's D)
+    mon = HealthMonitor(window=40)
+    got = [w for step, row in _level(0.0005, (0.01, 0.01)) if (w := mon.update(step, row))]
+    assert [w["problem"] for w in got] == ["d_chance"] and "scores every image alike" in got[0]["message"]
+    # ... and from a responsive D whose steps buy nothing on average (gains are noise around 0)
+    mon = HealthMonitor(window=40)
+    got = [w for step, row in _level(0.3, (0.0, 0.01)) if (w := mon.update(step, row))]
+    assert got and got[0]["problem"] == "d_chance" and "do not improve" in got[0]["message"]
+    # logs without spread or gain (older runs): level answers are at chance, as before
+    mon = HealthMonitor(window=40)
+    assert [w["problem"] for step, row in _level(None, None) if (w := mon.update(step, row))] == ["d_chance"]
+
+
+def test_monitor_warns_on_a_frozen_discriminator_whatever_its_accuracy():
+    mon = HealthMonitor(window=20)
+    row = {"health/acc_real": 0.0, "health/acc_fake": 1.0, "health/logit_gap": -0.25, "health/logit_spread": 0.14}
+    got = []
+    for step in range(1, 41):
+        w = mon.update(step, {**row, **({"health/d_step_gain": 0.0} if step % 4 == 1 else {})})
+        got += [w] if w else []
+    assert [w["problem"] for w in got] == ["d_frozen"] and "change nothing" in got[0]["message"]
+    assert mon.state() == "ok"  # not level (gap -0.25): the old rule saw nothing wrong here
+
+
+def test_a_responsive_discriminator_that_does_not_learn_is_reported_frozen(faces, tmp_path):
+    """A healthy architecture and init, but lr_D = 0: its logits differ from image to image, so
+    the spread does not flag it; the step gain is exactly 0."""
+    out = tmp_path / "lr0"
+    cfg = TrainConfig(**FACES, steps=40, checkpoint_every=0, health_window=20, lr_d=0.0)
+    pretrain(cfg, faces[0], out, progress=False)
+    gains = [r["health/d_step_gain"] for r in _rows(out) if r["kind"] == "step" and "health/d_step_gain" in r]
+    assert len(gains) == 10 and all(g == 0.0 for g in gains)
+    health = json.loads((out / "health.json").read_text())
+    problems = {w["problem"]: w["message"] for w in health["warnings"]}
+    assert "d_frozen" in problems and set(problems) <= {"d_frozen", "d_chance"}
+    assert "d_chance" not in problems or "do not improve" in problems["d_chance"]
+
+
+def test_the_step_gain_probe_changes_nothing_in_the_run(faces, tmp_path):
+    """Same losses and the same generator with and without the probe (spectral norm on, so D has
+    buffers that a training-mode forward would move); a learning D's gains are mostly positive."""
+    runs = {}
+    for every in (0, 2):
+        cfg = TrainConfig(**FACES, steps=12, checkpoint_every=0, health_window=10, spectral_norm=True,
+                          health_probe_every=every)
+        pretrain(cfg, faces[0], tmp_path / str(every), progress=False)
+        runs[every] = [r for r in _rows(tmp_path / str(every)) if r["kind"] == "step"]
+    for a, b in zip(runs[0], runs[2]):
+        assert a["D/eq2"] == b["D/eq2"] and a["G/eq1"] == b["G/eq1"]
+    assert "health/d_step_gain" not in runs[0][0]
+    gains = [r["health/d_step_gain"] for r in runs[2] if "health/d_step_gain" in r]
+    assert len(gains) == 6 and np.mean(np.array(gains) > 0) >= 0.5, gains
+    g0, g2 = load_generator(tmp_path / "0", which="G"), load_generator(tmp_path / "2", which="G")
+    for p0, p2 in zip(g0.parameters(), g2.parameters()):
+        assert torch.equal(p0, p2)

@@ -12,8 +12,30 @@ Figures (logged by :mod:`gazetune.tune.train` as ``health/...``):
   zero, i.e. what D would answer at ``D(x) = 0.5``; a logit of exactly 0 counts half.
 - ``logit_gap``: mean image logit of the real batch minus that of the fake batch (0 when D gives
   every image the same score, whatever that score is).
+- ``logit_spread``: pooled within-class standard deviation of the image logits,
+  ``sqrt((var(real) + var(fake)) / 2)`` (logit units).  A dead discriminator gives every image
+  nearly the same logit (the core issue's D: 0.0046 +- 0.0005), so its spread is near 0; a
+  discriminator in a balanced game still scores images differently (0.1-0.2 for the width-32
+  default on faces64 at accuracy 0.54-0.57; 0.14 for an untrained, responsive one) even when
+  real and fake get the same mean.  Under torchrun each rank measures its slice of the batch
+  and the log holds the mean over the ranks.
+- ``d_step_gain``: what D's own step bought on the batch it was trained on: the image loss of
+  eq 2 on that batch's (augmented) real and fake images before the optimiser step minus the same
+  loss on the very same inputs after it (logged every ``health_probe_every``-th step).  A
+  discriminator that learns gets a positive gain step after step, also when the game holds its
+  accuracy at 0.5; one whose step changes nothing (learning rate 0, frozen weights) gets exactly
+  0; a dead one whose answer does not depend on its input gets about 0.
 - ``grad_D``, ``grad_G``: L2 norm of the gradient over all parameters of the network, before the
   optimiser step.
+
+Accuracy and gap alone cannot tell a dead discriminator from a balanced one: the width-32 default
+on faces64 sat at accuracy 0.53, gap +0.025 over steps 601-1200 while its KID fell by half.  So
+:class:`HealthMonitor` calls D "at chance" (and warns) only when, besides, it scores every image
+alike (spread below ``dead_spread``) or its own steps do not improve its answer (``d_step_gain``
+not clearly above 0 over the window).  A discriminator whose steps change nothing at all (gain
+below ``frozen_gain`` over the window) is reported as frozen whatever its accuracy.  At chance on
+accuracy and gap but responsive and learning is the state ``"balanced"``: counted in the summary,
+not a warning.
 """
 
 from __future__ import annotations
@@ -32,18 +54,21 @@ LN4 = 2.0 * math.log(2.0)  # eq 2 of a discriminator that answers 0.5 for everyt
 def d_separation(logits_real: torch.Tensor, logits_fake: torch.Tensor) -> dict[str, float]:
     """D's separation of one batch from its image logits (``(N_real,)``, ``(N_fake,)``).
 
-    Returns ``{"health/acc_real", "health/acc_fake", "health/logit_gap"}`` (see the module
-    docstring).
+    Returns ``{"health/acc_real", "health/acc_fake", "health/logit_gap", "health/logit_spread"}``
+    (see the module docstring; the variances are population variances, 0 for a batch of one).
 
     Examples
     --------
-    >>> d_separation(torch.tensor([1.0, -1.0, 2.0]), torch.tensor([-2.0, 0.5]))
-    {'health/acc_real': 0.6666666865348816, 'health/acc_fake': 0.5, 'health/logit_gap': 1.4166666269302368}
+    >>> s = d_separation(torch.tensor([1.0, -1.0, 2.0]), torch.tensor([-2.0, 0.5]))
+    >>> {k: round(v, 4) for k, v in s.items()}
+    {'health/acc_real': 0.6667, 'health/acc_fake': 0.5, 'health/logit_gap': 1.4167, 'health/logit_spread': 1.2486}
     """
+    r, f = logits_real.detach().float(), logits_fake.detach().float()
     return {
-        "health/acc_real": float(((logits_real > 0).float() + 0.5 * (logits_real == 0).float()).mean()),
-        "health/acc_fake": float(((logits_fake < 0).float() + 0.5 * (logits_fake == 0).float()).mean()),
-        "health/logit_gap": float(logits_real.float().mean() - logits_fake.float().mean()),
+        "health/acc_real": float(((r > 0).float() + 0.5 * (r == 0).float()).mean()),
+        "health/acc_fake": float(((f < 0).float() + 0.5 * (f == 0).float()).mean()),
+        "health/logit_gap": float(r.mean() - f.mean()),
+        "health/logit_spread": float((0.5 * (r.var(unbiased=False) + f.var(unbiased=False))).sqrt()),
     }
 
 
@@ -61,11 +86,20 @@ class HealthMonitor:
     ----------
     window : int
         Number of consecutive steps the condition must hold before a warning (>= 1).
-    chance_acc : float
-        D is "at chance" when its mean accuracy ``(acc_real + acc_fake) / 2`` over the window is
-        within ``0.5 +- chance_acc`` **and** the mean logit gap is below ``chance_gap``.
-    chance_gap : float
-        See ``chance_acc`` (logit units).
+    chance_acc, chance_gap : float
+        D's answers are "level" when its mean accuracy ``(acc_real + acc_fake) / 2`` over the
+        window is within ``0.5 +- chance_acc`` and the mean logit gap is below ``chance_gap``
+        (logit units).  Level answers are a warning (state ``"chance"``) only when D is also
+        dead or not learning (below); otherwise they are the state ``"balanced"``.
+    dead_spread : float
+        D is dead when the mean ``logit_spread`` over the window is below this (logit units).
+    learn_z : float
+        D is learning when the mean ``d_step_gain`` over the window is above ``learn_z`` standard
+        errors (and above 0).  Checked only when at least 5 of the window's steps carry it; with
+        neither spread nor gain logged, level answers count as ``"chance"`` (the older rule).
+    frozen_gain : float
+        D is frozen (warning ``d_frozen``) when the mean absolute ``d_step_gain`` over the window
+        (at least 5 probes) is below this (eq 2 units): its steps do not change its answers.
     win_acc, win_gap : float
         D "wins outright" when its mean accuracy over the window is above ``win_acc`` and the
         mean logit gap above ``win_gap``.
@@ -83,6 +117,9 @@ class HealthMonitor:
     window: int = 100
     chance_acc: float = 0.05
     chance_gap: float = 0.1
+    dead_spread: float = 0.02
+    learn_z: float = 2.0
+    frozen_gain: float = 1e-6
     win_acc: float = 0.98
     win_gap: float = 6.0
     warmup: int = 0
@@ -91,31 +128,72 @@ class HealthMonitor:
     steps: int = 0
     eq2_away: int = 0
     chance_steps: int = 0
+    frozen_steps: int = 0
+    balanced_steps: int = 0
     win_steps: int = 0
     _acc: deque = field(default_factory=deque, repr=False)
     _gap: deque = field(default_factory=deque, repr=False)
+    _spread: deque = field(default_factory=deque, repr=False)
+    _gain: deque = field(default_factory=deque, repr=False)
     _active: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if int(self.window) < 1:
             raise ValueError(f"HealthMonitor: window must be >= 1 step; got {self.window}")
-        self._acc = deque(maxlen=int(self.window))
-        self._gap = deque(maxlen=int(self.window))
+        for name in ("_acc", "_gap", "_spread", "_gain"):
+            setattr(self, name, deque(maxlen=int(self.window)))
+
+    @staticmethod
+    def _mean(values: deque) -> float:
+        got = [v for v in values if v is not None]
+        return sum(got) / len(got) if got else float("nan")
+
+    def _gain_t(self) -> tuple[float, float, int]:
+        """Mean ``d_step_gain`` over the window, its standard error, and how many steps had it."""
+        got = [v for v in self._gain if v is not None]
+        n = len(got)
+        if n < 2:
+            return float("nan"), float("nan"), n
+        m = sum(got) / n
+        sd = math.sqrt(sum((v - m) ** 2 for v in got) / (n - 1))
+        return m, sd / math.sqrt(n), n
+
+    def _why_level(self) -> Optional[str]:
+        """Why level answers over the window are a problem (``None``: D is responsive and learning)."""
+        spread = self._mean(self._spread)
+        if not math.isnan(spread) and spread < self.dead_spread:
+            return f"it scores every image alike (logit spread {spread:.4f})"
+        gain, se, n = self._gain_t()
+        if n >= 5:
+            if not (gain > 0 and gain > self.learn_z * se):
+                return (f"its own steps do not improve its answer (eq 2 gain per D step {gain:+.2e} +- {se:.1e} "
+                        f"over {n} probes; logit spread {spread:.3f})")
+            return None
+        if math.isnan(spread):
+            return "nothing else shows it responding"
+        return None
+
+    def frozen(self) -> bool:
+        """Whether D's steps changed nothing over the current full window (see ``frozen_gain``)."""
+        got = [abs(v) for v in self._gain if v is not None]
+        return len(self._acc) == self._acc.maxlen and len(got) >= 5 and sum(got) / len(got) < self.frozen_gain
 
     def state(self) -> str:
-        """``"chance"``, ``"wins"`` or ``"ok"`` for the current full window (``"warming"`` before)."""
+        """``"chance"``, ``"balanced"``, ``"wins"`` or ``"ok"`` for the current full window
+        (``"warming"`` before); whether D is frozen is a separate question (:meth:`frozen`)."""
         if len(self._acc) < self._acc.maxlen:
             return "warming"
         acc = sum(self._acc) / len(self._acc)
         gap = sum(self._gap) / len(self._gap)
         if abs(acc - 0.5) <= self.chance_acc and abs(gap) < self.chance_gap:
-            return "chance"
+            return "chance" if self._why_level() is not None else "balanced"
         if acc > self.win_acc and gap > self.win_gap:
             return "wins"
         return "ok"
 
     def update(self, step: int, stats: dict) -> Optional[dict]:
-        """Feed one step's stats; returns a new warning (and keeps it) or ``None``."""
+        """Feed one step's stats; returns the first new warning (all are kept in :attr:`warnings`)
+        or ``None``."""
         if "health/acc_real" not in stats:
             return None
         self.steps += 1
@@ -125,48 +203,64 @@ class HealthMonitor:
             return None
         self._acc.append(0.5 * (float(stats["health/acc_real"]) + float(stats["health/acc_fake"])))
         self._gap.append(float(stats["health/logit_gap"]))
+        self._spread.append(float(stats["health/logit_spread"]) if "health/logit_spread" in stats else None)
+        self._gain.append(float(stats["health/d_step_gain"]) if "health/d_step_gain" in stats else None)
         state = self.state()
         self.chance_steps += state == "chance"
+        self.balanced_steps += state == "balanced"
         self.win_steps += state == "wins"
-        new = None
-        for problem in ("chance", "wins"):
-            if state == problem and problem not in self._active:
+        frozen = self.frozen()
+        self.frozen_steps += frozen
+        first_new = None
+        for problem in ("chance", "frozen", "wins"):
+            now = frozen if problem == "frozen" else state == problem
+            if now and problem not in self._active:
                 first = int(step) - len(self._acc) + 1
                 text = {
-                    "chance": "the discriminator is at chance: it scores real and generated images alike "
-                              f"(mean accuracy {sum(self._acc) / len(self._acc):.2f}, logit gap "
-                              f"{sum(self._gap) / len(self._gap):+.3f}) for {len(self._acc)} steps; "
-                              "the generator is learning nothing from it",
-                    "wins": "the discriminator wins outright: it separates every real from every generated "
-                            f"image (mean accuracy {sum(self._acc) / len(self._acc):.2f}, logit gap "
-                            f"{sum(self._gap) / len(self._gap):+.1f}) for {len(self._acc)} steps",
-                }[problem]
-                new = {"problem": f"d_{problem}" if problem == "chance" else "d_wins", "from_step": first,
+                    "chance": lambda: "the discriminator is at chance: it scores real and generated images alike "
+                                      f"(mean accuracy {sum(self._acc) / len(self._acc):.2f}, logit gap "
+                                      f"{sum(self._gap) / len(self._gap):+.3f}) for {len(self._acc)} steps, and "
+                                      f"{self._why_level()}; the generator is learning nothing from it",
+                    "frozen": lambda: "the discriminator's own steps change nothing: eq 2 on the batch it was just "
+                                      f"trained on moved by {self._gain_t()[0]:+.1e} per step over {len(self._acc)} "
+                                      "steps (learning rate 0 or frozen weights?)",
+                    "wins": lambda: "the discriminator wins outright: it separates every real from every generated "
+                                    f"image (mean accuracy {sum(self._acc) / len(self._acc):.2f}, logit gap "
+                                    f"{sum(self._gap) / len(self._gap):+.1f}) for {len(self._acc)} steps",
+                }[problem]()
+                new = {"problem": f"d_{problem}", "from_step": first,
                        "to_step": int(step), "message": f"steps {first}-{int(step)}: {text}"}
                 self._active[problem] = new
                 self.warnings.append(new)
+                first_new = first_new or new
                 if self.say is not None:
                     self.say(f"[bold yellow]training health warning[/]: {new['message']}")
-            elif state != problem and problem in self._active:
+            elif not now and problem in self._active:
                 del self._active[problem]
-        return new
+        return first_new
 
     def summary(self) -> dict:
         """Health of the whole run so far (written to the run's ``health.json``); the shares at
-        chance / winning are of the steps after the warm-up."""
+        chance / balanced / winning / frozen are of the steps after the warm-up."""
         n = max(self.steps, 1)
         judged = max(self.steps - self.warmup, 1)
         acc = sum(self._acc) / len(self._acc) if self._acc else float("nan")
         gap = sum(self._gap) / len(self._gap) if self._gap else float("nan")
+        gain, se, _ = self._gain_t()
         return {
             "steps_measured": self.steps,
             "window": int(self.window),
             "share_eq2_away_from_2ln2": self.eq2_away / n,
             "warmup": int(self.warmup),
             "share_steps_at_chance": self.chance_steps / judged,
+            "share_steps_balanced": self.balanced_steps / judged,
             "share_steps_d_wins": self.win_steps / judged,
+            "share_steps_d_frozen": self.frozen_steps / judged,
             "last_window_acc": acc,
             "last_window_logit_gap": gap,
+            "last_window_logit_spread": self._mean(self._spread),
+            "last_window_step_gain": gain,
+            "last_window_step_gain_se": se,
             "healthy": not self.warnings,
             "warnings": list(self.warnings),
         }

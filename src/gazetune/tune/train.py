@@ -135,6 +135,11 @@ class TrainConfig:
         Steps over which :class:`~gazetune.tune.health.HealthMonitor` judges whether D sits at
         chance or wins outright (0 = a fifth of the run, at least 50 steps); the first window of
         steps is warm-up and not judged.
+    health_probe_every : int
+        Every this many steps D scores the batch of its last step again after the optimiser step
+        (one extra forward of D, no gradient: ``health/d_step_gain``, the fall of eq 2 that D's
+        own step bought; it tells a balanced discriminator from one that does not learn).
+        0 = never.  Default 4 (about 3 % of a step's time).
     history_share, history_capacity : float, int
         SimGAN history (:class:`gazetune.tune.history.HistoryBuffer`): the share of each fake
         batch that ``Dmain`` draws from earlier generator outputs (0 = off, the default: it has
@@ -186,6 +191,7 @@ class TrainConfig:
     checkpoint_every: int = 500
     n_samples: int = 16
     health_window: int = 0
+    health_probe_every: int = 4
     history_share: float = 0.0
     history_capacity: int = 512
     precision: str = "fp32"
@@ -361,6 +367,9 @@ class Loss:
         """Extra figures of the last step for the log row (none by default)."""
         return {}
 
+    def after_step(self, phase: str) -> None:
+        """Called by :func:`train_step` after the optimiser step of ``phase`` (nothing by default)."""
+
 
 class GazeGANLoss(Loss):
     """Loss object of the loop: eq 1-2 and 9a-10b (weighted by maps when the batch has them).
@@ -417,6 +426,11 @@ class GazeGANLoss(Loss):
             self.phases.append(Phase("Dreg", "D", max(1, int(cfg.r1_interval))))
         self._map_cache: tuple[torch.Tensor, torch.Tensor] | None = None
         self._health: dict[str, float] = {}
+        # every `health_probe_every`-th Dmain keeps its inputs for after_step (0: never)
+        self.probe_every = max(0, int(getattr(cfg, "health_probe_every", 4)))
+        self._probe_due = False
+        self._dmain_calls = 0
+        self._probe: tuple[torch.Tensor, int, float] | None = None
 
     def networks(self) -> dict[str, tuple[nn.Module, float]]:
         return {"G": (self.G, self.cfg.lr_g), "D": (self.D, self.cfg.lr_d)}
@@ -503,6 +517,9 @@ class GazeGANLoss(Loss):
             parts.append(mixed)
         img, pix = self._discriminate(torch.cat(parts))
         self._health = d_separation(img[:n].detach(), img[n : 2 * n].detach())
+        if self._probe_due:  # keep D's exact inputs: after_step scores them again (health/d_step_gain)
+            self._probe = (torch.cat([xr, xf]).detach(), n,
+                           float(L.discriminator_loss_eq2(img[:n].detach(), img[n : 2 * n].detach(), "mean")))
         terms["D/eq2"] = L.discriminator_loss_eq2(img[:n], img[n : 2 * n], red)
         if pix is None:  # image-level discriminator: no per-pixel terms
             pass
@@ -517,6 +534,24 @@ class GazeGANLoss(Loss):
                 pix[2 * n :], pix[:n], pix[n : 2 * n], mask, red
             )
         return terms
+
+    def after_step(self, phase: str) -> None:
+        """After D's main step: score the batch it was trained on again (``health/d_step_gain``,
+        see :mod:`gazetune.tune.health`).  The forward runs as in training, under no gradient;
+        D's buffers (spectral-norm vectors, running statistics) are put back afterwards, so the
+        probe changes nothing in the run."""
+        if phase != "Dmain" or self._probe is None:
+            return
+        x, n, before = self._probe
+        self._probe = None
+        saved = [(b, b.detach().clone()) for b in self.D.buffers()]
+        with torch.no_grad(), autocast(self.cfg):
+            img, _ = self._discriminate(x)
+            after = float(L.discriminator_loss_eq2(img[:n], img[n : 2 * n], "mean"))
+        with torch.no_grad():
+            for b, v in saved:
+                b.copy_(v)
+        self._health["health/d_step_gain"] = before - after
 
     def _generate(self, z: torch.Tensor) -> torch.Tensor:
         """``G(z)`` in float32 (under bf16 autocast G computes in bfloat16)."""
@@ -544,6 +579,8 @@ class GazeGANLoss(Loss):
             with autocast(self.cfg):
                 terms = self._generator_terms(batch)
         elif phase == "Dmain":
+            self._dmain_calls += 1
+            self._probe_due = self.probe_every > 0 and (self._dmain_calls - 1) % self.probe_every == 0
             with autocast(self.cfg):
                 terms = self._discriminator_terms(batch)
         elif phase == "Dreg":  # float32 whatever cfg.precision (see TrainConfig.precision)
@@ -591,6 +628,7 @@ def train_step(loss: Loss, opts: dict[str, torch.optim.Optimizer], ema: EMA | No
         if phase.interval == 1:  # main phases: the norm of the gradient D / G follow each step
             stats[f"health/grad_{phase.optimizer}"] = grad_norm(nets[phase.optimizer][0])
         opt.step()
+        loss.after_step(phase.name)
         if phase.optimizer == "G" and ema is not None:
             ema.update(loss.G)
     stats.update(loss.logged())
@@ -757,6 +795,16 @@ class _DOnly(Loss):
         return self.loss.logged()
 
 
+def _bar_info(stats: dict, state: str) -> str:
+    """The progress bar's health read-out: the image losses, D's accuracy, logit gap and spread,
+    and the monitor's state over its window (``ok``, ``balanced``, ``chance``, ``wins``)."""
+    nan = float("nan")
+    acc = 0.5 * (stats.get("health/acc_real", nan) + stats.get("health/acc_fake", nan))
+    return " ".join([f"{k}={v:.3f}" for k, v in stats.items() if k.endswith(("eq1", "eq2"))]
+                    + [f"D acc={acc:.2f} gap={stats.get('health/logit_gap', nan):+.2f} "
+                       f"spread={stats.get('health/logit_spread', nan):.2f} [{state}]"])
+
+
 def _warmup_report(monitor: HealthMonitor, steps: int) -> dict:
     """The end-of-warm-up event: D's separation over the last window of warm-up steps."""
     summ = monitor.summary()
@@ -831,20 +879,18 @@ def _loop(
                 warm_monitor.update(run.step, stats)
             else:
                 # every step feeds the monitor (not only logged ones): a window is a number of steps
-                warning = monitor.update(run.step - warm, stats)
-                if warning is not None:
+                before = len(monitor.warnings)
+                monitor.update(run.step - warm, stats)
+                for warning in monitor.warnings[before:]:  # a step may raise two (at chance and frozen)
                     write_log({"kind": "event", "event": "health_warning", "step": run.step, **tag, **warning})
             if (cfg.log_every and run.step % cfg.log_every == 0) or last or (warming and run.step == warm):
                 write_log({"kind": "step", "step": run.step, **tag, "wall_s": round(time.perf_counter() - t0, 4),
                            **stats})
+                bar.update(task, info=_bar_info(stats, monitor.state() if not warming else "warm-up"))
             if warming and run.step == warm:
                 report = _warmup_report(warm_monitor, warm)
                 write_log(report)
                 console.print(f"[bold]{report['message']}[/]")
-                acc = 0.5 * (stats.get("health/acc_real", float("nan")) + stats.get("health/acc_fake", float("nan")))
-                bar.update(task, info=" ".join(
-                    [f"{k}={v:.3f}" for k, v in stats.items() if k.endswith(("eq1", "eq2"))]
-                    + [f"D acc={acc:.2f} gap={stats.get('health/logit_gap', float('nan')):+.2f}"]))
             if (cfg.sample_every and run.step % cfg.sample_every == 0) or last:
                 run.samples()
             if (cfg.checkpoint_every and run.step % cfg.checkpoint_every == 0) or last:
