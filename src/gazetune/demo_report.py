@@ -5,6 +5,7 @@ metrics, the human model next to the panel)."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,11 @@ import torch  # noqa: E402
 from gazetune.images import to_uint8  # noqa: E402
 
 ZOOM = 4  # the faces are 32 px: show them 4x larger
+
+
+def _fmt(value, spec: str) -> str:
+    """``value`` formatted with ``spec``; "-" for a run whose health log predates the figure."""
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
 
 
 def _zoom(image_chw: np.ndarray) -> np.ndarray:
@@ -158,12 +164,18 @@ def write_report(
         rows = []
         for run, h in results["health"].items():
             rows.append([run, f"{h['share_eq2_away_from_2ln2']:.2f}", f"{h['last_window_acc']:.2f}",
-                         f"{h['last_window_logit_gap']:+.2f}",
+                         f"{h['last_window_logit_gap']:+.2f}", _fmt(h.get("last_window_logit_spread"), ".3f"),
+                         _fmt(h.get("last_window_step_gain"), "+.3f"), _fmt(h.get("share_steps_balanced"), ".2f"),
                          "healthy" if h["healthy"] else "; ".join(w["message"] for w in h["warnings"])])
         rep.add_table(rows, ["run", "share of steps with D/eq2 away from 2 ln 2", "D accuracy (last window)",
-                             "logit gap real - fake (last window)", "warnings"])
-        rep.add_text("A discriminator at chance (accuracy 0.5, gap 0, D/eq2 = 1.386) teaches the generator nothing; "
-                     "the run warns when that, or D winning outright, lasts a whole window of steps.")
+                             "logit gap real - fake (last window)", "logit spread (last window)",
+                             "eq 2 gain per D step (last window)", "share of steps balanced", "warnings"])
+        rep.add_text("A discriminator at chance (accuracy 0.5, gap 0, D/eq2 = 1.386) teaches the generator nothing "
+                     "when it gives every image the same score (logit spread near 0) or when its own steps do not "
+                     "lower eq 2 on the batch they were taken on (step gain not above 0); the run warns when that, "
+                     "D's steps changing nothing at all, or D winning outright, lasts a whole window of steps. "
+                     "Accuracy near 0.5 from a discriminator that still scores images apart and gains from each "
+                     "step is a balanced game (counted as 'balanced', not a warning).")
 
     rep.add_heading("3. Gaze: heatmaps and scanpaths on real and synthetic faces")
     g = results["gaze"]
