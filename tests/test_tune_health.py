@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from typer.testing import CliRunner
 
+from gazetune.cli import app
 from gazetune.evaluate.distances import swd
 from gazetune.nets import DCGANGenerator, UNetDiscriminator, load_generator
 from gazetune.nets.latent import latents_from_seeds
@@ -168,6 +170,29 @@ def test_a_responsive_discriminator_that_does_not_learn_is_reported_frozen(faces
     problems = {w["problem"]: w["message"] for w in health["warnings"]}
     assert "d_frozen" in problems and set(problems) <= {"d_frozen", "d_chance"}
     assert "d_chance" not in problems or "do not improve" in problems["d_chance"]
+    # re-judged from the log by the CLI: the same verdict, the same steps, a plot and a JSON
+    res = CliRunner().invoke(app, ["gan", "health", str(out), "--block", "10", "--plot", str(tmp_path / "h.png"),
+                                   "--json", str(tmp_path / "h.json")], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert "warning (d_frozen): steps 21-40" in res.output and "frozen 10%" in res.output  # row 40 of 31-40
+    assert (tmp_path / "h.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    replayed = json.loads((tmp_path / "h.json").read_text())
+    assert replayed["window"] == 20 and len(replayed["blocks"]) == 4
+    assert [w["from_step"] for w in replayed["summary"]["warnings"]] == [w["from_step"] for w in health["warnings"]]
+
+
+def test_health_cli_on_a_learning_run_and_on_bad_input(short_run, tmp_path):
+    res = CliRunner().invoke(app, ["gan", "health", str(short_run[0]), "--block", "50"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert "no warning" in res.output and "warning (" not in res.output and "1-50" in res.output
+    res = CliRunner().invoke(app, ["gan", "health", str(tmp_path / "nothing")])
+    assert res.exit_code == 2 and "no log.jsonl" in res.output
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "log.jsonl").write_text('{"kind": "event"}\nnot json\n')
+    res = CliRunner().invoke(app, ["gan", "health", str(tmp_path / "empty")])
+    assert res.exit_code == 2 and "no step rows with health figures" in res.output
+    res = CliRunner().invoke(app, ["gan", "health", str(short_run[0]), "--block", "0"])
+    assert res.exit_code == 2 and "--block" in res.output
 
 
 def test_the_step_gain_probe_changes_nothing_in_the_run(faces, tmp_path):

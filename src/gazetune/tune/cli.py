@@ -303,3 +303,74 @@ def tune_command(
             raise
         raise typer.BadParameter(str(e), param_hint="--discriminator") from None
     _say(f"map mode: {provider.mode}; checkpoint: {path}")
+
+
+@app.command("health")
+def health_command(
+    run: Path = typer.Argument(..., help="Run directory (holds log.jsonl, config.toml)."),
+    window: Optional[int] = typer.Option(
+        None, help="Judging window in logged rows (default: the run's own, health_window or a fifth of its "
+                   "steps, at least 50, divided by log_every)."),
+    block: int = typer.Option(100, help="Rows per line of the table."),
+    plot: Optional[Path] = typer.Option(None, help="Write a PNG of accuracy, gap, spread and step gain against the step."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the blocks, summary and warnings as JSON."),
+) -> None:
+    """Re-judge a run's training health from its log with the current rules (tune/health.py).
+
+    A table per block of steps (D accuracy, logit gap, logit spread, eq 2 gain per D step with its
+    standard error, the monitor's state), the warnings, and optionally a plot.  Works on a run that
+    is still going, and on runs logged before a rule changed."""
+    import json
+    import math
+    import tomllib
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from gazetune.atomic import atomic_write_text
+    from gazetune.tune.health import health_blocks, plot_health, read_step_rows, replay
+
+    if block < 1:
+        raise typer.BadParameter(f"must be >= 1; got {block}", param_hint="--block")
+    try:
+        rows = read_step_rows(run / "log.jsonl")
+    except (FileNotFoundError, ValueError) as e:
+        raise typer.BadParameter(str(e), param_hint="RUN") from None
+    if window is None:
+        cfg = {}
+        if (run / "config.toml").exists():
+            try:
+                cfg = tomllib.loads((run / "config.toml").read_text())
+            except tomllib.TOMLDecodeError as e:
+                raise typer.BadParameter(f"{run / 'config.toml'}: not valid TOML: {e}", param_hint="RUN") from None
+        steps = int(cfg.get("steps", int(rows[-1]["step"])))
+        every = max(1, int(cfg.get("log_every", 1) or 1))
+        window = max(1, (int(cfg.get("health_window", 0) or 0) or max(50, steps // 5)) // every)
+    if window < 1:
+        raise typer.BadParameter(f"must be >= 1; got {window}", param_hint="--window")
+    monitor, states = replay(rows, window)
+    blocks = health_blocks(rows, states, block)
+    con = Console()
+    table = Table(title=f"{run}: training health, window {window} rows ({len(rows)} rows logged)")
+    for col in ("steps", "D acc", "gap", "spread", "gain/step ± se (n)", "D/eq2", "state"):
+        table.add_column(col, justify="right" if col != "state" else "left")
+    for b in blocks:
+        gain = "-" if math.isnan(b["gain"]) else f"{b['gain']:+.4f}±{b['gain_se']:.4f} ({b['probes']})"
+        state = ", ".join(f"{k} {v:.0%}" for k, v in b["states"].items())
+        table.add_row(f"{b['from_step']}-{b['to_step']}", f"{b['acc']:.3f}", f"{b['gap']:+.3f}",
+                      "-" if math.isnan(b["spread"]) else f"{b['spread']:.3f}", gain, f"{b['eq2']:.3f}", state)
+    con.print(table)
+    summary = monitor.summary()
+    con.print(f"steps after the warm-up: at chance {summary['share_steps_at_chance']:.0%}, balanced "
+              f"{summary['share_steps_balanced']:.0%}, D wins {summary['share_steps_d_wins']:.0%}, "
+              f"D frozen {summary['share_steps_d_frozen']:.0%}")
+    for w in monitor.warnings:
+        con.print(f"[bold yellow]warning[/] ({w['problem']}): {w['message']}")
+    if not monitor.warnings:
+        con.print("[bold green]no warning[/]")
+    if plot is not None:
+        con.print(f"plot: {plot_health(rows, states, plot, title=str(run))}")
+    if json_out is not None:
+        atomic_write_text(json_out, json.dumps({"window": window, "blocks": blocks, "summary": summary},
+                                               indent=2, default=float))
+        con.print(f"json: {json_out}")

@@ -40,9 +40,11 @@ not a warning.
 
 from __future__ import annotations
 
+import json
 import math
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Optional
 
 import torch
@@ -264,3 +266,152 @@ class HealthMonitor:
             "healthy": not self.warnings,
             "warnings": list(self.warnings),
         }
+
+
+# ------------------------------------------------------------------------------------------------
+# Re-judging a finished (or running) run from its log: ``gazetune gan health RUN``
+
+
+def read_step_rows(log_path: str | Path, phase: Optional[str] = "tune") -> list[dict]:
+    """The step rows of a run's ``log.jsonl`` that carry health figures, in order.
+
+    ``phase="tune"`` keeps rows of the judged phase (rows without a phase tag, or tagged
+    ``"tune"``; the D warm-up rows are left out), ``None`` keeps all.  A line cut by a kill is
+    skipped (the loop re-runs and re-logs that step).  Raises ``FileNotFoundError`` naming the
+    file when it is missing and ``ValueError`` when it holds no health figures."""
+    path = Path(log_path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: not a gazetune run directory (no log.jsonl)")
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if not isinstance(row, dict) or row.get("kind", "step") != "step" or "health/acc_real" not in row:
+            continue
+        if phase is not None and row.get("phase", "tune") != phase:
+            continue
+        rows.append(row)
+    if not rows:
+        raise ValueError(f"{path}: no step rows with health figures (health/acc_real); was the run logged "
+                         "with log_every = 0?")
+    return rows
+
+
+def replay(rows: list[dict], window: int, warmup: Optional[int] = None, **thresholds) -> tuple[HealthMonitor, list[str]]:
+    """Feed logged step rows to a fresh :class:`HealthMonitor` and return it with its state after
+    each row (``"frozen"`` where :meth:`HealthMonitor.frozen`, else :meth:`HealthMonitor.state`).
+    ``window`` and ``warmup`` (default ``window``, as in training) count rows: with
+    ``log_every > 1`` a window of ``window`` rows spans ``window * log_every`` steps.  Warnings
+    keep the run's step numbers.  ``thresholds`` are passed to :class:`HealthMonitor`."""
+    mon = HealthMonitor(window=int(window), warmup=int(window if warmup is None else warmup), **thresholds)
+    states = []
+    index = {}
+    for k, row in enumerate(rows, start=1):  # the monitor counts rows; the warnings get steps back
+        index[k] = int(row["step"])
+        before = len(mon.warnings)
+        mon.update(k, row)
+        for w in mon.warnings[before:]:
+            w["from_step"], w["to_step"] = index[w["from_step"]], index[w["to_step"]]
+            w["message"] = f"steps {w['from_step']}-{w['to_step']}:" + w["message"].split(":", 1)[1]
+        states.append("warming" if k <= mon.warmup else "frozen" if mon.frozen() else mon.state())
+    return mon, states
+
+
+def health_blocks(rows: list[dict], states: list[str], block: int) -> list[dict]:
+    """Per block of ``block`` consecutive rows: steps, mean accuracy, logit gap and spread, the
+    mean step gain with its standard error and probe count, mean eq 2, and the share of each
+    monitor state."""
+    out = []
+    for a in range(0, len(rows), max(1, int(block))):
+        b = rows[a : a + block]
+        gains = [float(r["health/d_step_gain"]) for r in b if "health/d_step_gain" in r]
+        n = len(gains)
+        gm = sum(gains) / n if n else float("nan")
+        se = (math.sqrt(sum((g - gm) ** 2 for g in gains) / (n - 1)) / math.sqrt(n)) if n > 1 else float("nan")
+        spreads = [float(r["health/logit_spread"]) for r in b if "health/logit_spread" in r]
+        st = states[a : a + block]
+        out.append({
+            "from_step": int(b[0]["step"]), "to_step": int(b[-1]["step"]),
+            "acc": sum(0.5 * (r["health/acc_real"] + r["health/acc_fake"]) for r in b) / len(b),
+            "gap": sum(r["health/logit_gap"] for r in b) / len(b),
+            "spread": sum(spreads) / len(spreads) if spreads else float("nan"),
+            "gain": gm, "gain_se": se, "probes": n,
+            "eq2": sum(r.get("D/eq2", float("nan")) for r in b) / len(b),
+            "states": {s: st.count(s) / len(st) for s in dict.fromkeys(st)},
+        })
+    return out
+
+
+STATE_COLOURS = {"ok": "#4daf4a", "balanced": "#377eb8", "chance": "#e41a1c", "frozen": "#984ea3",
+                 "wins": "#ff7f00", "warming": "#bbbbbb"}
+
+
+def plot_health(rows: list[dict], states: list[str], path: str | Path, title: str = "") -> Path:
+    """Four panels against the step (D accuracy, logit gap, logit spread, step gain), with the
+    monitor's state as a coloured band under each; written as PNG to ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    steps = np.array([int(r["step"]) for r in rows])
+    acc = np.array([0.5 * (r["health/acc_real"] + r["health/acc_fake"]) for r in rows])
+    gap = np.array([r["health/logit_gap"] for r in rows])
+    spread = np.array([r.get("health/logit_spread", np.nan) for r in rows])
+    g_steps = np.array([int(r["step"]) for r in rows if "health/d_step_gain" in r])
+    gain = np.array([r["health/d_step_gain"] for r in rows if "health/d_step_gain" in r])
+
+    def smooth(y: np.ndarray, k: int) -> np.ndarray:
+        """Centred moving mean over ``k`` points, shorter at the ends (no edge dip)."""
+        if len(y) < 3 or not np.isfinite(y).all():
+            return y
+        c = np.concatenate([[0.0], np.cumsum(y)])
+        i = np.arange(len(y))
+        lo, hi = np.maximum(0, i - k // 2), np.minimum(len(y), i + k // 2 + 1)
+        return (c[hi] - c[lo]) / (hi - lo)
+
+    fig, axes = plt.subplots(4, 1, figsize=(9, 8.5), sharex=True)
+    panels = [(steps, acc, "D accuracy", 0.5), (steps, gap, "logit gap real - fake", 0.0),
+              (steps, spread, "logit spread", None), (g_steps, gain, "eq 2 gain per D step", 0.0)]
+    for ax, (x, y, label, ref) in zip(axes, panels):
+        if len(x):
+            y = np.maximum(y, 1e-5) if label == "logit spread" else y  # a log axis
+            ax.plot(x, y, color="#999999", lw=0.6)
+            ax.plot(x, smooth(y, 25 if label != "eq 2 gain per D step" else 7), color="black", lw=1.4)
+        if ref is not None:
+            ax.axhline(ref, color="#e41a1c", lw=0.8, ls="--")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        lo, hi = ax.get_ylim()
+        for s0, s1, st in _runs_of(steps, states):
+            ax.axvspan(s0, s1, ymin=0, ymax=0.04, color=STATE_COLOURS.get(st, "#bbbbbb"), lw=0)
+        ax.set_ylim(lo, hi)
+    if np.isfinite(spread).any():
+        axes[2].set_yscale("log")
+        axes[2].set_ylim(max(1e-5, float(np.nanmin(spread)) / 2), float(np.nanmax(spread)) * 2)
+    axes[3].set_yscale("symlog", linthresh=0.05)  # the first steps of a fresh D move eq 2 by whole units
+    axes[-1].set_xlabel("step")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in STATE_COLOURS.values()]
+    axes[0].legend(handles, list(STATE_COLOURS), ncol=6, fontsize=8, loc="upper right", title="monitor state (band)")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _runs_of(steps, states: list[str]):
+    """``(first step, last step, state)`` of each stretch of equal states."""
+    out: list[tuple[int, int, str]] = []
+    for s, st in zip(steps, states):
+        if out and out[-1][2] == st:
+            out[-1] = (out[-1][0], int(s), st)
+        else:
+            out.append((int(s), int(s), st))
+    return out
