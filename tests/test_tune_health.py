@@ -212,3 +212,9 @@ def test_the_step_gain_probe_changes_nothing_in_the_run(faces, tmp_path):
     g0, g2 = load_generator(tmp_path / "0", which="G"), load_generator(tmp_path / "2", which="G")
     for p0, p2 in zip(g0.parameters(), g2.parameters()):
         assert torch.equal(p0, p2)
+    # sparse logs: every logged row carries a gain (probed on logged steps too), so a re-judged
+    # log has one per row
+    cfg = TrainConfig(**{**FACES, "log_every": 5}, steps=10, checkpoint_every=0, health_probe_every=4)
+    pretrain(cfg, faces[0], tmp_path / "sparse", progress=False)
+    rows = [r for r in _rows(tmp_path / "sparse") if r["kind"] == "step"]
+    assert [r["step"] for r in rows] == [5, 10] and all("health/d_step_gain" in r for r in rows)

@@ -136,10 +136,10 @@ class TrainConfig:
         chance or wins outright (0 = a fifth of the run, at least 50 steps); the first window of
         steps is warm-up and not judged.
     health_probe_every : int
-        Every this many steps D scores the batch of its last step again after the optimiser step
-        (one extra forward of D, no gradient: ``health/d_step_gain``, the fall of eq 2 that D's
-        own step bought; it tells a balanced discriminator from one that does not learn).
-        0 = never.  Default 4 (about 3 % of a step's time).
+        Every this many steps (and on every logged step when ``log_every`` is larger) D scores
+        the batch of its step again after the optimiser step (one extra forward of D, no
+        gradient: ``health/d_step_gain``, the fall of eq 2 that D's own step bought; it tells a
+        balanced discriminator from one that does not learn).  0 = never.  Default 4.
     history_share, history_capacity : float, int
         SimGAN history (:class:`gazetune.tune.history.HistoryBuffer`): the share of each fake
         batch that ``Dmain`` draws from earlier generator outputs (0 = off, the default: it has
@@ -367,6 +367,9 @@ class Loss:
         """Extra figures of the last step for the log row (none by default)."""
         return {}
 
+    #: the run's step (0-based, warm-up included) that :func:`train_step` is running; set by it
+    step: int = 0
+
     def after_step(self, phase: str) -> None:
         """Called by :func:`train_step` after the optimiser step of ``phase`` (nothing by default)."""
 
@@ -426,10 +429,9 @@ class GazeGANLoss(Loss):
             self.phases.append(Phase("Dreg", "D", max(1, int(cfg.r1_interval))))
         self._map_cache: tuple[torch.Tensor, torch.Tensor] | None = None
         self._health: dict[str, float] = {}
-        # every `health_probe_every`-th Dmain keeps its inputs for after_step (0: never)
+        # a probed Dmain keeps its inputs for after_step (health_probe_every 0: never)
         self.probe_every = max(0, int(getattr(cfg, "health_probe_every", 4)))
         self._probe_due = False
-        self._dmain_calls = 0
         self._probe: tuple[torch.Tensor, int, float] | None = None
 
     def networks(self) -> dict[str, tuple[nn.Module, float]]:
@@ -579,8 +581,10 @@ class GazeGANLoss(Loss):
             with autocast(self.cfg):
                 terms = self._generator_terms(batch)
         elif phase == "Dmain":
-            self._dmain_calls += 1
-            self._probe_due = self.probe_every > 0 and (self._dmain_calls - 1) % self.probe_every == 0
+            # probe on every `probe_every`-th step, and on every logged step when logs are sparser,
+            # so that each row of log.jsonl carries the gain (`gazetune gan health` re-reads them)
+            s, every, log_every = self.step + 1, self.probe_every, int(getattr(self.cfg, "log_every", 0) or 0)
+            self._probe_due = every > 0 and (s % every == 0 or (log_every >= every and s % log_every == 0))
             with autocast(self.cfg):
                 terms = self._discriminator_terms(batch)
         elif phase == "Dreg":  # float32 whatever cfg.precision (see TrainConfig.precision)
@@ -617,6 +621,7 @@ def train_step(loss: Loss, opts: dict[str, torch.optim.Optimizer], ema: EMA | No
     (:meth:`gazetune.tune.distributed.Dist.sync`)."""
     stats: dict[str, float] = {}
     nets = loss.networks()
+    loss.step = int(step)
     for phase in loss.phases:
         if step % max(1, phase.interval):
             continue
@@ -789,7 +794,11 @@ class _DOnly(Loss):
         return self.loss.networks()
 
     def accumulate_gradients(self, phase: str, batch: Batch) -> dict[str, float]:
+        self.loss.step = self.step
         return self.loss.accumulate_gradients(phase, batch)
+
+    def after_step(self, phase: str) -> None:
+        self.loss.after_step(phase)
 
     def logged(self) -> dict[str, float]:
         return self.loss.logged()
