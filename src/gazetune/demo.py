@@ -97,9 +97,10 @@ class DemoConfig:
     @classmethod
     def quick_settings(cls, **kw: Any) -> "DemoConfig":
         base = dict(
-            pretrain_steps=120, tune_steps=30, batch=16, n_observers=4, n_real_shown=16,
+            pretrain_steps=120, tune_steps=20, batch=16, n_observers=4, n_real_shown=16,
             n_synthetic_shown=16, n_eval_real=16, n_eval_synthetic=12, saliency_epochs=6,
-            saliency_width=8, min_observed_direct=16, human_epochs=4, loop_settings={}, judge_fakes=16,
+            saliency_width=8, min_observed_direct=16, human_epochs=4, judge_fakes=16,
+            loop_settings={"pretrain_steps": 40, "tune_steps": 12},  # below LoopDemoConfig's 60 / 20: --quick stays under 2 min
         )
         base.update(kw)
         return cls(**base)
