@@ -8,7 +8,11 @@ Pipelines (one optimisation step = a D phase and a G phase, DiffAugment and CutM
 * ``direct``     -- tune step with observed maps looked up by name / latent seed (eq 9b/10b),
 * ``predicted``  -- tune step with ``M_saliency`` maps computed on each batch (eq 4, 9b/10b),
 * ``human``      -- tune step with the eq 12 human-model term (FIG. 5), no maps,
-* ``both``       -- direct maps + eq 12 term (FIG. 4 + FIG. 5).
+* ``both``       -- direct maps + eq 12 term (FIG. 4 + FIG. 5),
+* ``probe``      -- ``pretrain`` with the training-health probe on every step
+  (``health_probe_every=1``: D scores its batch again after its step, ``health/d_step_gain``);
+  runs probe every 4th step, so a quarter of the difference to ``pretrain`` is their cost.
+  The other pipelines do not probe.
 
 The networks have the gaze benchmark's sizes (G width 24, D width 16, M_saliency width 16 depth 2,
 human model width 12 depth 2) with random weights: cost does not depend on what they learned.
@@ -36,7 +40,7 @@ import subprocess
 import sys
 import time
 
-PIPELINES = ("pretrain", "unweighted", "direct", "predicted", "human", "both")
+PIPELINES = ("pretrain", "unweighted", "direct", "predicted", "human", "both", "probe")
 G_WIDTH, D_WIDTH = 24, 16
 
 
@@ -62,12 +66,12 @@ def one(size: int, pipeline: str, batch: int, steps: int, device: str, threads: 
     if pipeline == "idle":
         return {"rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     torch.manual_seed(0)
-    if pipeline == "pretrain":
+    if pipeline in ("pretrain", "probe"):
         cfg: TrainConfig = TrainConfig(size=size, channels=channels, batch=batch, g_width=G_WIDTH, d_width=D_WIDTH,
-                                       device=device)
+                                       device=device, health_probe_every=1 if pipeline == "probe" else 0)
     else:
         cfg = TuneConfig(size=size, channels=channels, batch=batch, g_width=G_WIDTH, d_width=D_WIDTH, device=device,
-                         alpha=1.0 if pipeline in ("direct", "predicted", "both") else 0.0)
+                         alpha=1.0 if pipeline in ("direct", "predicted", "both") else 0.0, health_probe_every=0)
     G = DCGANGenerator(cfg.z_dim, size, channels, cfg.g_width).to(device)
     D = UNetDiscriminator(size, channels, cfg.d_width).to(device)
     if pipeline in ("direct", "both"):
@@ -97,7 +101,7 @@ def one(size: int, pipeline: str, batch: int, steps: int, device: str, threads: 
         if device == "cuda":
             torch.cuda.synchronize()
         t, c = time.perf_counter(), time.process_time()
-        train_step(loss, opts, ema, batch_)
+        train_step(loss, opts, ema, batch_, step=k)
         if device == "cuda":
             torch.cuda.synchronize()
         if k >= 2:

@@ -20,8 +20,9 @@ Figures (logged by :mod:`gazetune.tune.train` as ``health/...``):
   real and fake get the same mean.  Under torchrun each rank measures its slice of the batch
   and the log holds the mean over the ranks.
 - ``d_step_gain``: what D's own step bought on the batch it was trained on: the image loss of
-  eq 2 on that batch's (augmented) real and fake images before the optimiser step minus the same
-  loss on the very same inputs after it (logged every ``health_probe_every``-th step).  A
+  eq 2 on (up to 16 of each of) that batch's augmented real and fake images before the optimiser
+  step minus the same loss on the very same inputs after it (every ``health_probe_every``-th
+  step and every logged step).  A
   discriminator that learns gets a positive gain step after step, also when the game holds its
   accuracy at 0.5; one whose step changes nothing (learning rate 0, frozen weights) gets exactly
   0; a dead one whose answer does not depend on its input gets about 0.

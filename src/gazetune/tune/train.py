@@ -78,6 +78,8 @@ from gazetune.tune.maps import MapProvider
 
 CHECKPOINT = "checkpoint.safetensors"
 HEALTH = "health.json"
+#: real and as many generated images of a batch that the health probe scores again (health/d_step_gain)
+PROBE_IMAGES = 16
 PRECISIONS = ("fp32", "bf16")
 
 
@@ -137,8 +139,8 @@ class TrainConfig:
         steps is warm-up and not judged.
     health_probe_every : int
         Every this many steps (and on every logged step when ``log_every`` is larger) D scores
-        the batch of its step again after the optimiser step (one extra forward of D, no
-        gradient: ``health/d_step_gain``, the fall of eq 2 that D's own step bought; it tells a
+        16 real and 16 generated images of its batch again after the optimiser step (one extra
+        forward of D, no gradient: ``health/d_step_gain``, the fall of eq 2 that D's own step bought; it tells a
         balanced discriminator from one that does not learn).  0 = never.  Default 4.
     history_share, history_capacity : float, int
         SimGAN history (:class:`gazetune.tune.history.HistoryBuffer`): the share of each fake
@@ -520,8 +522,9 @@ class GazeGANLoss(Loss):
         img, pix = self._discriminate(torch.cat(parts))
         self._health = d_separation(img[:n].detach(), img[n : 2 * n].detach())
         if self._probe_due:  # keep D's exact inputs: after_step scores them again (health/d_step_gain)
-            self._probe = (torch.cat([xr, xf]).detach(), n,
-                           float(L.discriminator_loss_eq2(img[:n].detach(), img[n : 2 * n].detach(), "mean")))
+            k = min(n, PROBE_IMAGES)  # a share of the batch is enough, and halves the probe's cost at 32
+            self._probe = (torch.cat([xr[:k], xf[:k]]).detach(), k,
+                           float(L.discriminator_loss_eq2(img[:k].detach(), img[n : n + k].detach(), "mean")))
         terms["D/eq2"] = L.discriminator_loss_eq2(img[:n], img[n : 2 * n], red)
         if pix is None:  # image-level discriminator: no per-pixel terms
             pass
