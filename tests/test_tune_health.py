@@ -15,7 +15,7 @@ from gazetune.cli import app
 from gazetune.evaluate.distances import swd
 from gazetune.nets import DCGANGenerator, UNetDiscriminator, load_generator
 from gazetune.nets.latent import latents_from_seeds
-from gazetune.tune.health import LN4, HealthMonitor, d_separation
+from gazetune.tune.health import LN4, HealthMonitor, d_separation, health_warmup
 from gazetune.tune.train import TrainConfig, pretrain
 
 from conftest import FACES_GAN as FACES
@@ -218,3 +218,13 @@ def test_the_step_gain_probe_changes_nothing_in_the_run(faces, tmp_path):
     pretrain(cfg, faces[0], tmp_path / "sparse", progress=False)
     rows = [r for r in _rows(tmp_path / "sparse") if r["kind"] == "step"]
     assert [r["step"] for r in rows] == [5, 10] and all("health/d_step_gain" in r for r in rows)
+
+
+def test_a_run_shorter_than_two_windows_still_has_its_last_window_judged():
+    """The demo tunes 80 steps with a 50-step window: a full warm-up window would leave nothing
+    judged and call any D healthy."""
+    assert (health_warmup(80, 400), health_warmup(50, 80), health_warmup(50, 30)) == (80, 30, 0)
+    mon = HealthMonitor(window=50, warmup=health_warmup(50, 80))
+    dead = {"health/acc_real": 0.5, "health/acc_fake": 0.5, "health/logit_gap": 0.0, "health/logit_spread": 0.0}
+    got = [w for step in range(1, 81) if (w := mon.update(step, dead))]
+    assert [(w["problem"], w["from_step"], w["to_step"]) for w in got] == [("d_chance", 31, 80)]

@@ -311,7 +311,7 @@ def health_command(
     window: Optional[int] = typer.Option(
         None, help="Judging window in logged rows (default: the run's own, health_window or a fifth of its "
                    "steps, at least 50, divided by log_every)."),
-    block: int = typer.Option(100, help="Rows per line of the table."),
+    block: Optional[int] = typer.Option(None, help="Rows per line of the table (default: about 10 lines)."),
     plot: Optional[Path] = typer.Option(None, help="Write a PNG of accuracy, gap, spread and step gain against the step."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the blocks, summary and warnings as JSON."),
 ) -> None:
@@ -328,16 +328,17 @@ def health_command(
     from rich.table import Table
 
     from gazetune.atomic import atomic_write_text
-    from gazetune.tune.health import health_blocks, plot_health, read_step_rows, replay
+    from gazetune.tune.health import health_blocks, health_warmup, plot_health, read_step_rows, replay
 
-    if block < 1:
+    if block is not None and block < 1:
         raise typer.BadParameter(f"must be >= 1; got {block}", param_hint="--block")
     try:
         rows = read_step_rows(run / "log.jsonl")
     except (FileNotFoundError, ValueError) as e:
         raise typer.BadParameter(str(e), param_hint="RUN") from None
+    block = block or -(-len(rows) // 10)
+    cfg: dict = {}
     if window is None:
-        cfg = {}
         if (run / "config.toml").exists():
             try:
                 cfg = tomllib.loads((run / "config.toml").read_text())
@@ -348,7 +349,7 @@ def health_command(
         window = max(1, (int(cfg.get("health_window", 0) or 0) or max(50, steps // 5)) // every)
     if window < 1:
         raise typer.BadParameter(f"must be >= 1; got {window}", param_hint="--window")
-    monitor, states = replay(rows, window)
+    monitor, states = replay(rows, window, health_warmup(window, len(rows)))  # as the run judged itself
     blocks = health_blocks(rows, states, block)
     con = Console()
     table = Table(title=f"{run}: training health, window {window} rows ({len(rows)} rows logged)")

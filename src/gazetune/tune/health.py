@@ -269,6 +269,17 @@ class HealthMonitor:
         }
 
 
+def health_warmup(window: int, steps: int) -> int:
+    """Steps not judged at the start of a run of ``steps`` steps: one ``window``, or less so that
+    the last window of a run shorter than two windows is still judged (0 when it is shorter than
+    one window: the window never fills then, and nothing is judged).
+
+    >>> health_warmup(80, 400), health_warmup(50, 80), health_warmup(50, 30)
+    (80, 30, 0)
+    """
+    return max(0, min(int(window), int(steps) - int(window)))
+
+
 # ------------------------------------------------------------------------------------------------
 # Re-judging a finished (or running) run from its log: ``gazetune gan health RUN``
 

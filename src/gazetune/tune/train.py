@@ -73,7 +73,7 @@ from gazetune.tune.distributed import Dist, rank_seed, setup as setup_distribute
 from gazetune.tune.history import HistoryBuffer
 from gazetune.checkpoint import atomic_write_text, read_checkpoint, write_checkpoint
 from gazetune.tune.ema import EMA, ema_beta
-from gazetune.tune.health import HealthMonitor, d_separation, grad_norm
+from gazetune.tune.health import HealthMonitor, d_separation, grad_norm, health_warmup
 from gazetune.tune.maps import MapProvider
 
 CHECKPOINT = "checkpoint.safetensors"
@@ -136,7 +136,8 @@ class TrainConfig:
     health_window : int
         Steps over which :class:`~gazetune.tune.health.HealthMonitor` judges whether D sits at
         chance or wins outright (0 = a fifth of the run, at least 50 steps); the first window of
-        steps is warm-up and not judged.
+        steps is warm-up and not judged (in a run shorter than two windows, only as much as
+        leaves the last window judged).
     health_probe_every : int
         Every this many steps (and on every logged step when ``log_every`` is larger) D scores
         16 real and 16 generated images of its batch again after the optimiser step (one extra
@@ -861,8 +862,10 @@ def _loop(
     warm = max(0, int(getattr(cfg, "warmup_steps", 0)))
     total = warm + cfg.steps
     window = cfg.health_window or max(50, cfg.steps // 5)
-    # the first window of a run is warm-up: a fresh GAN may sit near chance while G starts
-    monitor = HealthMonitor(window=window, warmup=window, say=console.print if d.main else None)
+    # the first window of a run is warm-up: a fresh GAN may sit near chance while G starts; a run
+    # shorter than two windows (a short tuning run) still gets its last window judged
+    monitor = HealthMonitor(window=window, warmup=health_warmup(window, cfg.steps),
+                            say=console.print if d.main else None)
     _replay_health(monitor, log_path, run.step, "tune" if warm else None, warm)
     warm_monitor = HealthMonitor(window=max(1, min(warm, 20)), warmup=0, say=None)
     if warm:
