@@ -61,14 +61,14 @@ def dead_discriminator(size: int, channels: int, width: int) -> nn.Module:
 
 
 def judge(run: Path, window: int | None) -> dict:
-    from gazetune.tune.health import read_step_rows, replay
+    from gazetune.tune.health import health_warmup, read_step_rows, replay
 
     rows = read_step_rows(run / "log.jsonl")
     if window is None:
         window = max(50, int(rows[-1]["step"]) // 5)
     out = {"rows": len(rows), "window": window}
     for rule, rs in (("old", [{k: v for k, v in r.items() if k not in NEW_KEYS} for r in rows]), ("current", rows)):
-        mon, _ = replay(rs, window)
+        mon, _ = replay(rs, window, health_warmup(window, len(rs)))  # as the run judged itself
         s = mon.summary()
         out[rule] = {"at_chance": s["share_steps_at_chance"], "balanced": s["share_steps_balanced"],
                      "frozen": s["share_steps_d_frozen"], "warnings": [(w["problem"], w["from_step"], w["to_step"])
