@@ -300,7 +300,8 @@ def read_step_rows(log_path: str | Path, phase: Optional[str] = "tune") -> list[
             row = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if not isinstance(row, dict) or row.get("kind", "step") != "step" or "health/acc_real" not in row:
+        if (not isinstance(row, dict) or row.get("kind", "step") != "step" or "health/acc_real" not in row
+                or "step" not in row):
             continue
         if phase is not None and row.get("phase", "tune") != phase:
             continue

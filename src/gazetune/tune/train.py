@@ -73,7 +73,7 @@ from gazetune.tune.distributed import Dist, rank_seed, setup as setup_distribute
 from gazetune.tune.history import HistoryBuffer
 from gazetune.checkpoint import atomic_write_text, read_checkpoint, write_checkpoint
 from gazetune.tune.ema import EMA, ema_beta
-from gazetune.tune.health import HealthMonitor, d_separation, grad_norm, health_warmup
+from gazetune.tune.health import HealthMonitor, d_separation, grad_norm, health_warmup, read_step_rows
 from gazetune.tune.maps import MapProvider
 
 CHECKPOINT = "checkpoint.safetensors"
@@ -141,8 +141,9 @@ class TrainConfig:
     health_probe_every : int
         Every this many steps (and on every logged step when ``log_every`` is larger) D scores
         16 real and 16 generated images of its batch again after the optimiser step (one extra
-        forward of D, no gradient: ``health/d_step_gain``, the fall of eq 2 that D's own step bought; it tells a
-        balanced discriminator from one that does not learn).  0 = never.  Default 4.
+        forward of D, no gradient: ``health/d_step_gain``, the fall of eq 2 that D's own step
+        bought; it tells a balanced discriminator from one that does not learn).  0 = never.
+        Default 4.
     history_share, history_capacity : float, int
         SimGAN history (:class:`gazetune.tune.history.HistoryBuffer`): the share of each fake
         batch that ``Dmain`` draws from earlier generator outputs (0 = off, the default: it has
@@ -523,7 +524,7 @@ class GazeGANLoss(Loss):
         img, pix = self._discriminate(torch.cat(parts))
         self._health = d_separation(img[:n].detach(), img[n : 2 * n].detach())
         if self._probe_due:  # keep D's exact inputs: after_step scores them again (health/d_step_gain)
-            k = min(n, PROBE_IMAGES)  # a share of the batch is enough, and halves the probe's cost at 32
+            k = min(n, PROBE_IMAGES)  # part of the batch is enough: 16 % of a step at batch 32, not 25 %
             self._probe = (torch.cat([xr[:k], xf[:k]]).detach(), k,
                            float(L.discriminator_loss_eq2(img[:k].detach(), img[n : n + k].detach(), "mean")))
         terms["D/eq2"] = L.discriminator_loss_eq2(img[:n], img[n : 2 * n], red)
@@ -771,18 +772,14 @@ def _replay_health(monitor: HealthMonitor, log_path: Path, upto: int, phase: str
     """Feed the step rows already in ``log.jsonl`` (up to step ``upto``) to a fresh monitor, so a
     resumed run judges its health over the whole run.  With ``phase`` only rows of that phase
     (``"warmup"``; ``"tune"`` also takes rows without a phase tag) count, their steps shifted by
-    ``-offset``."""
-    if not log_path.exists():
+    ``-offset`` (rows are read by :func:`gazetune.tune.health.read_step_rows`)."""
+    try:
+        rows = read_step_rows(log_path, phase=phase)
+    except (FileNotFoundError, ValueError):  # no log yet, or no health rows in it: nothing to replay
         return
     say, monitor.say = monitor.say, None
-    for line in log_path.read_text().splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:  # a line cut by a kill: the step is re-run and logged again
-            continue
-        if phase is not None and row.get("phase", "tune") != phase:
-            continue
-        if row.get("kind", "step") == "step" and "step" in row and int(row["step"]) <= upto:
+    for row in rows:
+        if int(row["step"]) <= upto:
             monitor.update(int(row["step"]) - offset, row)
     monitor.say = say
 
