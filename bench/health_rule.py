@@ -15,6 +15,8 @@ nonorm      the core issue's discriminator (no normalisation, PyTorch's default 
             at today's ``lr_D`` (8e-4)
 dead        the same discriminator at the core issue's ``lr_D`` (2e-4, equal to G's): the failure
             the monitor exists for (it must warn for as long as D stays dead)
+deadslow    the same discriminator at a tenth of that (2e-5): it stays dead for longer than a
+            judging window, so the monitor must warn while it still takes (small) steps
 ==========  =====================================================================================
 
 Each log is judged twice with the same window (the run's own, a fifth of its steps, at least
@@ -45,7 +47,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gan_quality import load_faces  # noqa: E402  (same split and resizing as the quality benchmark)
 
 NEW_KEYS = ("health/logit_spread", "health/d_step_gain")
-RUNS = {"default": {}, "lr0": {"lr_d": 0.0}, "nonorm": {}, "dead": {"lr_d": 2e-4}}  # TrainConfig changes
+RUNS = {"default": {}, "lr0": {"lr_d": 0.0}, "nonorm": {}, "dead": {"lr_d": 2e-4},
+        "deadslow": {"lr_d": 2e-5}}  # TrainConfig changes
 
 
 def dead_discriminator(size: int, channels: int, width: int) -> nn.Module:
@@ -90,7 +93,7 @@ def main() -> None:
     ap.add_argument("--window", type=int, default=None,
                     help="judging window of the default run in rows (default: its own, a fifth of its steps); "
                          "600 is the window of the 3,000-step run that raised the false alarm")
-    ap.add_argument("--runs", default="default,lr0,nonorm,dead")
+    ap.add_argument("--runs", default="default,lr0,nonorm,dead,deadslow")
     ap.add_argument("--quick", action="store_true", help="120 / 60 steps: a smoke run")
     args = ap.parse_args()
     if args.quick:
@@ -116,7 +119,7 @@ def main() -> None:
             steps = args.steps if name == "default" else args.short_steps
             cfg = TrainConfig(steps=steps, **RUNS[name], **kw)
             t0 = time.perf_counter()
-            d = dead_discriminator(args.size, 3, 32) if name in ("nonorm", "dead") else None
+            d = dead_discriminator(args.size, 3, 32) if name in ("nonorm", "dead", "deadslow") else None
             pretrain(cfg, torch.as_tensor(train), run, progress=True, discriminator=d)
             print(f"{name}: {steps} steps in {time.perf_counter() - t0:.0f} s", flush=True)
         results["runs"][name] = {"dir": str(run), **judge(run, args.window if name == "default" else None)}
