@@ -134,9 +134,10 @@ def test_monitor_tells_a_balanced_discriminator_from_a_dead_or_idle_one():
     for step, row in _level(0.3, (0.02, 0.01)):
         assert mon.update(step, row) is None
     assert mon.state() == "balanced" and mon.summary()["share_steps_balanced"] > 0.3 and mon.summary()["healthy"]
-    # the same accuracy and gap from a D that answers alike for every image (the core issue's D)
+    # the same accuracy and gap from a D that answers alike for every image (the core issue's D),
+    # even while its steps still gain clearly (t ~ 15: bench/health_rule.py's `deadslow`)
     mon = HealthMonitor(window=40)
-    got = [w for step, row in _level(0.0005, (0.01, 0.01)) if (w := mon.update(step, row))]
+    got = [w for step, row in _level(0.0005, (0.01, 0.002)) if (w := mon.update(step, row))]
     assert [w["problem"] for w in got] == ["d_chance"] and "scores every image alike" in got[0]["message"]
     # ... and from a responsive D whose steps buy nothing on average (gains are noise around 0)
     mon = HealthMonitor(window=40)
