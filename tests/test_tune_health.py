@@ -15,7 +15,7 @@ from gazetune.cli import app
 from gazetune.evaluate.distances import swd
 from gazetune.nets import DCGANGenerator, UNetDiscriminator, load_generator
 from gazetune.nets.latent import latents_from_seeds
-from gazetune.tune.health import LN4, HealthMonitor, d_separation, health_warmup
+from gazetune.tune.health import LN4, HealthMonitor, d_separation, health_warmup, sample_diversity
 from gazetune.tune.train import TrainConfig, pretrain
 
 from conftest import FACES_GAN as FACES
@@ -229,3 +229,61 @@ def test_a_run_shorter_than_two_windows_still_has_its_last_window_judged():
     dead = {"health/acc_real": 0.5, "health/acc_fake": 0.5, "health/logit_gap": 0.0, "health/logit_spread": 0.0}
     got = [w for step in range(1, 81) if (w := mon.update(step, dead))]
     assert [(w["problem"], w["from_step"], w["to_step"]) for w in got] == [("d_chance", 31, 80)]
+
+
+def test_sample_diversity_against_numpy():
+    rng = np.random.default_rng(3)
+    real = rng.normal(0.0, 0.5, (16, 3, 8, 8)).astype(np.float32)
+    fake = rng.normal(0.2, 0.1, (12, 3, 8, 8)).astype(np.float32)
+    expected = fake.std(axis=0).mean() / real.std(axis=0).mean()  # numpy's std is the population one
+    assert sample_diversity(torch.as_tensor(real), torch.as_tensor(fake)) == pytest.approx(float(expected), rel=1e-5)
+    assert sample_diversity(torch.as_tensor(real), torch.as_tensor(real[:5])) == pytest.approx(
+        float(real[:5].std(axis=0).mean() / real.std(axis=0).mean()), rel=1e-5)
+    one_image = np.repeat(fake[:1], 12, axis=0)
+    assert sample_diversity(torch.as_tensor(real), torch.as_tensor(one_image)) == 0.0
+    assert np.isnan(sample_diversity(torch.as_tensor(real[:1]), torch.as_tensor(fake)))
+
+
+def test_monitor_warns_on_a_collapsed_generator_whatever_d_does():
+    # D near-winning (accuracy 0.91, gap 8.5: not "wins", not level), G's samples all alike: the
+    # plain convolutional reference at 64 px (docs/benchmarks.md), which the D rules never flagged
+    row = {"health/acc_real": 0.95, "health/acc_fake": 0.87, "health/logit_gap": 8.5, "health/logit_spread": 3.7}
+    mon = HealthMonitor(window=20)
+    got = [w for step in range(1, 41) if (w := mon.update(step, {**row, "health/sample_diversity": 0.02}))]
+    assert [w["problem"] for w in got] == ["g_collapsed"] and "0.02 times" in got[0]["message"]
+    assert got[0]["from_step"] == 1 and got[0]["to_step"] == 20
+    assert mon.summary()["share_steps_g_collapsed"] == pytest.approx(21 / 40)
+    # the same D with a generator that varies: no warning; and logs without the figure: none either
+    for extra in ({"health/sample_diversity": 0.6}, {}):
+        mon = HealthMonitor(window=20)
+        assert not [w for step in range(1, 41) if mon.update(step, {**row, **extra})]
+
+
+def test_a_collapsed_generator_is_reported(faces, tmp_path):
+    """A built-in generator whose latent projection is zero and frozen: every z gives the same
+    image, however G trains, so the run must warn g_collapsed (log, health.json, gazetune gan health)."""
+    cfg = TrainConfig(**FACES, steps=40, checkpoint_every=0, health_window=20)
+    torch.manual_seed(0)
+    G = DCGANGenerator(cfg.z_dim, cfg.size, cfg.channels, cfg.g_width)
+    with torch.no_grad():
+        G.project.weight.zero_()
+    G.project.weight.requires_grad_(False)
+    out = tmp_path / "collapsed"
+    pretrain(cfg, faces[0], out, progress=False, generator=G)
+    rows = [r for r in _rows(out) if r["kind"] == "step"]
+    assert all(r["health/sample_diversity"] < 1e-4 for r in rows)
+    health = json.loads((out / "health.json").read_text())
+    assert "g_collapsed" in [w["problem"] for w in health["warnings"]]
+    assert health["last_window_sample_diversity"] < 1e-4
+    res = CliRunner().invoke(app, ["gan", "health", str(out)], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert "warning (g_collapsed)" in res.output and "G collapsed" in res.output
+
+
+def test_a_healthy_run_logs_a_varied_generator(short_run):
+    """The built-in generator on the same faces (the fixtures' 150-step run): varied samples, no collapse."""
+    run = short_run[0]
+    rows = [r for r in _rows(run) if r["kind"] == "step"]
+    divs = [r["health/sample_diversity"] for r in rows]
+    assert len(divs) == len(rows) and min(divs) > 0.1
+    assert not json.loads((run / "health.json").read_text()).get("share_steps_g_collapsed")

@@ -166,16 +166,20 @@ def write_report(
             rows.append([run, f"{h['share_eq2_away_from_2ln2']:.2f}", f"{h['last_window_acc']:.2f}",
                          f"{h['last_window_logit_gap']:+.2f}", _fmt(h.get("last_window_logit_spread"), ".3f"),
                          _fmt(h.get("last_window_step_gain"), "+.3f"), _fmt(h.get("share_steps_balanced"), ".2f"),
+                         _fmt(h.get("last_window_sample_diversity"), ".2f"),
                          "healthy" if h["healthy"] else "; ".join(w["message"] for w in h["warnings"])])
         rep.add_table(rows, ["run", "share of steps with D/eq2 away from 2 ln 2", "D accuracy (last window)",
                              "logit gap real - fake (last window)", "logit spread (last window)",
-                             "eq 2 gain per D step (last window)", "share of steps balanced", "warnings"])
+                             "eq 2 gain per D step (last window)", "share of steps balanced",
+                             "sample diversity, fake / real (last window)", "warnings"])
         rep.add_text("A discriminator at chance (accuracy 0.5, gap 0, D/eq2 = 1.386) teaches the generator nothing "
                      "when it gives every image the same score (logit spread near 0) or when its own steps do not "
                      "lower eq 2 on the batch they were taken on (step gain not above 0); the run warns when that, "
                      "D's steps changing nothing at all, or D winning outright, lasts a whole window of steps. "
                      "Accuracy near 0.5 from a discriminator that still scores images apart and gains from each "
-                     "step is a balanced game (counted as 'balanced', not a warning).")
+                     "step is a balanced game (counted as 'balanced', not a warning). Sample diversity is how much "
+                     "the generated batch varies pixel by pixel, relative to the real batch; below 0.1 over a window "
+                     "the generator has collapsed onto one image, and the run warns.")
 
     rep.add_heading("3. Gaze: heatmaps and scanpaths on real and synthetic faces")
     g = results["gaze"]

@@ -353,18 +353,19 @@ def health_command(
     blocks = health_blocks(rows, states, block)
     con = Console()
     table = Table(title=f"{run}: training health, window {window} rows ({len(rows)} rows logged)")
-    for col in ("steps", "D acc", "gap", "spread", "gain/step ± se (n)", "D/eq2", "state"):
+    for col in ("steps", "D acc", "gap", "spread", "gain/step ± se (n)", "D/eq2", "G diversity", "state"):
         table.add_column(col, justify="right" if col != "state" else "left")
     for b in blocks:
         gain = "-" if math.isnan(b["gain"]) else f"{b['gain']:+.4f}±{b['gain_se']:.4f} ({b['probes']})"
         state = ", ".join(f"{k} {v:.0%}" for k, v in b["states"].items())
         table.add_row(f"{b['from_step']}-{b['to_step']}", f"{b['acc']:.3f}", f"{b['gap']:+.3f}",
-                      "-" if math.isnan(b["spread"]) else f"{b['spread']:.3f}", gain, f"{b['eq2']:.3f}", state)
+                      "-" if math.isnan(b["spread"]) else f"{b['spread']:.3f}", gain, f"{b['eq2']:.3f}",
+                      "-" if math.isnan(b["diversity"]) else f"{b['diversity']:.2f}", state)
     con.print(table)
     summary = monitor.summary()
     con.print(f"steps after the warm-up: at chance {summary['share_steps_at_chance']:.0%}, balanced "
               f"{summary['share_steps_balanced']:.0%}, D wins {summary['share_steps_d_wins']:.0%}, "
-              f"D frozen {summary['share_steps_d_frozen']:.0%}")
+              f"D frozen {summary['share_steps_d_frozen']:.0%}, G collapsed {summary['share_steps_g_collapsed']:.0%}")
     for w in monitor.warnings:
         con.print(f"[bold yellow]warning[/] ({w['problem']}): {w['message']}")
     if not monitor.warnings:

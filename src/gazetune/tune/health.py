@@ -26,6 +26,13 @@ Figures (logged by :mod:`gazetune.tune.train` as ``health/...``):
   discriminator that learns gets a positive gain step after step, also when the game holds its
   accuracy at 0.5; one whose step changes nothing (learning rate 0, frozen weights) gets exactly
   0; a dead one whose answer does not depend on its input gets about 0.
+- ``sample_diversity``: how much the generated batch varies, relative to the real batch: the
+  per-pixel standard deviation across the fake batch, averaged over pixels and channels, over
+  the same figure of the real batch (:func:`sample_diversity`; before augmentation).  Near 1 for
+  a generator whose samples differ as much as real images do (0.6 for an untrained DCGAN on
+  faces64), near 0 for one that has collapsed onto a single image (0.02 for the plain
+  convolutional reference at 64 px after 200 steps, while its D scored 0.91 and the accuracy
+  and gap rules saw nothing wrong).
 - ``grad_D``, ``grad_G``: L2 norm of the gradient over all parameters of the network, before the
   optimiser step.
 
@@ -36,7 +43,8 @@ alike (spread below ``dead_spread``) or its own steps do not improve its answer 
 not clearly above 0 over the window).  A discriminator whose steps change nothing at all (gain
 below ``frozen_gain`` over the window) is reported as frozen whatever its accuracy.  At chance on
 accuracy and gap but responsive and learning is the state ``"balanced"``: counted in the summary,
-not a warning.
+not a warning.  A generator whose samples all look alike (``sample_diversity`` below
+``collapse_diversity`` over the window) is reported as collapsed (``g_collapsed``), whatever D does.
 """
 
 from __future__ import annotations
@@ -75,6 +83,29 @@ def d_separation(logits_real: torch.Tensor, logits_fake: torch.Tensor) -> dict[s
     }
 
 
+def sample_diversity(real: torch.Tensor, fake: torch.Tensor) -> float:
+    """Variety of a generated batch relative to a real one (``health/sample_diversity``).
+
+    ``real``, ``fake``: image batches ``(N, C, H, W)`` (N >= 2) on the same scale.  Returns
+    ``mean_pixels(std_batch(fake)) / mean_pixels(std_batch(real))``: the standard deviation of
+    every pixel and channel across the batch (population), averaged, of the fake batch over the
+    real batch.  0 when every generated image is the same; about 1 when the samples vary as much
+    as real images; ``nan`` when the real batch does not vary or a batch has fewer than 2 images.
+
+    Examples
+    --------
+    >>> real = torch.tensor([[[[0.0, 2.0]]], [[[2.0, 0.0]]]])   # per-pixel std 1 and 1
+    >>> fake = torch.tensor([[[[1.0, 1.0]]], [[[1.0, 2.0]]]])   # per-pixel std 0 and 0.5
+    >>> sample_diversity(real, fake)
+    0.25
+    """
+    r, f = real.detach().float(), fake.detach().float()
+    if r.shape[0] < 2 or f.shape[0] < 2:
+        return float("nan")
+    ref = float(r.std(dim=0, unbiased=False).mean())
+    return float(f.std(dim=0, unbiased=False).mean()) / ref if ref > 0 else float("nan")
+
+
 def grad_norm(module: nn.Module) -> float:
     """L2 norm of the gradients of all parameters of ``module`` (0 when none has a gradient)."""
     sq = [p.grad.detach().float().pow(2).sum() for p in module.parameters() if p.grad is not None]
@@ -103,6 +134,9 @@ class HealthMonitor:
     frozen_gain : float
         D is frozen (warning ``d_frozen``) when the mean absolute ``d_step_gain`` over the window
         (at least 5 probes) is below this (eq 2 units): its steps do not change its answers.
+    collapse_diversity : float
+        G has collapsed (warning ``g_collapsed``) when the mean ``sample_diversity`` over the full
+        window is below this: its samples vary less than a tenth as much as real images.
     win_acc, win_gap : float
         D "wins outright" when its mean accuracy over the window is above ``win_acc`` and the
         mean logit gap above ``win_gap``.
@@ -123,6 +157,7 @@ class HealthMonitor:
     dead_spread: float = 0.02
     learn_z: float = 2.0
     frozen_gain: float = 1e-6
+    collapse_diversity: float = 0.1
     win_acc: float = 0.98
     win_gap: float = 6.0
     warmup: int = 0
@@ -132,18 +167,20 @@ class HealthMonitor:
     eq2_away: int = 0
     chance_steps: int = 0
     frozen_steps: int = 0
+    collapsed_steps: int = 0
     balanced_steps: int = 0
     win_steps: int = 0
     _acc: deque = field(default_factory=deque, repr=False)
     _gap: deque = field(default_factory=deque, repr=False)
     _spread: deque = field(default_factory=deque, repr=False)
     _gain: deque = field(default_factory=deque, repr=False)
+    _diversity: deque = field(default_factory=deque, repr=False)
     _active: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if int(self.window) < 1:
             raise ValueError(f"HealthMonitor: window must be >= 1 step; got {self.window}")
-        for name in ("_acc", "_gap", "_spread", "_gain"):
+        for name in ("_acc", "_gap", "_spread", "_gain", "_diversity"):
             setattr(self, name, deque(maxlen=int(self.window)))
 
     @staticmethod
@@ -181,6 +218,13 @@ class HealthMonitor:
         got = [abs(v) for v in self._gain if v is not None]
         return len(self._acc) == self._acc.maxlen and len(got) >= 5 and sum(got) / len(got) < self.frozen_gain
 
+    def collapsed(self) -> bool:
+        """Whether G's samples varied less than ``collapse_diversity`` times the real images'
+        over the current full window (needs ``health/sample_diversity`` on at least half its steps)."""
+        got = [v for v in self._diversity if v is not None and not math.isnan(v)]
+        return (len(self._acc) == self._acc.maxlen and len(got) >= max(1, len(self._acc) // 2)
+                and sum(got) / len(got) < self.collapse_diversity)
+
     def state(self) -> str:
         """``"chance"``, ``"balanced"``, ``"wins"`` or ``"ok"`` for the current full window
         (``"warming"`` before); whether D is frozen is a separate question (:meth:`frozen`)."""
@@ -208,15 +252,18 @@ class HealthMonitor:
         self._gap.append(float(stats["health/logit_gap"]))
         self._spread.append(float(stats["health/logit_spread"]) if "health/logit_spread" in stats else None)
         self._gain.append(float(stats["health/d_step_gain"]) if "health/d_step_gain" in stats else None)
+        self._diversity.append(float(stats["health/sample_diversity"]) if "health/sample_diversity" in stats else None)
         state = self.state()
         self.chance_steps += state == "chance"
         self.balanced_steps += state == "balanced"
         self.win_steps += state == "wins"
         frozen = self.frozen()
         self.frozen_steps += frozen
+        collapsed = self.collapsed()
+        self.collapsed_steps += collapsed
         first_new = None
-        for problem in ("chance", "frozen", "wins"):
-            now = frozen if problem == "frozen" else state == problem
+        for problem in ("chance", "frozen", "collapsed", "wins"):
+            now = {"frozen": frozen, "collapsed": collapsed}.get(problem, state == problem)
             if now and problem not in self._active:
                 first = int(step) - len(self._acc) + 1
                 text = {
@@ -227,11 +274,15 @@ class HealthMonitor:
                     "frozen": lambda: "the discriminator's own steps change nothing: eq 2 on the batch it was just "
                                       f"trained on moved by {self._gain_t()[0]:+.1e} per step over {len(self._acc)} "
                                       "steps (learning rate 0 or frozen weights?)",
+                    "collapsed": lambda: "the generator has collapsed: its samples vary "
+                                         f"{self._mean(self._diversity):.2f} times as much as real images "
+                                         f"across the batch (sample diversity) over {len(self._acc)} steps; "
+                                         "look at its samples, lower lr_G or restart from an earlier checkpoint",
                     "wins": lambda: "the discriminator wins outright: it separates every real from every generated "
                                     f"image (mean accuracy {sum(self._acc) / len(self._acc):.2f}, logit gap "
                                     f"{sum(self._gap) / len(self._gap):+.1f}) for {len(self._acc)} steps",
                 }[problem]()
-                new = {"problem": f"d_{problem}", "from_step": first,
+                new = {"problem": f"{'g' if problem == 'collapsed' else 'd'}_{problem}", "from_step": first,
                        "to_step": int(step), "message": f"steps {first}-{int(step)}: {text}"}
                 self._active[problem] = new
                 self.warnings.append(new)
@@ -259,11 +310,13 @@ class HealthMonitor:
             "share_steps_balanced": self.balanced_steps / judged,
             "share_steps_d_wins": self.win_steps / judged,
             "share_steps_d_frozen": self.frozen_steps / judged,
+            "share_steps_g_collapsed": self.collapsed_steps / judged,
             "last_window_acc": acc,
             "last_window_logit_gap": gap,
             "last_window_logit_spread": self._mean(self._spread),
             "last_window_step_gain": gain,
             "last_window_step_gain_se": se,
+            "last_window_sample_diversity": self._mean(self._diversity),
             "healthy": not self.warnings,
             "warnings": list(self.warnings),
         }
@@ -314,7 +367,8 @@ def read_step_rows(log_path: str | Path, phase: Optional[str] = "tune") -> list[
 
 def replay(rows: list[dict], window: int, warmup: Optional[int] = None, **thresholds) -> tuple[HealthMonitor, list[str]]:
     """Feed logged step rows to a fresh :class:`HealthMonitor` and return it with its state after
-    each row (``"frozen"`` where :meth:`HealthMonitor.frozen`, else :meth:`HealthMonitor.state`).
+    each row (``"collapsed"`` where :meth:`HealthMonitor.collapsed`, else ``"frozen"`` where
+    :meth:`HealthMonitor.frozen`, else :meth:`HealthMonitor.state`).
     ``window`` and ``warmup`` (default ``window``, as in training) count rows: with
     ``log_every > 1`` a window of ``window`` rows spans ``window * log_every`` steps.  Warnings
     keep the run's step numbers.  ``thresholds`` are passed to :class:`HealthMonitor`."""
@@ -328,13 +382,14 @@ def replay(rows: list[dict], window: int, warmup: Optional[int] = None, **thresh
         for w in mon.warnings[before:]:
             w["from_step"], w["to_step"] = index[w["from_step"]], index[w["to_step"]]
             w["message"] = f"steps {w['from_step']}-{w['to_step']}:" + w["message"].split(":", 1)[1]
-        states.append("warming" if k <= mon.warmup else "frozen" if mon.frozen() else mon.state())
+        states.append("warming" if k <= mon.warmup else "collapsed" if mon.collapsed()
+                      else "frozen" if mon.frozen() else mon.state())
     return mon, states
 
 
 def health_blocks(rows: list[dict], states: list[str], block: int) -> list[dict]:
-    """Per block of ``block`` consecutive rows: steps, mean accuracy, logit gap and spread, the
-    mean step gain with its standard error and probe count, mean eq 2, and the share of each
+    """Per block of ``block`` consecutive rows: steps, mean accuracy, logit gap and spread, sample
+    diversity, the mean step gain with its standard error and probe count, mean eq 2, and the share of each
     monitor state."""
     out = []
     for a in range(0, len(rows), max(1, int(block))):
@@ -344,12 +399,14 @@ def health_blocks(rows: list[dict], states: list[str], block: int) -> list[dict]
         gm = sum(gains) / n if n else float("nan")
         se = (math.sqrt(sum((g - gm) ** 2 for g in gains) / (n - 1)) / math.sqrt(n)) if n > 1 else float("nan")
         spreads = [float(r["health/logit_spread"]) for r in b if "health/logit_spread" in r]
+        divs = [float(r["health/sample_diversity"]) for r in b if "health/sample_diversity" in r]
         st = states[a : a + block]
         out.append({
             "from_step": int(b[0]["step"]), "to_step": int(b[-1]["step"]),
             "acc": sum(0.5 * (r["health/acc_real"] + r["health/acc_fake"]) for r in b) / len(b),
             "gap": sum(r["health/logit_gap"] for r in b) / len(b),
             "spread": sum(spreads) / len(spreads) if spreads else float("nan"),
+            "diversity": sum(divs) / len(divs) if divs else float("nan"),
             "gain": gm, "gain_se": se, "probes": n,
             "eq2": sum(r.get("D/eq2", float("nan")) for r in b) / len(b),
             "states": {s: st.count(s) / len(st) for s in dict.fromkeys(st)},
@@ -358,12 +415,12 @@ def health_blocks(rows: list[dict], states: list[str], block: int) -> list[dict]
 
 
 STATE_COLOURS = {"ok": "#4daf4a", "balanced": "#377eb8", "chance": "#e41a1c", "frozen": "#984ea3",
-                 "wins": "#ff7f00", "warming": "#bbbbbb"}
+                 "wins": "#ff7f00", "collapsed": "#a65628", "warming": "#bbbbbb"}
 
 
 def plot_health(rows: list[dict], states: list[str], path: str | Path, title: str = "") -> Path:
-    """Four panels against the step (D accuracy, logit gap, logit spread, step gain), with the
-    monitor's state as a coloured band under each; written as PNG to ``path``."""
+    """Five panels against the step (D accuracy, logit gap, logit spread, step gain, sample
+    diversity), with the monitor's state as a coloured band under each; written as PNG to ``path``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -376,6 +433,7 @@ def plot_health(rows: list[dict], states: list[str], path: str | Path, title: st
     spread = np.array([r.get("health/logit_spread", np.nan) for r in rows])
     g_steps = np.array([int(r["step"]) for r in rows if "health/d_step_gain" in r])
     gain = np.array([r["health/d_step_gain"] for r in rows if "health/d_step_gain" in r])
+    diversity = np.array([r.get("health/sample_diversity", np.nan) for r in rows])
 
     def smooth(y: np.ndarray, k: int) -> np.ndarray:
         """Centred moving mean over ``k`` points, shorter at the ends (no edge dip)."""
@@ -386,9 +444,10 @@ def plot_health(rows: list[dict], states: list[str], path: str | Path, title: st
         lo, hi = np.maximum(0, i - k // 2), np.minimum(len(y), i + k // 2 + 1)
         return (c[hi] - c[lo]) / (hi - lo)
 
-    fig, axes = plt.subplots(4, 1, figsize=(9, 8.5), sharex=True)
+    fig, axes = plt.subplots(5, 1, figsize=(9, 10.5), sharex=True)
     panels = [(steps, acc, "D accuracy", 0.5), (steps, gap, "logit gap real - fake", 0.0),
-              (steps, spread, "logit spread", None), (g_steps, gain, "eq 2 gain per D step", 0.0)]
+              (steps, spread, "logit spread", None), (g_steps, gain, "eq 2 gain per D step", 0.0),
+              (steps, diversity, "sample diversity\n(fake / real)", 1.0)]
     for ax, (x, y, label, ref) in zip(axes, panels):
         if len(x):
             y = np.maximum(y, 1e-5) if label == "logit spread" else y  # a log axis
@@ -408,7 +467,7 @@ def plot_health(rows: list[dict], states: list[str], path: str | Path, title: st
     axes[3].set_yscale("symlog", linthresh=0.05)  # the first steps of a fresh D move eq 2 by whole units
     axes[-1].set_xlabel("step")
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in STATE_COLOURS.values()]
-    axes[0].legend(handles, list(STATE_COLOURS), ncol=6, fontsize=8, loc="upper right", title="monitor state (band)")
+    axes[0].legend(handles, list(STATE_COLOURS), ncol=7, fontsize=8, loc="upper right", title="monitor state (band)")
     if title:
         fig.suptitle(title)
     fig.tight_layout()

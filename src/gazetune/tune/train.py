@@ -73,7 +73,14 @@ from gazetune.tune.distributed import Dist, rank_seed, setup as setup_distribute
 from gazetune.tune.history import HistoryBuffer
 from gazetune.checkpoint import atomic_write_text, read_checkpoint, write_checkpoint
 from gazetune.tune.ema import EMA, ema_beta
-from gazetune.tune.health import HealthMonitor, d_separation, grad_norm, health_warmup, read_step_rows
+from gazetune.tune.health import (
+    HealthMonitor,
+    d_separation,
+    grad_norm,
+    health_warmup,
+    read_step_rows,
+    sample_diversity,
+)
 from gazetune.tune.maps import MapProvider
 
 CHECKPOINT = "checkpoint.safetensors"
@@ -501,8 +508,8 @@ class GazeGANLoss(Loss):
         red, pw = self.cfg.reduction, self.cfg.pixel_weight
         terms: dict[str, torch.Tensor] = {}
         with torch.no_grad():
-            fake = self._generate(batch.z)
-        fake, sm_fake = self._mix_history(fake, batch.sm_fake)
+            generated = self._generate(batch.z)
+        fake, sm_fake = self._mix_history(generated, batch.sm_fake)
         real = batch.real
         if self._weigh_d:
             w_real = self._weights(batch.sm_real)
@@ -523,6 +530,8 @@ class GazeGANLoss(Loss):
             parts.append(mixed)
         img, pix = self._discriminate(torch.cat(parts))
         self._health = d_separation(img[:n].detach(), img[n : 2 * n].detach())
+        # this step's samples only (not the history buffer's), before augmentation: has G collapsed?
+        self._health["health/sample_diversity"] = sample_diversity(real, generated)
         if self._probe_due:  # keep D's exact inputs: after_step scores them again (health/d_step_gain)
             k = min(n, PROBE_IMAGES)  # part of the batch is enough: 16 % of a step at batch 32, not 25 %
             self._probe = (torch.cat([xr[:k], xf[:k]]).detach(), k,
@@ -807,12 +816,14 @@ class _DOnly(Loss):
 
 def _bar_info(stats: dict, state: str) -> str:
     """The progress bar's health read-out: the image losses, D's accuracy, logit gap and spread,
-    and the monitor's state over its window (``ok``, ``balanced``, ``chance``, ``wins``)."""
+    G's sample diversity and the monitor's state over its window (``ok``, ``balanced``, ``chance``,
+    ``wins``, ``collapsed``)."""
     nan = float("nan")
     acc = 0.5 * (stats.get("health/acc_real", nan) + stats.get("health/acc_fake", nan))
     return " ".join([f"{k}={v:.3f}" for k, v in stats.items() if k.endswith(("eq1", "eq2"))]
                     + [f"D acc={acc:.2f} gap={stats.get('health/logit_gap', nan):+.2f} "
-                       f"spread={stats.get('health/logit_spread', nan):.2f} [{state}]"])
+                       f"spread={stats.get('health/logit_spread', nan):.2f} "
+                       f"G div={stats.get('health/sample_diversity', nan):.2f} [{state}]"])
 
 
 def _warmup_report(monitor: HealthMonitor, steps: int) -> dict:
@@ -898,7 +909,8 @@ def _loop(
             if (cfg.log_every and run.step % cfg.log_every == 0) or last or (warming and run.step == warm):
                 write_log({"kind": "step", "step": run.step, **tag, "wall_s": round(time.perf_counter() - t0, 4),
                            **stats})
-                bar.update(task, info=_bar_info(stats, monitor.state() if not warming else "warm-up"))
+                bar.update(task, info=_bar_info(stats, "warm-up" if warming else
+                                                      "collapsed" if monitor.collapsed() else monitor.state()))
             if warming and run.step == warm:
                 report = _warmup_report(warm_monitor, warm)
                 write_log(report)
@@ -956,6 +968,7 @@ def pretrain(
     progress: bool = True,
     hooks: Sequence[Callable[[int, dict], None]] = (),
     discriminator: nn.Module | None = None,
+    generator: nn.Module | None = None,
 ) -> Path:
     """Train a GAN from scratch with the image-level (eq 1-2) and per-pixel (eq 9a/10a) losses.
 
@@ -976,6 +989,9 @@ def pretrain(
     discriminator
         A discriminator module to train instead of the one ``cfg`` describes (its ``config()``
         goes into the checkpoint); for experiments and tests.
+    generator
+        A generator module to train instead of the built-in one ``cfg`` describes (the same
+        interface: ``G(z (N, z_dim)) -> (N, C, H, W)`` and ``config()``); for experiments and tests.
 
     Returns
     -------
@@ -988,7 +1004,7 @@ def pretrain(
     out, ck = _start(cfg, out_dir, resume, d)
     with torch.random.fork_rng(devices=[]):  # seeded weights without touching the caller's RNG
         torch.manual_seed(cfg.seed)
-        G = builtin_generator(cfg)
+        G = generator if generator is not None else builtin_generator(cfg)
         if cfg.d_arch not in DISCRIMINATORS:
             raise ValueError(f"d_arch must be one of {sorted(DISCRIMINATORS)}; got {cfg.d_arch!r}")
         D = discriminator if discriminator is not None else DISCRIMINATORS[cfg.d_arch](
