@@ -17,14 +17,16 @@ def test_quick_demo_writes_report(tmp_path):
     assert report == out / "report.html" and report.stat().st_size > 20_000
     html = report.read_text()
     for needle in ("fool rate", "heatmap", "scanpath", "M_saliency", "NSS", "Human-response model",
-                   "Training health", "logit spread (last window)", "eq 2 gain per D step"):
+                   "Training health", "logit spread (last window)", "eq 2 gain per D step",
+                   "sample diversity, fake / real"):
         assert needle in html, needle
     results = json.loads((out / "results.json").read_text())
     rates = results["fool_rates"]
     assert set(rates) >= {"base (pretrained)", "gaze (FIG. 4)", "no gaze (control)"}
     for r in rates.values():
         assert 0.0 <= r["lo"] <= r["rate"] <= r["hi"] <= 1.0
-    assert {"share_steps_balanced", "last_window_step_gain", "share_steps_d_frozen"} <= set(results["health"]["pretrain"])
+    assert {"share_steps_balanced", "last_window_step_gain", "share_steps_d_frozen", "share_steps_g_collapsed",
+            "last_window_sample_diversity"} <= set(results["health"]["pretrain"])
     assert results["gaze"]["detected_fixations"] > 0.5 * results["gaze"]["true_fixations"]
     for name in ("pretrain", "tune_gaze", "tune_control"):
         assert (out / name / "checkpoint.safetensors").exists()
