@@ -56,6 +56,24 @@ def load_faces(data: str, size: int, channels: int, n_eval: int, seed: int):
     return faces[order[n_eval:]], faces[order[:n_eval]]
 
 
+def parse_overrides(items: list[str]) -> dict:
+    """``["lr_d=4e-4", "spectral_norm=true"]`` -> TrainConfig field values of the fields' own types."""
+    from gazetune.tune.train import TrainConfig
+
+    defaults = TrainConfig()
+    out: dict = {}
+    for item in items:
+        key, sep, val = item.partition("=")
+        if not sep or not hasattr(defaults, key):
+            sys.exit(f"gan_quality: --set {item!r}: not KEY=VALUE with KEY a TrainConfig field")
+        kind = type(getattr(defaults, key))
+        try:
+            out[key] = val.lower() in ("1", "true", "yes") if kind is bool else kind(val)
+        except ValueError:
+            sys.exit(f"gan_quality: --set {item!r}: {val!r} is not a {kind.__name__}")
+    return out
+
+
 def score(real: np.ndarray, fake: np.ndarray, real_feats, with_fid: bool) -> dict:
     from gazetune.evaluate.distances import frechet_distance, kernel_distance, swd
 
@@ -86,6 +104,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-fid", action="store_true", help="SWD only (no Inception network needed)")
     ap.add_argument("--quick", action="store_true", help="300 steps, 100 eval images: a smoke run")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="override TrainConfig fields for every recipe, e.g. lr_d=4e-4 r1_gamma=1")
     args = ap.parse_args()
     if args.quick:
         args.steps, args.eval_every, args.n_eval = 300, 100, 100
@@ -115,6 +135,7 @@ def main() -> None:
         "default": {},
         "reference": {"d_arch": "conv", "d_norm": "none"},
     }
+    overrides = parse_overrides(args.set)
     archs = [a.strip() for a in args.arch.split(",") if a.strip()]
     for arch in archs:
         if arch not in ("dcgan", "style"):
@@ -126,7 +147,8 @@ def main() -> None:
         name = recipe if arch == "dcgan" else f"{recipe}-{arch}"
         cfg = TrainConfig(size=args.size, channels=args.channels, batch=args.batch, steps=args.steps,
                           g_width=args.g_width, d_width=args.d_width, seed=args.seed, log_every=10, sample_every=0,
-                          checkpoint_every=args.eval_every, n_samples=64, g_arch=arch, **recipes[recipe])
+                          checkpoint_every=args.eval_every, n_samples=64, g_arch=arch,
+                          **{**recipes[recipe], **overrides})
         run = out / name
         rows = []
         t0 = time.perf_counter()

@@ -178,7 +178,7 @@ def write_report(
                      "D's steps changing nothing at all, or D winning outright, lasts a whole window of steps. "
                      "Accuracy near 0.5 from a discriminator that still scores images apart and gains from each "
                      "step is a balanced game (counted as 'balanced', not a warning). Sample diversity is how much "
-                     "the generated batch varies pixel by pixel, relative to the real batch; below 0.1 over a window "
+                     "the generated batch varies pixel by pixel, relative to the real batch; below 0.05 over a window "
                      "the generator has collapsed onto one image, and the run warns.")
 
     rep.add_heading("3. Gaze: heatmaps and scanpaths on real and synthetic faces")
