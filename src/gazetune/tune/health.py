@@ -148,6 +148,9 @@ class HealthMonitor:
         its footing; a dead discriminator stays there long after).  Default 0.
     say : callable or None
         Called with each warning's message (e.g. ``console.print``).
+    unit : str
+        What one update is, in the messages: ``"steps"`` in training; :func:`replay` of a log
+        written every ``log_every > 1`` steps says ``"logged rows"``.
 
     Each warning is also kept in :attr:`warnings` (dicts with ``problem``, ``from_step``,
     ``to_step``, ``message``) and reported once per stretch: a new warning needs the condition to
@@ -165,6 +168,7 @@ class HealthMonitor:
     win_gap: float = 6.0
     warmup: int = 0
     say: Optional[Callable[[str], None]] = None
+    unit: str = "steps"
     warnings: list[dict] = field(default_factory=list)
     steps: int = 0
     eq2_away: int = 0
@@ -272,18 +276,18 @@ class HealthMonitor:
                 text = {
                     "chance": lambda: "the discriminator is at chance: it scores real and generated images alike "
                                       f"(mean accuracy {sum(self._acc) / len(self._acc):.2f}, logit gap "
-                                      f"{sum(self._gap) / len(self._gap):+.3f}) for {len(self._acc)} steps, and "
-                                      f"{self._why_level()}; the generator is learning nothing from it",
+                                      f"{sum(self._gap) / len(self._gap):+.3f}) for {len(self._acc)} {self.unit}, and "
+                                      f"{self._why_level()}; its image logit (eq 1) gives the generator nothing to learn from",
                     "frozen": lambda: "the discriminator's own steps change nothing: eq 2 on the batch it was just "
                                       f"trained on moved by {self._gain_t()[0]:+.1e} per step over {len(self._acc)} "
-                                      "steps (learning rate 0 or frozen weights?)",
+                                      f"{self.unit} (learning rate 0 or frozen weights?)",
                     "collapsed": lambda: "the generator has collapsed: its samples vary "
                                          f"{self._mean(self._diversity):.2f} times as much as real images "
-                                         f"across the batch (sample diversity) over {len(self._acc)} steps; "
+                                         f"across the batch (sample diversity) over {len(self._acc)} {self.unit}; "
                                          "look at its samples, lower lr_G or restart from an earlier checkpoint",
                     "wins": lambda: "the discriminator wins outright: it separates every real from every generated "
                                     f"image (mean accuracy {sum(self._acc) / len(self._acc):.2f}, logit gap "
-                                    f"{sum(self._gap) / len(self._gap):+.1f}) for {len(self._acc)} steps",
+                                    f"{sum(self._gap) / len(self._gap):+.1f}) for {len(self._acc)} {self.unit}",
                 }[problem]()
                 new = {"problem": f"{'g' if problem == 'collapsed' else 'd'}_{problem}", "from_step": first,
                        "to_step": int(step), "message": f"steps {first}-{int(step)}: {text}"}
@@ -375,6 +379,8 @@ def replay(rows: list[dict], window: int, warmup: Optional[int] = None, **thresh
     ``window`` and ``warmup`` (default ``window``, as in training) count rows: with
     ``log_every > 1`` a window of ``window`` rows spans ``window * log_every`` steps.  Warnings
     keep the run's step numbers.  ``thresholds`` are passed to :class:`HealthMonitor`."""
+    sparse = any(int(b["step"]) - int(a["step"]) > 1 for a, b in zip(rows, rows[1:]))
+    thresholds.setdefault("unit", "logged rows" if sparse else "steps")
     mon = HealthMonitor(window=int(window), warmup=int(window if warmup is None else warmup), **thresholds)
     states = []
     index = {}
