@@ -44,9 +44,9 @@ def _close_runs(a: Path, b: Path, rel: float = 5e-3, weights: bool = True) -> No
     assert [r["step"] for r in ra] == [r["step"] for r in rb]
     for x, y in zip(ra, rb):
         for k, v in x.items():
-            if k == "health/logit_spread":
-                # a standard deviation within each rank's slice, averaged over the ranks: close to
-                # the global batch's, not equal (one rank's 8 logits against 16)
+            if k in ("health/logit_spread", "health/sample_diversity"):
+                # standard deviations within each rank's slice, averaged over the ranks: close to
+                # the global batch's, not equal (one rank's 8 logits or images against 16)
                 assert y[k] == pytest.approx(v, rel=0.25), (x["step"], k)
             elif k not in ("kind", "wall_s", "step", "phase"):
                 # the reduction order differs between 2 processes and 1, and GAN training amplifies

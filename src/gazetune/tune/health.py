@@ -32,7 +32,8 @@ Figures (logged by :mod:`gazetune.tune.train` as ``health/...``):
   a generator whose samples differ as much as real images do (0.5-0.8 for the width-32 default
   on faces64 at 32 px after step 60; 0.4-0.6 untrained), near 0 for one that has collapsed onto
   a single image (0.02-0.07 for the plain convolutional reference at 64 px from step 90 on,
-  while its D scored 0.91-0.95 and the accuracy and gap rules saw nothing wrong).
+  while its D scored 0.91-0.95 and the accuracy and gap rules saw nothing wrong).  Under
+  torchrun it is measured per rank, on the rank's slice, and averaged like the spread.
 - ``grad_D``, ``grad_G``: L2 norm of the gradient over all parameters of the network, before the
   optimiser step.
 
