@@ -25,6 +25,10 @@ training faces (the floor of each distance at this set size).
 ``style``: :class:`gazetune.nets.style_generator.StyleGenerator`, mapping network, modulated
 convolutions, noise and style mixing); a style run is named ``<recipe>-style``.
 
+``--set KEY=VALUE ...`` overrides ``TrainConfig`` fields for every recipe.  At ``--size 64`` pass
+``--set lr_d=2e-4``: the default ``lr_D`` (4x ``lr_G``, measured at 32 px) kills D there
+(docs/benchmarks.md, "64 px").
+
 Output: a table per run on stdout, ``OUT/results.json`` and sample grids
 ``OUT/<run>/samples_eval_<step>.png``.
 
@@ -110,6 +114,7 @@ def main() -> None:
     if args.quick:
         args.steps, args.eval_every, args.n_eval = 300, 100, 100
     torch.set_num_threads(1)
+    overrides = parse_overrides(args.set)  # before the slow set-up: a typo fails at once
 
     from gazetune.evaluate.inception import is_available
     from gazetune.images import save_image_grid
@@ -135,7 +140,6 @@ def main() -> None:
         "default": {},
         "reference": {"d_arch": "conv", "d_norm": "none"},
     }
-    overrides = parse_overrides(args.set)
     archs = [a.strip() for a in args.arch.split(",") if a.strip()]
     for arch in archs:
         if arch not in ("dcgan", "style"):
