@@ -25,9 +25,10 @@ training faces (the floor of each distance at this set size).
 ``style``: :class:`gazetune.nets.style_generator.StyleGenerator`, mapping network, modulated
 convolutions, noise and style mixing); a style run is named ``<recipe>-style``.
 
-``--set KEY=VALUE ...`` overrides ``TrainConfig`` fields for every recipe.  At ``--size 64`` pass
-``--set lr_d=2e-4``: the default ``lr_D`` (4x ``lr_G``, measured at 32 px) kills D there
-(docs/benchmarks.md, "64 px").
+``--set KEY=VALUE ...`` overrides ``TrainConfig`` fields for every recipe.  ``lr_d`` left unset
+takes the image side's default (:func:`gazetune.tune.train.default_lr_d`: 4x ``lr_G`` up to 32 px,
+1x above); ``--size 64 --set lr_d=8e-4`` reproduces the 4x run whose D died (docs/benchmarks.md,
+"64 px").
 
 Output: a table per run on stdout, ``OUT/results.json`` and sample grids
 ``OUT/<run>/samples_eval_<step>.png``.
@@ -71,6 +72,8 @@ def parse_overrides(items: list[str]) -> dict:
         if not sep or not hasattr(defaults, key):
             sys.exit(f"gan_quality: --set {item!r}: not KEY=VALUE with KEY a TrainConfig field")
         kind = type(getattr(defaults, key))
+        if getattr(defaults, key) is None:  # lr_d: None = the image side's default; a value is a float
+            kind = float
         try:
             out[key] = val.lower() in ("1", "true", "yes") if kind is bool else kind(val)
         except ValueError:

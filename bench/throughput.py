@@ -93,7 +93,7 @@ def one(size: int, pipeline: str, batch: int, steps: int, device: str, threads: 
     gen = torch.Generator().manual_seed(1)
     loss = GazeGANLoss(G, D, cfg, provider, gen, extra_generator_terms=extra)
     opts = {"G": torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2)),
-            "D": torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))}
+            "D": torch.optim.Adam(D.parameters(), lr=cfg.resolved().lr_d, betas=(cfg.beta1, cfg.beta2))}
     ema = EMA(G, 0.999)
     walls, cpus = [], []
     for k in range(steps + 2):  # 2 warm-up steps

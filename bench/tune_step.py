@@ -55,7 +55,7 @@ def build(mode: str, cfg: TuneConfig, images: torch.Tensor, names: list[str], ma
     loss = GazeGANLoss(G, D, cfg, provider, gen)
     opts = {
         "G": torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2)),
-        "D": torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2)),
+        "D": torch.optim.Adam(D.parameters(), lr=cfg.resolved().lr_d, betas=(cfg.beta1, cfg.beta2)),
     }
     ema = EMA(G, 0.999)
 

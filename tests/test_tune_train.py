@@ -47,7 +47,7 @@ def test_pretrain_writes_run_files(pretrained):
     names = sorted(p.name for p in out.iterdir())
     assert names == ["checkpoint.safetensors", "config.toml", "health.json", "log.jsonl", "samples_000002.png",
                      "samples_000004.png"]
-    assert load_config(TrainConfig, out / "config.toml") == cfg
+    assert load_config(TrainConfig, out / "config.toml") == cfg.resolved()
     lines = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
     assert [x["step"] for x in lines] == [1, 2, 3, 4]
     assert {x["kind"] for x in lines} == {"step"}
@@ -100,6 +100,29 @@ def test_tune_moves_generator_and_logs_mode(pretrained, tmp_path):
     assert "G/eq9b" in lines[2] and "D/eq10b" in lines[2]
     saved = load_config(TuneConfig, tmp_path / "tuned" / "config.toml")
     assert saved.size == 25 and saved.z_dim == 8 and saved.alpha == 0.5  # network fields from the checkpoint
+    assert saved.lr_d == pytest.approx(4 * 1e-3)  # unset lr_d: 4x lr_G at the generator's 25 px
+
+
+def test_default_lr_d_follows_the_image_side(tmp_path):
+    """lr_d unset: 4x lr_G up to 32 px, 1x above (at 64 px 4x killed D); the run's config.toml
+    and its optimiser hold the number; a given lr_d is kept at any size."""
+    from gazetune.tune.train import default_lr_d
+
+    assert default_lr_d(32, 2e-4) == pytest.approx(8e-4) and default_lr_d(64, 2e-4) == pytest.approx(2e-4)
+    assert TrainConfig().resolved().lr_d == pytest.approx(8e-4)
+    assert TuneConfig().resolved().lr_d == pytest.approx(4e-4)
+    assert TrainConfig(size=64, lr_d=5e-4).resolved().lr_d == 5e-4
+    g = torch.Generator().manual_seed(0)
+    for size, lr_d, want in ((64, None, 2e-4), (64, 6e-4, 6e-4), (32, None, 8e-4)):
+        cfg = TrainConfig(**{**SMALL, "size": size}, lr_d=lr_d, steps=1, sample_every=0, checkpoint_every=0)
+        out = tmp_path / f"s{size}_{lr_d}"
+        pretrain(cfg, torch.rand(4, 1, size, size, generator=g) * 2 - 1, out, progress=False)
+        assert load_config(TrainConfig, out / "config.toml").lr_d == pytest.approx(want)
+        ck = read_checkpoint(out / "checkpoint.safetensors")
+        assert json.loads(ck.metadata["opt_D/param_groups"])[0]["lr"] == pytest.approx(want)
+        assert json.loads(ck.metadata["opt_G/param_groups"])[0]["lr"] == pytest.approx(2e-4)
+    with pytest.raises(ValueError, match="lr_d"):
+        TrainConfig(lr_d=-1e-4)
 
 
 def test_tune_restores_the_base_adam_moments_at_the_tuning_lr(pretrained, tmp_path):

@@ -210,7 +210,8 @@ class HealthMonitor:
         """Why level answers over the window are a problem (``None``: D is responsive and learning)."""
         spread = self._mean(self._spread)
         if not math.isnan(spread) and spread < self.dead_spread:
-            return f"it scores every image alike (logit spread {spread:.4f})"
+            return (f"it scores every image alike (logit spread {spread:.4f}; a D that stopped responding "
+                    "may be learning too fast: try a lower lr_d, e.g. lr_d = lr_g)")
         gain, se, n = self._gain_t()
         if n >= 5:
             if not (gain > 0 and gain > self.learn_z * se):

@@ -118,8 +118,11 @@ class TrainConfig:
         Images per batch (real and fake each; under ``torchrun`` the global batch, split over the
         processes); total optimisation steps of the run.
     lr_g, lr_d, beta1, beta2 : float
-        Adam settings.  D learns four times faster than G (TTUR, Heusel et al. 2017): with equal
-        rates the discriminator fell back to chance on the built-in faces.
+        Adam settings.  ``lr_d = None`` (the default) means :func:`default_lr_d` for the image
+        side, resolved when a run starts (:meth:`resolved`; ``config.toml`` holds the number): up
+        to 32 px D learns four times faster than G (TTUR, Heusel et al. 2017: with equal rates the
+        discriminator fell back to chance on the built-in faces); above 32 px as fast as G (at
+        64 px four times killed D).
     ema_half_life : float
         Half-life of the generator EMA in images (0 = no averaging).
     diffaug : str
@@ -184,7 +187,7 @@ class TrainConfig:
     batch: int = 32
     steps: int = 2000
     lr_g: float = 2e-4
-    lr_d: float = 8e-4
+    lr_d: float | None = None
     beta1: float = 0.0
     beta2: float = 0.99
     ema_half_life: float = 2000.0
@@ -213,6 +216,17 @@ class TrainConfig:
             raise ValueError(f"precision must be one of {list(PRECISIONS)}; got {self.precision!r}")
         if not isinstance(self.channels_last, bool):
             raise ValueError(f"channels_last must be true or false; got {self.channels_last!r}")
+        for name in ("lr_g", "lr_d"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, (int, float)) and value >= 0):
+                raise ValueError(f"{name} must be a number >= 0; got {value!r}")
+
+    def resolved(self):
+        """This config with ``lr_d`` filled in (:func:`default_lr_d` of ``size`` and ``lr_g``
+        when it is ``None``); the same object when it is already set."""
+        if self.lr_d is not None:
+            return self
+        return dataclasses.replace(self, lr_d=default_lr_d(self.size, self.lr_g))
 
     def policy(self) -> tuple[str, ...]:
         pol = tuple(p.strip() for p in self.diffaug.split(",") if p.strip())
@@ -220,6 +234,24 @@ class TrainConfig:
         if bad:
             raise ValueError(f"diffaug: unknown policy {bad}; choose from {POLICIES}")
         return pol
+
+
+#: lr_D / lr_G when a config leaves ``lr_d`` unset: up to this image side (px) ...
+TTUR_MAX_SIZE = 32
+#: ... D learns this many times faster than G, above it as fast as G
+TTUR_RATIO = 4.0
+
+
+def default_lr_d(size: int, lr_g: float) -> float:
+    """D's Adam learning rate when a config leaves ``lr_d`` unset.
+
+    ``TTUR_RATIO`` (4) x ``lr_g`` up to ``TTUR_MAX_SIZE`` (32) px, 1 x ``lr_g`` above.  Measured on
+    faces64 (docs/benchmarks.md, "64 px"): at 32 px equal rates left D at chance and 4x trains;
+    at 64 px 4x killed D within ~170 steps (every image got the same logit, spread 0.004, and
+    its steps gained nothing), while 1x kept it responsive and learning (spread 0.16-0.18, eq 2
+    falling by 0.08-0.10 per D step over steps 160-300).  Untested sizes above 64 px get 1x too.
+    """
+    return float(lr_g) * (TTUR_RATIO if int(size) <= TTUR_MAX_SIZE else 1.0)
 
 
 def autocast(cfg: TrainConfig):
@@ -283,7 +315,7 @@ class TuneConfig(TrainConfig):
     """
 
     lr_g: float = 1e-4
-    lr_d: float = 4e-4
+    lr_d: float | None = None
     steps: int = 500
     alpha: float = 1.0
     mode: str = "auto"
@@ -446,7 +478,7 @@ class GazeGANLoss(Loss):
         self._probe: tuple[torch.Tensor, int, float] | None = None
 
     def networks(self) -> dict[str, tuple[nn.Module, float]]:
-        return {"G": (self.G, self.cfg.lr_g), "D": (self.D, self.cfg.lr_d)}
+        return {"G": (self.G, self.cfg.lr_g), "D": (self.D, self.cfg.resolved().lr_d)}
 
     def logged(self) -> dict[str, float]:
         out = dict(self._health)
@@ -998,6 +1030,7 @@ def pretrain(
     Path
         The checkpoint file.
     """
+    cfg = cfg.resolved()  # lr_d of the image side, into config.toml
     d = setup_distributed(cfg.device)  # under torchrun: join the process group (else one process)
     d.per_rank_batch(cfg.batch)
     x = _check_images(images, cfg)
@@ -1130,7 +1163,7 @@ def tune(
         warmup_steps=cfg.warmup_steps if cfg.warmup_steps >= 0 else (0 if res.D is not None or discriminator else 100),
         truncation_psi=src.psi if src.kind == "stylegan" else cfg.truncation_psi,
         noise_mode=src.noise_mode if src.kind == "stylegan" else cfg.noise_mode,
-    )
+    ).resolved()  # lr_d of the generator's image side, into config.toml
     x = _check_images(images, cfg)
     out, _ = _start(cfg, out, resume, d)
     if src.external and not resuming and d.main:
