@@ -248,8 +248,8 @@ def default_lr_d(size: int, lr_g: float) -> float:
     ``TTUR_RATIO`` (4) x ``lr_g`` up to ``TTUR_MAX_SIZE`` (32) px, 1 x ``lr_g`` above.  Measured on
     faces64 (docs/benchmarks.md, "64 px"): at 32 px equal rates left D at chance and 4x trains;
     at 64 px 4x killed D within ~170 steps (every image got the same logit, spread 0.004, and
-    its steps gained nothing), while 1x kept it responsive and learning (spread 0.16-0.18, eq 2
-    falling by 0.08-0.10 per D step over steps 160-300).  Untested sizes above 64 px get 1x too.
+    its steps gained nothing), while 1x kept it responsive and learning (spread 0.11-0.26, eq 2
+    falling by 0.05-0.12 per D step over steps 130-600, no warning).  Untested sizes above 64 px get 1x too.
     """
     return float(lr_g) * (TTUR_RATIO if int(size) <= TTUR_MAX_SIZE else 1.0)
 
